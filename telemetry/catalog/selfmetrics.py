@@ -1,0 +1,13 @@
+"""The pipeline's own health: how each collector and the store behave."""
+
+from telemetry.catalog._core import catalog
+
+d = catalog.define
+COL = ("collector",)
+
+COLLECTOR_DURATION = d("ctwin_collector_duration_seconds", "gauge", "seconds", "Duration of the last collection.", COL)
+COLLECTOR_ERRORS = d("ctwin_collector_errors_total", "counter", "errors", "Failed or timed-out collections.", COL)
+COLLECTOR_LAST_SUCCESS = d("ctwin_collector_last_success_timestamp_seconds", "gauge", "seconds", "Unix time of the last successful collection.", COL)
+COLLECTOR_SAMPLES = d("ctwin_collector_samples_total", "counter", "samples", "Samples produced by the collector.", COL)
+PIPELINE_DROPPED = d("ctwin_pipeline_dropped_samples_total", "counter", "samples", "Samples dropped because the sink buffer was full.")
+STORE_WRITE_SECONDS = d("ctwin_store_write_seconds", "gauge", "seconds", "Duration of the last durable store append.")

@@ -1,0 +1,67 @@
+"""The job-history schema shared by every job source (Slurm, SWF traces, replay, later Kubernetes).
+
+Times are unix seconds (Int64, null when unknown): batch schedulers work in whole seconds and the
+simulator and models need integer arithmetic. Users and groups are kept as the source gives them
+in memory; exports pseudonymise them (see telemetry.export). Container-configuration fields are
+null for jobs that did not run in a container.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import polars as pl
+
+__all__ = ["JOB_SCHEMA", "JOB_STATES", "JobState", "empty_jobs", "conform_jobs"]
+
+JobState = Literal[
+    "PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT",
+    "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE", "SUSPENDED", "UNKNOWN",
+]
+JOB_STATES: tuple[str, ...] = JobState.__args__  # type: ignore[attr-defined]
+
+JOB_SCHEMA: dict[str, pl.DataType] = {
+    "site": pl.String(),
+    "source": pl.String(),            # "slurm", "swf", "replay", ...
+    "job_id": pl.String(),            # as the source names it ("1234", "1234_5" for array tasks)
+    "name": pl.String(),
+    "user": pl.String(),
+    "group": pl.String(),
+    "partition": pl.String(),
+    "submit_s": pl.Int64(),
+    "eligible_s": pl.Int64(),
+    "start_s": pl.Int64(),
+    "end_s": pl.Int64(),
+    "expected_start_s": pl.Int64(),   # the scheduler's own estimate for a pending job
+    "req_cores": pl.Int64(),
+    "alloc_cores": pl.Int64(),
+    "req_nodes": pl.Int64(),
+    "alloc_nodes": pl.Int64(),
+    "gpus": pl.Int64(),
+    "req_mem_bytes": pl.Int64(),
+    "req_walltime_s": pl.Int64(),
+    "state": pl.String(),             # one of JOB_STATES
+    "exit_code": pl.Int64(),
+    "container_runtime": pl.String(),
+    "container_image": pl.String(),
+    "ranks_per_container": pl.Int64(),
+    "affinity": pl.String(),
+    "interconnect": pl.String(),
+    "observed_s": pl.Int64(),         # when this record was read from the source
+}
+
+
+def empty_jobs() -> pl.DataFrame:
+    return pl.DataFrame(schema=JOB_SCHEMA)
+
+
+def conform_jobs(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """Add missing columns as nulls, cast, and order columns as JOB_SCHEMA says."""
+    lf = frame.lazy()
+    have = set(lf.collect_schema().names())
+    return lf.select(
+        [
+            (pl.col(name) if name in have else pl.lit(None)).cast(dtype).alias(name)
+            for name, dtype in JOB_SCHEMA.items()
+        ]
+    )

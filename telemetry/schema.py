@@ -1,0 +1,122 @@
+"""Typed samples and batches: the one data shape every collector, sink and store agrees on.
+
+A sample is (metric, value, labels, timestamp in ns). Batches are polars frames with a fixed
+schema so stores can append them column-wise (Arrow) instead of row by row. Labels travel as a
+canonical JSON string (sorted keys, no spaces): it hashes to a stable series id, and DuckDB and
+analysts can read it without a custom decoder.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "BATCH_SCHEMA",
+    "Batch",
+    "Sample",
+    "StrictModel",
+    "canonical_labels",
+    "now_ns",
+]
+
+
+class StrictModel(BaseModel):
+    """Base for every config model: unknown keys are errors, values are immutable once checked."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+def canonical_labels(labels: Mapping[str, str]) -> str:
+    """Stable text form of a label set; equal sets give equal strings (and series ids)."""
+    if not labels:
+        return "{}"
+    return json.dumps(dict(sorted(labels.items())), separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    metric: str
+    value: float
+    labels: Mapping[str, str] = field(default_factory=dict)
+    ts_ns: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "value": self.value, "labels": dict(self.labels), "ts_ns": self.ts_ns}
+
+
+BATCH_SCHEMA: dict[str, pl.DataType] = {
+    "metric": pl.String(),
+    "labels": pl.String(),
+    "value": pl.Float64(),
+    "ts_ns": pl.Int64(),
+}
+
+
+class Batch:
+    """An immutable group of samples, stored as a polars frame with BATCH_SCHEMA."""
+
+    __slots__ = ("frame",)
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        missing = set(BATCH_SCHEMA) - set(frame.columns)
+        if missing:
+            raise ValueError(f"batch frame lacks columns {sorted(missing)}")
+        self.frame = frame.select(
+            [pl.col(name).cast(dtype, strict=True) for name, dtype in BATCH_SCHEMA.items()]
+        )
+
+    @classmethod
+    def from_samples(cls, samples: Iterable[Sample]) -> Batch:
+        metrics: list[str] = []
+        labels: list[str] = []
+        values: list[float] = []
+        stamps: list[int] = []
+        for s in samples:
+            metrics.append(s.metric)
+            labels.append(canonical_labels(s.labels))
+            values.append(float(s.value))
+            stamps.append(s.ts_ns)
+        return cls(
+            pl.DataFrame(
+                {"metric": metrics, "labels": labels, "value": values, "ts_ns": stamps},
+                schema=BATCH_SCHEMA,
+            )
+        )
+
+    @classmethod
+    def empty(cls) -> Batch:
+        return cls(pl.DataFrame(schema=BATCH_SCHEMA))
+
+    @classmethod
+    def concat(cls, batches: Iterable[Batch]) -> Batch:
+        frames = [b.frame for b in batches if len(b)]
+        return cls(pl.concat(frames)) if frames else cls.empty()
+
+    def __len__(self) -> int:
+        return self.frame.height
+
+    def samples(self) -> Iterator[Sample]:
+        for metric, labels, value, ts in self.frame.iter_rows():
+            yield Sample(metric, value, json.loads(labels), ts)
+
+    def with_labels(self, extra: Mapping[str, str]) -> Batch:
+        """Add labels (site, host) to every sample; existing keys win, so a collector can override."""
+        if not extra or not len(self):
+            return self
+        rows = [
+            canonical_labels({**extra, **json.loads(text)})
+            for text in self.frame["labels"].unique().to_list()
+        ]
+        mapping = dict(zip(self.frame["labels"].unique().to_list(), rows, strict=True))
+        return Batch(self.frame.with_columns(pl.col("labels").replace_strict(mapping)))
