@@ -12,18 +12,29 @@ from typing import Literal
 
 import polars as pl
 
-__all__ = ["JOB_SCHEMA", "JOB_STATES", "JobState", "empty_jobs", "conform_jobs"]
+__all__ = ["JOB_SCHEMA", "JOB_STATES", "JobState", "conform_jobs", "empty_jobs"]
 
 JobState = Literal[
-    "PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT",
-    "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE", "SUSPENDED", "UNKNOWN",
+    "PENDING",
+    "RUNNING",
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "SUSPENDED",
+    "UNKNOWN",
 ]
 JOB_STATES: tuple[str, ...] = JobState.__args__  # type: ignore[attr-defined]
 
 JOB_SCHEMA: dict[str, pl.DataType] = {
     "site": pl.String(),
-    "source": pl.String(),            # "slurm", "swf", "replay", ...
-    "job_id": pl.String(),            # as the source names it ("1234", "1234_5" for array tasks)
+    "source": pl.String(),  # "slurm", "swf", "replay", ...
+    "job_id": pl.String(),  # as the source names it ("1234", "1234_5" for array tasks)
     "name": pl.String(),
     "user": pl.String(),
     "group": pl.String(),
@@ -32,7 +43,7 @@ JOB_SCHEMA: dict[str, pl.DataType] = {
     "eligible_s": pl.Int64(),
     "start_s": pl.Int64(),
     "end_s": pl.Int64(),
-    "expected_start_s": pl.Int64(),   # the scheduler's own estimate for a pending job
+    "expected_start_s": pl.Int64(),  # the scheduler's own estimate for a pending job
     "req_cores": pl.Int64(),
     "alloc_cores": pl.Int64(),
     "req_nodes": pl.Int64(),
@@ -40,14 +51,14 @@ JOB_SCHEMA: dict[str, pl.DataType] = {
     "gpus": pl.Int64(),
     "req_mem_bytes": pl.Int64(),
     "req_walltime_s": pl.Int64(),
-    "state": pl.String(),             # one of JOB_STATES
+    "state": pl.String(),  # one of JOB_STATES
     "exit_code": pl.Int64(),
     "container_runtime": pl.String(),
     "container_image": pl.String(),
     "ranks_per_container": pl.Int64(),
     "affinity": pl.String(),
     "interconnect": pl.String(),
-    "observed_s": pl.Int64(),         # when this record was read from the source
+    "observed_s": pl.Int64(),  # when this record was read from the source
 }
 
 

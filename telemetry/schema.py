@@ -9,21 +9,24 @@ analysts can read it without a custom decoder.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 __all__ = [
     "BATCH_SCHEMA",
     "Batch",
+    "Duration",
     "Sample",
     "StrictModel",
     "canonical_labels",
     "now_ns",
+    "parse_duration",
 ]
 
 
@@ -31,6 +34,29 @@ class StrictModel(BaseModel):
     """Base for every config model: unknown keys are errors, values are immutable once checked."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number or a string like "500ms", "5s", "2m", "1h", "30d"."""
+    if isinstance(value, bool):
+        raise ValueError("a duration must be a number of seconds or a string like '5s'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2) or "s"]
+    else:
+        raise ValueError(f"invalid duration {value!r}: use seconds or a string like 500ms, 5s, 2m, 1h, 30d")
+    if seconds <= 0:
+        raise ValueError(f"duration must be positive, got {value!r}")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+"""Seconds; config files may write "5s", "2m", "30d"."""
 
 
 def now_ns() -> int:

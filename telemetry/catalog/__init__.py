@@ -9,6 +9,7 @@ The implicit labels `site` and `host` are added by the pipeline and allowed on e
 
 from __future__ import annotations
 
+from telemetry.catalog import container, network, node, selfmetrics  # noqa: F401  (registers entries)
 from telemetry.catalog._core import (
     COMMON_LABELS,
     Catalog,
@@ -16,6 +17,5 @@ from telemetry.catalog._core import (
     MetricType,
     catalog,
 )
-from telemetry.catalog import container, network, node, selfmetrics  # noqa: F401  (registers entries)
 
 __all__ = ["COMMON_LABELS", "Catalog", "Metric", "MetricType", "catalog"]

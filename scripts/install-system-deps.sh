@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# System packages: Python tooling, and the real servers the integration tests talk to.
+# Usage: scripts/install-system-deps.sh [test|bench|run]   (needs root or sudo; Debian 12)
+set -euo pipefail
+what=${1:-test}
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+base=(python3 python3-venv python3-dev gcc ca-certificates)
+test_pkgs=(prometheus-node-exporter)
+bench_pkgs=(prometheus-node-exporter victoria-metrics influxdb)
+case "$what" in
+  run) pkgs=("${base[@]}") ;;
+  test) pkgs=("${base[@]}" "${test_pkgs[@]}") ;;
+  bench) pkgs=("${base[@]}" "${bench_pkgs[@]}") ;;
+  *) echo "usage: $0 [test|bench|run]" >&2; exit 2 ;;
+esac
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

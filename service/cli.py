@@ -1,0 +1,299 @@
+"""The `ctwin` command line. Every command takes --config and --data-dir and speaks JSON with --json."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from collectors import registry
+from service.compose import build_collectors, build_runtime, open_store
+from service.config import ConfigError, LoadedConfig, load_config
+from service.timeparse import parse_time_ns
+from telemetry.export import export_samples, manifest_path
+from telemetry.pipeline import Pipeline
+from telemetry.schema import Batch
+from telemetry.stores.base import QueryError, Selection
+
+app = typer.Typer(
+    help="Continuum Twin: telemetry, digital twin and placement advice for the compute continuum.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True)
+export_app = typer.Typer(
+    help="Export datasets for analysis (Parquet or CSV, with a manifest).", no_args_is_help=True
+)
+app.add_typer(config_app, name="config")
+app.add_typer(export_app, name="export")
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML config file (default: built-in)")
+]
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", "-d", help="Where the store lives (overrides config)")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _load(config: Path | None) -> LoadedConfig:
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err.print(problem.render(exc.source), highlight=False, markup=False)
+        raise _fail(
+            f"{len(exc.problems)} problem(s) in the config; fix them and run `ctwin config check`"
+        ) from None
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+# ---------------------------------------------------------------------------- collect
+@app.command()
+def collect(
+    once: Annotated[bool, typer.Option("--once", help="Collect one cycle and print it")] = True,
+    metric: Annotated[
+        list[str] | None, typer.Option("--metric", "-m", help="Only show these metrics")
+    ] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run every configured collector once and print what it saw (nothing is stored)."""
+    del data_dir  # accepted for uniformity; collect never touches the store
+    loaded = _load(config)
+    pipeline = Pipeline(build_collectors(loaded), [])
+    try:
+        batch = Batch.concat(pipeline.collect_once())
+    finally:
+        for rc in pipeline.collectors:
+            rc.close()
+    rows = [s for s in batch.samples() if not metric or s.metric in metric]
+    failures = {rc.name: rc.stats.last_error for rc in pipeline.collectors if rc.stats.last_error}
+    if as_json:
+        _emit_json({"samples": [s.as_dict() for s in rows], "errors": failures})
+    else:
+        table = Table("metric", "labels", "value", title=f"{len(rows)} samples", title_justify="left")
+        for s in rows:
+            labels = ",".join(f"{k}={v}" for k, v in s.labels.items() if k not in ("host",))
+            table.add_row(s.metric, labels, f"{s.value:.6g}")
+        out.print(table)
+        for name, message in failures.items():
+            err.print(f"[yellow]collector {name} failed:[/yellow] {message}", highlight=False)
+    if failures and len(failures) == len(pipeline.collectors):
+        raise typer.Exit(1)
+    del once
+
+
+# ---------------------------------------------------------------------------- run
+@app.command()
+def run(
+    duration: Annotated[float | None, typer.Option("--for", help="Stop after this many seconds")] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Collect into the store until stopped (SIGTERM / Ctrl-C), then flush and exit cleanly."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    loaded = _load(config)
+    runtime = build_runtime(loaded, data_dir)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    runtime.pipeline.start()
+    retention = loaded.config.store.retention
+    if not as_json:
+        err.print(
+            f"collecting {len(runtime.pipeline.collectors)} collectors into {loaded.store_path(data_dir)}"
+            " — Ctrl-C to stop",
+            highlight=False,
+        )
+    deadline = time.monotonic() + duration if duration else None
+    next_retention = time.monotonic()
+    while not stop.is_set():
+        if time.monotonic() >= next_retention:
+            runtime.store.apply_retention(time.time_ns() - int(retention * 1e9))
+            next_retention = time.monotonic() + 3600
+        if deadline and time.monotonic() >= deadline:
+            break
+        stop.wait(0.5)
+    runtime.pipeline.stop()
+    health = runtime.pipeline.health()
+    runtime.store.close()
+    if as_json:
+        _emit_json(health)
+    else:
+        err.print(
+            f"stopped; {health['written_samples']} samples written, {health['dropped_samples']} dropped",
+            highlight=False,
+        )
+
+
+# ---------------------------------------------------------------------------- export
+@export_app.command("samples")
+def export_samples_cmd(
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write")],
+    metric: Annotated[
+        list[str] | None, typer.Option("--metric", "-m", help="Metric name (repeatable)")
+    ] = None,
+    label: Annotated[list[str] | None, typer.Option("--label", "-l", help="key=value (repeatable)")] = None,
+    start: Annotated[str | None, typer.Option(help="now, -1h, ISO date or unix seconds")] = None,
+    end: Annotated[str | None, typer.Option(help="now, -1h, ISO date or unix seconds")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", "-f", help="parquet or csv (default: from suffix)")
+    ] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the samples of a time range / metric / label selection, one column per label."""
+    loaded = _load(config)
+    chosen = fmt or ("csv" if output.suffix.lower() == ".csv" else "parquet")
+    if chosen not in ("parquet", "csv"):
+        raise _fail(f"unknown format {chosen!r}: use --format parquet or --format csv")
+    labels: dict[str, str] = {}
+    for item in label or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise _fail(f"label {item!r} is not key=value")
+        labels[key] = value
+    try:
+        selection = Selection(
+            metrics=tuple(metric or ()),
+            labels=labels,
+            start_ns=parse_time_ns(start) if start else None,
+            end_ns=parse_time_ns(end) if end else None,
+        )
+        store = open_store(loaded, data_dir, read_only=True)
+    except (ValueError, QueryError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    fmt_lit: Literal["parquet", "csv"] = "csv" if chosen == "csv" else "parquet"
+    try:
+        if as_json:
+            manifest = export_samples(store, selection, output, fmt_lit)
+        else:
+            with Progress(
+                TextColumn("exporting"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TimeElapsedColumn(),
+                console=err,
+            ) as bar:
+                task = bar.add_task("export", total=1.0)
+                manifest = export_samples(
+                    store, selection, output, fmt_lit, progress=lambda f: bar.update(task, completed=f)
+                )
+    except QueryError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        store.close()
+    if as_json:
+        _emit_json(json.loads(manifest.to_json()))
+    else:
+        err.print(
+            f"wrote {manifest.rows} rows to {output} (manifest: {manifest_path(output)})", highlight=False
+        )
+
+
+# ---------------------------------------------------------------------------- plugins
+@app.command()
+def plugins(config: ConfigOpt = None, data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """List every built-in collector and whether it can run on this machine (and if not, why)."""
+    del data_dir
+    loaded = _load(config)
+    configured = {spec.entry.type for spec in loaded.collectors}
+    rows: list[dict[str, Any]] = []
+    for name in registry.names():
+        cls = registry.get(name)
+        try:
+            reason = cls().availability()
+        except Exception as exc:  # a collector that needs config (e.g. a URL) cannot be probed bare
+            reason = f"needs configuration ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        rows.append(
+            {
+                "name": name,
+                "available": reason is None,
+                "reason": reason,
+                "configured": name in configured,
+                "description": doc,
+            }
+        )
+    if as_json:
+        _emit_json(rows)
+        return
+    table = Table("collector", "available here", "configured", "description / reason")
+    for r in rows:
+        table.add_row(
+            r["name"],
+            "yes" if r["available"] else "[red]no[/red]",
+            "yes" if r["configured"] else "",
+            r["description"] if r["available"] else str(r["reason"]),
+        )
+    out.print(table)
+
+
+# ---------------------------------------------------------------------------- config
+@config_app.command("check")
+def config_check(config: ConfigOpt = None, data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Validate a config file: unknown or invalid keys are reported with file, line and key path."""
+    del data_dir
+    try:
+        loaded = load_config(config)
+    except ConfigError as exc:
+        if as_json:
+            _emit_json(
+                {
+                    "ok": False,
+                    "source": exc.source,
+                    "problems": [
+                        {"location": p.location, "line": p.line, "message": p.message} for p in exc.problems
+                    ],
+                }
+            )
+        else:
+            for problem in exc.problems:
+                err.print(problem.render(exc.source), highlight=False, markup=False)
+        raise typer.Exit(1) from None
+    summary = {
+        "ok": True,
+        "source": loaded.source,
+        "sites": [s.name for s in loaded.config.sites],
+        "collectors": [spec.name for spec in loaded.collectors],
+    }
+    if as_json:
+        _emit_json(summary)
+    else:
+        out.print(
+            f"{loaded.source}: OK — {len(loaded.config.sites)} site(s), {len(loaded.collectors)} collector(s)",
+            highlight=False,
+        )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

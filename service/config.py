@@ -1,0 +1,252 @@
+"""Typed configuration: one YAML file, every key checked, every error reported with its location.
+
+Collector entries are flat: the pipeline's keys (type, name, interval, timeout, enabled) sit next
+to the collector's own keys, which are validated by that collector's `config_model`. Unknown keys
+anywhere are errors, reported as `file:line: sites[0].collectors[1].roo: unknown key`.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from collectors import registry
+from collectors.base import CollectorConfig
+from telemetry.schema import Duration, StrictModel
+
+__all__ = ["Config", "ConfigError", "ConfigProblem", "LoadedConfig", "load_config"]
+
+SiteKind = Literal["hpc", "htc", "cloud", "edge"]
+PIPELINE_KEYS = ("type", "name", "interval", "timeout", "enabled")
+
+
+class StoreConfig(StrictModel):
+    backend: Literal["duckdb"] = "duckdb"
+    path: str | None = Field(None, description="DuckDB file; default <data_dir>/ctwin.duckdb")
+    retention: Duration = Field(30 * 86400.0, description="Samples older than this are deleted")
+    memory_limit: str = "1GB"
+
+
+class PipelineConfig(StrictModel):
+    buffer_samples: int = Field(2_000_000, gt=0, description="Bound of the sink buffer; beyond it, drop")
+    max_batch_samples: int = Field(500_000, gt=0, description="Largest single store append")
+
+
+class CollectorEntry(BaseModel):
+    """Pipeline keys; everything else is kept for the collector's own model to validate."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str
+    name: str | None = None
+    interval: Duration = 10.0
+    timeout: Duration | None = None
+    enabled: bool = True
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class SiteConfig(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    kind: SiteKind = "edge"
+    description: str = ""
+    collectors: list[CollectorEntry] = Field(default_factory=list)
+
+
+def _default_sites() -> list[SiteConfig]:
+    return [
+        SiteConfig(
+            name="local",
+            kind="edge",
+            description="This machine",
+            collectors=[
+                CollectorEntry(type="node", interval=5.0),
+                CollectorEntry(type="containers", interval=5.0),
+                CollectorEntry(type="interconnect", interval=5.0),
+            ],
+        )
+    ]
+
+
+class Config(StrictModel):
+    data_dir: str = "./data"
+    host: str | None = Field(None, description="Value of the host label; default: this machine's name")
+    store: StoreConfig = StoreConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    sites: list[SiteConfig] = Field(default_factory=_default_sites)
+
+    def host_name(self) -> str:
+        return self.host or socket.gethostname()
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    location: str
+    message: str
+    line: int | None = None
+
+    def render(self, source: str) -> str:
+        where = f"{source}:{self.line}" if self.line else source
+        return f"{where}: {self.location or '(top level)'}: {self.message}"
+
+
+class ConfigError(Exception):
+    def __init__(self, source: str, problems: list[ConfigProblem]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(p.render(source) for p in problems))
+
+
+@dataclass(frozen=True)
+class CollectorSpec:
+    site: SiteConfig
+    entry: CollectorEntry
+    config: CollectorConfig
+
+    @property
+    def name(self) -> str:
+        return self.entry.name or f"{self.site.name}/{self.entry.type}"
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    config: Config
+    collectors: list[CollectorSpec]
+    source: str
+
+    def data_dir(self, override: str | Path | None = None) -> Path:
+        return Path(override if override is not None else self.config.data_dir)
+
+    def store_path(self, data_dir: str | Path | None = None) -> Path:
+        if self.config.store.path:
+            return Path(self.config.store.path)
+        return self.data_dir(data_dir) / "ctwin.duckdb"
+
+
+# ------------------------------------------------------------------ locations
+Path_ = tuple[str | int, ...]
+
+
+def _positions(node: yaml.Node, path: Path_, out: dict[Path_, int]) -> None:
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            out[(*path, key)] = key_node.start_mark.line + 1
+            _positions(value_node, (*path, key), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _positions(item, (*path, i), out)
+
+
+def _render_loc(loc: Path_) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _line_for(loc: Path_, lines: dict[Path_, int]) -> int | None:
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
+def _problems(exc: ValidationError, prefix: Path_, lines: dict[Path_, int]) -> list[ConfigProblem]:
+    out = []
+    for err in exc.errors():
+        loc: Path_ = (*prefix, *(p for p in err["loc"] if isinstance(p, str | int)))
+        # pydantic appends the union member / function name to some locations; drop non-keys
+        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        if err["type"] == "missing":
+            message = "required key is missing"
+        out.append(ConfigProblem(_render_loc(loc), message, _line_for(loc, lines)))
+    return out
+
+
+# ------------------------------------------------------------------ loading
+def parse_config(text: str, source: str = "<config>") -> LoadedConfig:
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(source, [ConfigProblem("", f"not valid YAML: {exc}", line)]) from None
+    lines: dict[Path_, int] = {}
+    if node is not None:
+        _positions(node, (), lines)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, [ConfigProblem("", "the config must be a mapping of keys to values", 1)])
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, _problems(exc, (), lines)) from None
+    problems: list[ConfigProblem] = []
+    specs: list[CollectorSpec] = []
+    site_names: set[str] = set()
+    names: set[str] = set()
+    for si, site in enumerate(config.sites):
+        if site.name in site_names:
+            problems.append(
+                ConfigProblem(
+                    f"sites[{si}].name",
+                    f"site {site.name!r} is defined twice",
+                    _line_for(("sites", si, "name"), lines),
+                )
+            )
+        site_names.add(site.name)
+        for ci, entry in enumerate(site.collectors):
+            prefix: Path_ = ("sites", si, "collectors", ci)
+            try:
+                cls = registry.get(entry.type)
+            except KeyError as exc:
+                problems.append(
+                    ConfigProblem(
+                        _render_loc((*prefix, "type")), str(exc.args[0]), _line_for((*prefix, "type"), lines)
+                    )
+                )
+                continue
+            try:
+                options = cls.config_model.model_validate(entry.options())
+            except ValidationError as exc:
+                problems.extend(_problems(exc, prefix, lines))
+                continue
+            spec = CollectorSpec(site, entry, options)
+            if spec.name in names:
+                problems.append(
+                    ConfigProblem(
+                        _render_loc((*prefix, "name")),
+                        f"collector name {spec.name!r} is used twice; set distinct `name`s",
+                        _line_for(prefix, lines),
+                    )
+                )
+            names.add(spec.name)
+            if entry.enabled:
+                specs.append(spec)
+    if problems:
+        raise ConfigError(source, problems)
+    return LoadedConfig(config, specs, source)
+
+
+def load_config(path: str | Path | None) -> LoadedConfig:
+    """The config from a YAML file, or the built-in default (this machine as site `local`)."""
+    if path is None:
+        return parse_config("", "<built-in default>")
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            str(p), [ConfigProblem("", f"cannot read the config file: {exc.strerror}")]
+        ) from None
+    return parse_config(text, str(p))

@@ -1,0 +1,345 @@
+"""The pipeline: runs collectors on their intervals, labels and batches their samples, and hands
+batches to sinks through one bounded buffer.
+
+Why this shape:
+- A collector only implements `gather(emit)`; interval, timeout, labels, errors and self-metrics
+  live here once (Telegraf's running_input idea).
+- Each collector has one loop thread and one gather thread. A gather that exceeds its timeout is
+  reported as an error and left to finish; while it is still running the collector's next cycles
+  are skipped (and counted), so a hanging source never piles up threads or blocks the others.
+- The buffer between collectors and sinks is bounded in samples. When sinks fall behind, new
+  batches are dropped and counted (`ctwin_pipeline_dropped_samples_total`) instead of growing memory.
+- `stop()` stops the loops, then the writer drains the buffer: a final flush.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from telemetry.catalog import selfmetrics as sm
+from telemetry.catalog._core import Metric
+from telemetry.schema import Batch, Sample, now_ns
+from telemetry.stores.base import Store
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CollectorStats", "Gatherer", "Pipeline", "RunningCollector", "Sink"]
+
+
+class Gatherer(Protocol):
+    """What the pipeline needs of a collector (collectors.base.Collector satisfies it)."""
+
+    def gather(self, emit: Callable[..., None]) -> None: ...
+
+
+class Sink(Protocol):
+    def write(self, batch: Batch) -> None: ...
+
+
+@dataclass
+class CollectorStats:
+    """Health of one running collector, readable at any time (CLI, /readyz, /metrics)."""
+
+    name: str
+    collections: int = 0
+    errors: int = 0
+    skipped: int = 0
+    samples: int = 0
+    last_duration_s: float = 0.0
+    last_success_s: float | None = None
+    last_error: str | None = None
+    last_error_s: float | None = None
+
+    def stale_for(self, now_s: float | None = None) -> float | None:
+        if self.last_success_s is None:
+            return None
+        return (now_s if now_s is not None else time.time()) - self.last_success_s
+
+
+class _Emitter:
+    """Collects one gather's samples with the wrapper's labels merged in (the collector's win)."""
+
+    __slots__ = ("base_labels", "samples", "strict", "ts_ns")
+
+    def __init__(self, base_labels: Mapping[str, str], ts_ns: int, strict: bool) -> None:
+        self.base_labels = dict(base_labels)
+        self.ts_ns = ts_ns
+        self.strict = strict
+        self.samples: list[Sample] = []
+
+    def __call__(
+        self, metric: Metric, value: float, labels: Mapping[str, str] | None = None, ts_ns: int | None = None
+    ) -> None:
+        if labels:
+            if self.strict and not metric.external:
+                extra = set(labels) - metric.allowed_labels
+                if extra:
+                    raise ValueError(f"{metric.name}: labels {sorted(extra)} are not allowed by the catalog")
+            merged = {**self.base_labels, **labels}
+        else:
+            merged = self.base_labels
+        self.samples.append(
+            Sample(metric.name, float(value), merged, ts_ns if ts_ns is not None else self.ts_ns)
+        )
+
+
+class RunningCollector:
+    """One configured collector instance: interval, timeout, labels, self-metrics."""
+
+    def __init__(
+        self,
+        name: str,
+        collector: Gatherer,
+        *,
+        interval_s: float,
+        timeout_s: float,
+        labels: Mapping[str, str],
+        strict_labels: bool = True,
+    ) -> None:
+        if interval_s <= 0 or timeout_s <= 0:
+            raise ValueError(f"{name}: interval and timeout must be positive")
+        self.name = name
+        self.collector = collector
+        self.interval_s = interval_s
+        self.timeout_s = timeout_s
+        self.labels = dict(labels)
+        self.strict_labels = strict_labels
+        self.stats = CollectorStats(name)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"gather-{name}")
+        self._inflight: Future[list[Sample]] | None = None
+
+    def _gather(self, ts_ns: int) -> list[Sample]:
+        emit = _Emitter(self.labels, ts_ns, self.strict_labels)
+        self.collector.gather(emit)
+        return emit.samples
+
+    def collect(self) -> Batch:
+        """Run one collection; never raises: failures are recorded in `stats` and self-metrics."""
+        stats = self.stats
+        started_wall = time.time()
+        if self._inflight is not None and not self._inflight.done():
+            stats.skipped += 1
+            stats.errors += 1
+            self._fail(f"previous collection still running (over {self.timeout_s:g}s)", started_wall)
+            return self._self_batch()
+        started = time.perf_counter()
+        self._inflight = self._executor.submit(self._gather, now_ns())
+        samples: list[Sample] = []
+        try:
+            samples = self._inflight.result(timeout=self.timeout_s)
+        except FutureTimeout:
+            stats.errors += 1
+            self._fail(f"timed out after {self.timeout_s:g}s", started_wall)
+        except Exception as exc:  # the plugin boundary: report, never propagate
+            stats.errors += 1
+            self._fail(f"{type(exc).__name__}: {exc}", started_wall)
+        else:
+            stats.last_success_s = started_wall
+            stats.samples += len(samples)
+        stats.collections += 1
+        stats.last_duration_s = time.perf_counter() - started
+        own = self._self_samples()
+        return Batch.from_samples([*samples, *own])
+
+    def _fail(self, message: str, when: float) -> None:
+        self.stats.last_error = message
+        self.stats.last_error_s = when
+        log.warning("collector %s: %s", self.name, message)
+
+    def _self_samples(self) -> list[Sample]:
+        labels = {**self.labels, "collector": self.name}
+        ts = now_ns()
+        out = [
+            Sample(sm.COLLECTOR_DURATION.name, self.stats.last_duration_s, labels, ts),
+            Sample(sm.COLLECTOR_ERRORS.name, float(self.stats.errors), labels, ts),
+            Sample(sm.COLLECTOR_SAMPLES.name, float(self.stats.samples), labels, ts),
+        ]
+        if self.stats.last_success_s is not None:
+            out.append(Sample(sm.COLLECTOR_LAST_SUCCESS.name, self.stats.last_success_s, labels, ts))
+        return out
+
+    def _self_batch(self) -> Batch:
+        return Batch.from_samples(self._self_samples())
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        close = getattr(self.collector, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:  # closing is best effort
+                log.exception("collector %s: close failed", self.name)
+
+
+class Pipeline:
+    """Collector loops → bounded buffer → writer thread → sinks."""
+
+    def __init__(
+        self,
+        collectors: Sequence[RunningCollector],
+        sinks: Iterable[Sink],
+        *,
+        buffer_samples: int = 2_000_000,
+        max_batch_samples: int = 500_000,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        self.collectors = list(collectors)
+        self.sinks = list(sinks)
+        self.buffer_samples = buffer_samples
+        self.max_batch_samples = max_batch_samples
+        self.labels = dict(labels or {})
+        self.dropped_samples = 0
+        self.written_samples = 0
+        self.sink_errors = 0
+        self.last_sink_error: str | None = None
+        self._buffer: deque[Batch] = deque()
+        self._buffered = 0
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._writer: threading.Thread | None = None
+        self._writer_done = threading.Event()
+
+    # ------------------------------------------------------------ buffer
+    def submit(self, batch: Batch) -> bool:
+        """Queue a batch for the sinks; False (and counted) when the buffer is full."""
+        n = len(batch)
+        if n == 0:
+            return True
+        with self._cond:
+            if self._buffered + n > self.buffer_samples:
+                self.dropped_samples += n
+                return False
+            self._buffer.append(batch)
+            self._buffered += n
+            self._cond.notify()
+        return True
+
+    @property
+    def buffered_samples(self) -> int:
+        return self._buffered
+
+    def _take(self) -> Batch | None:
+        """Wait for data; coalesce queued batches up to max_batch_samples into one append."""
+        with self._cond:
+            while not self._buffer:
+                if self._stop.is_set():
+                    return None
+                self._cond.wait(0.5)
+            taken: list[Batch] = []
+            size = 0
+            while self._buffer and (not taken or size + len(self._buffer[0]) <= self.max_batch_samples):
+                b = self._buffer.popleft()
+                taken.append(b)
+                size += len(b)
+            self._buffered -= size
+        return taken[0] if len(taken) == 1 else Batch.concat(taken)
+
+    def _write(self, batch: Batch) -> None:
+        for sink in self.sinks:
+            try:
+                sink.write(batch)
+            except Exception as exc:
+                self.sink_errors += 1
+                self.last_sink_error = f"{type(sink).__name__}: {type(exc).__name__}: {exc}"
+                log.exception("sink %s failed; %d samples not written there", type(sink).__name__, len(batch))
+        self.written_samples += len(batch)
+
+    def _writer_loop(self) -> None:
+        try:
+            while True:
+                batch = self._take()
+                if batch is None:
+                    return
+                self._write(batch)
+        finally:
+            self._writer_done.set()
+
+    # ------------------------------------------------------------ loops
+    def _collector_loop(self, rc: RunningCollector) -> None:
+        next_due = time.monotonic()
+        while not self._stop.is_set():
+            self.submit(rc.collect())
+            self._submit_pipeline_metrics()
+            next_due += rc.interval_s
+            delay = next_due - time.monotonic()
+            if delay < 0:  # overran: skip the missed ticks rather than bursting
+                next_due = time.monotonic()
+                delay = 0
+            if self._stop.wait(delay):
+                return
+
+    def _submit_pipeline_metrics(self) -> None:
+        self.submit(
+            Batch.from_samples(
+                [Sample(sm.PIPELINE_DROPPED.name, float(self.dropped_samples), self.labels, now_ns())]
+            )
+        )
+
+    def start(self) -> None:
+        self._writer = threading.Thread(target=self._writer_loop, name="ctwin-writer", daemon=True)
+        self._writer.start()
+        for rc in self.collectors:
+            t = threading.Thread(
+                target=self._collector_loop, args=(rc,), name=f"collect-{rc.name}", daemon=True
+            )
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop collecting, then flush everything buffered to the sinks (bounded by timeout_s)."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout_s
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        with self._cond:
+            self._cond.notify_all()
+        if self._writer is not None:
+            self._writer_done.wait(max(0.0, deadline - time.monotonic()))
+        for rc in self.collectors:
+            rc.close()
+
+    def collect_once(self) -> list[Batch]:
+        """One collection of every collector, concurrently (for `ctwin collect --once`)."""
+        results: list[Batch] = [Batch.empty()] * len(self.collectors)
+
+        def run(i: int, rc: RunningCollector) -> None:
+            results[i] = rc.collect()
+
+        threads = [threading.Thread(target=run, args=(i, rc)) for i, rc in enumerate(self.collectors)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return results
+
+    def health(self) -> dict[str, object]:
+        return {
+            "buffered_samples": self._buffered,
+            "dropped_samples": self.dropped_samples,
+            "written_samples": self.written_samples,
+            "sink_errors": self.sink_errors,
+            "last_sink_error": self.last_sink_error,
+            "collectors": {rc.name: vars(rc.stats).copy() for rc in self.collectors},
+        }
+
+
+@dataclass
+class StoreSink:
+    """Adapts a store to the Sink protocol and tracks write latency."""
+
+    store: Store
+    last_write_s: float = field(default=0.0)
+
+    def write(self, batch: Batch) -> None:
+        started = time.perf_counter()
+        self.store.append(batch)
+        self.last_write_s = time.perf_counter() - started

@@ -1,0 +1,122 @@
+"""The store contract every backend honours (embedded DuckDB now; InfluxDB later).
+
+One contract test suite (tests/telemetry/test_store_contract.py) runs against every backend.
+An `append` that returns has made the batch durable: the caller may acknowledge it upstream.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+
+from telemetry.schema import Batch
+
+Aggregation = Literal["avg", "min", "max", "last", "sum"]
+AGGREGATIONS: tuple[str, ...] = ("avg", "min", "max", "last", "sum")
+_LABEL_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+__all__ = ["AGGREGATIONS", "Aggregation", "ExportResult", "QueryError", "Selection", "Store"]
+
+
+class QueryError(ValueError):
+    """A query the store cannot answer as asked (bad label key, empty range, bad step)."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which samples: metric names (empty = all), exact label matches, half-open time range [start, end)."""
+
+    metrics: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    start_ns: int | None = None
+    end_ns: int | None = None
+
+    def __post_init__(self) -> None:
+        for key in self.labels:
+            if not _LABEL_KEY.match(key):
+                raise QueryError(f"label name {key!r} is not a valid Prometheus label name")
+        if self.start_ns is not None and self.end_ns is not None and self.end_ns <= self.start_ns:
+            raise QueryError(f"empty time range: end {self.end_ns} is not after start {self.start_ns}")
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "metrics": list(self.metrics),
+            "labels": dict(self.labels),
+            "start_ns": self.start_ns,
+            "end_ns": self.end_ns,
+        }
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    rows: int
+    schema: list[tuple[str, str]]
+
+
+ProgressCallback = Callable[[float], None]
+
+
+class Store(ABC):
+    """Samples, series and job history. Thread-safe: the pipeline writes while the API reads."""
+
+    @abstractmethod
+    def append(self, batch: Batch) -> int:
+        """Durably append a batch; returns the number of samples written."""
+
+    @abstractmethod
+    def query(
+        self, selection: Selection, step_ns: int | None = None, agg: Aggregation = "avg"
+    ) -> pl.DataFrame:
+        """Samples (metric, labels, ts_ns, value) sorted by series then time; with a step, one
+        value per series and step-aligned bucket (ts_ns = bucket start), aggregated by `agg`."""
+
+    @abstractmethod
+    def latest(self, selection: Selection) -> pl.DataFrame:
+        """The newest sample of every matching series (metric, labels, ts_ns, value)."""
+
+    @abstractmethod
+    def series(self, selection: Selection) -> pl.DataFrame:
+        """Known series (metric, labels) matching metric and labels (time range ignored)."""
+
+    @abstractmethod
+    def count(self, selection: Selection | None = None) -> int:
+        """Number of stored samples matching the selection."""
+
+    @abstractmethod
+    def apply_retention(self, older_than_ns: int) -> int:
+        """Delete samples older than the cut-off; returns how many were deleted."""
+
+    @abstractmethod
+    def export(
+        self,
+        selection: Selection,
+        path: Path,
+        fmt: Literal["parquet", "csv"],
+        progress: ProgressCallback | None = None,
+    ) -> ExportResult:
+        """Stream matching samples to a file, one column per label key, without loading them all."""
+
+    @abstractmethod
+    def append_jobs(self, jobs: pl.DataFrame) -> int:
+        """Insert or replace job-history rows (telemetry.jobs.JOB_SCHEMA), keyed by (site, job_id)."""
+
+    @abstractmethod
+    def jobs(
+        self,
+        site: str | None = None,
+        states: Sequence[str] = (),
+        submitted_from_s: int | None = None,
+        submitted_to_s: int | None = None,
+    ) -> pl.DataFrame:
+        """Job-history rows in JOB_SCHEMA, ordered by submit time."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Flush and release the backend; idempotent."""
