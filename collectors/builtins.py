@@ -1,3 +1,9 @@
 """The built-in collectors. Add a new one by importing its module here."""
 
-from collectors import node  # noqa: F401
+from collectors import (
+    containers,  # noqa: F401
+    interconnect,  # noqa: F401
+    node,  # noqa: F401
+    prometheus_scrape,  # noqa: F401
+    replay,  # noqa: F401
+)

@@ -31,21 +31,15 @@ app = typer.Typer(
     add_completion=False,
 )
 config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True)
-export_app = typer.Typer(
-    help="Export datasets for analysis (Parquet or CSV, with a manifest).", no_args_is_help=True
-)
+export_app = typer.Typer(help="Export datasets for analysis (Parquet or CSV, with a manifest).", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(export_app, name="export")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML config file (default: built-in)")
-]
-DataDirOpt = Annotated[
-    Path | None, typer.Option("--data-dir", "-d", help="Where the store lives (overrides config)")
-]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (default: built-in)")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", "-d", help="Where the store lives (overrides config)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 
 
@@ -60,9 +54,7 @@ def _load(config: Path | None) -> LoadedConfig:
     except ConfigError as exc:
         for problem in exc.problems:
             err.print(problem.render(exc.source), highlight=False, markup=False)
-        raise _fail(
-            f"{len(exc.problems)} problem(s) in the config; fix them and run `ctwin config check`"
-        ) from None
+        raise _fail(f"{len(exc.problems)} problem(s) in the config; fix them and run `ctwin config check`") from None
 
 
 def _emit_json(data: Any) -> None:
@@ -73,9 +65,7 @@ def _emit_json(data: Any) -> None:
 @app.command()
 def collect(
     once: Annotated[bool, typer.Option("--once", help="Collect one cycle and print it")] = True,
-    metric: Annotated[
-        list[str] | None, typer.Option("--metric", "-m", help="Only show these metrics")
-    ] = None,
+    metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="Only show these metrics")] = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
@@ -154,15 +144,11 @@ def run(
 @export_app.command("samples")
 def export_samples_cmd(
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write")],
-    metric: Annotated[
-        list[str] | None, typer.Option("--metric", "-m", help="Metric name (repeatable)")
-    ] = None,
+    metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="Metric name (repeatable)")] = None,
     label: Annotated[list[str] | None, typer.Option("--label", "-l", help="key=value (repeatable)")] = None,
     start: Annotated[str | None, typer.Option(help="now, -1h, ISO date or unix seconds")] = None,
     end: Annotated[str | None, typer.Option(help="now, -1h, ISO date or unix seconds")] = None,
-    fmt: Annotated[
-        str | None, typer.Option("--format", "-f", help="parquet or csv (default: from suffix)")
-    ] = None,
+    fmt: Annotated[str | None, typer.Option("--format", "-f", help="parquet or csv (default: from suffix)")] = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
@@ -211,9 +197,7 @@ def export_samples_cmd(
     if as_json:
         _emit_json(json.loads(manifest.to_json()))
     else:
-        err.print(
-            f"wrote {manifest.rows} rows to {output} (manifest: {manifest_path(output)})", highlight=False
-        )
+        err.print(f"wrote {manifest.rows} rows to {output} (manifest: {manifest_path(output)})", highlight=False)
 
 
 # ---------------------------------------------------------------------------- plugins
@@ -267,9 +251,7 @@ def config_check(config: ConfigOpt = None, data_dir: DataDirOpt = None, as_json:
                 {
                     "ok": False,
                     "source": exc.source,
-                    "problems": [
-                        {"location": p.location, "line": p.line, "message": p.message} for p in exc.problems
-                    ],
+                    "problems": [{"location": p.location, "line": p.line, "message": p.message} for p in exc.problems],
                 }
             )
         else:

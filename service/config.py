@@ -211,9 +211,7 @@ def parse_config(text: str, source: str = "<config>") -> LoadedConfig:
                 cls = registry.get(entry.type)
             except KeyError as exc:
                 problems.append(
-                    ConfigProblem(
-                        _render_loc((*prefix, "type")), str(exc.args[0]), _line_for((*prefix, "type"), lines)
-                    )
+                    ConfigProblem(_render_loc((*prefix, "type")), str(exc.args[0]), _line_for((*prefix, "type"), lines))
                 )
                 continue
             try:
@@ -246,7 +244,5 @@ def load_config(path: str | Path | None) -> LoadedConfig:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(
-            str(p), [ConfigProblem("", f"cannot read the config file: {exc.strerror}")]
-        ) from None
+        raise ConfigError(str(p), [ConfigProblem("", f"cannot read the config file: {exc.strerror}")]) from None
     return parse_config(text, str(p))

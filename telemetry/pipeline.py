@@ -86,9 +86,7 @@ class _Emitter:
             merged = {**self.base_labels, **labels}
         else:
             merged = self.base_labels
-        self.samples.append(
-            Sample(metric.name, float(value), merged, ts_ns if ts_ns is not None else self.ts_ns)
-        )
+        self.samples.append(Sample(metric.name, float(value), merged, ts_ns if ts_ns is not None else self.ts_ns))
 
 
 class RunningCollector:
@@ -279,18 +277,14 @@ class Pipeline:
 
     def _submit_pipeline_metrics(self) -> None:
         self.submit(
-            Batch.from_samples(
-                [Sample(sm.PIPELINE_DROPPED.name, float(self.dropped_samples), self.labels, now_ns())]
-            )
+            Batch.from_samples([Sample(sm.PIPELINE_DROPPED.name, float(self.dropped_samples), self.labels, now_ns())])
         )
 
     def start(self) -> None:
         self._writer = threading.Thread(target=self._writer_loop, name="ctwin-writer", daemon=True)
         self._writer.start()
         for rc in self.collectors:
-            t = threading.Thread(
-                target=self._collector_loop, args=(rc,), name=f"collect-{rc.name}", daemon=True
-            )
+            t = threading.Thread(target=self._collector_loop, args=(rc,), name=f"collect-{rc.name}", daemon=True)
             t.start()
             self._threads.append(t)
 

@@ -47,7 +47,8 @@ def test_module_respects_the_dependency_rule(package: str, path: Path) -> None:
         assert top in ALLOWED[package], f"{path.relative_to(ROOT)} imports {name}: {package} may not import {top}"
         if package == "collectors" and top == "telemetry":
             assert name.startswith(COLLECTOR_TELEMETRY_MODULES), (
-                f"{path.relative_to(ROOT)} imports {name}: collectors may use only telemetry's schema and catalog")
+                f"{path.relative_to(ROOT)} imports {name}: collectors may use only telemetry's schema and catalog"
+            )
 
 
 def test_the_rule_catches_a_violation(tmp_path: Path) -> None:

@@ -32,3 +32,7 @@ PSI_MEM_WAITING = d("container_pressure_memory_waiting_seconds_total", "counter"
 PSI_MEM_STALLED = d("container_pressure_memory_stalled_seconds_total", "counter", "seconds", "Time all tasks stalled on memory (PSI full).", C)
 PSI_IO_WAITING = d("container_pressure_io_waiting_seconds_total", "counter", "seconds", "Time some task waited for I/O (PSI some).", C)
 PSI_IO_STALLED = d("container_pressure_io_stalled_seconds_total", "counter", "seconds", "Time all tasks stalled on I/O (PSI full).", C)
+PSI_CPU_STALLED = d("container_pressure_cpu_stalled_seconds_total", "counter", "seconds", "Time all non-idle tasks stalled on CPU (PSI full, v2 only).", C)
+
+# The collector's own bound on label cardinality (collectors.containers: max_containers).
+CONTAINERS_DROPPED = d("ctwin_containers_dropped", "gauge", "cgroups", "Cgroups that matched the filters but were not reported because max_containers was reached.")

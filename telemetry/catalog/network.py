@@ -18,6 +18,8 @@ NET_TX_DROP = d("node_network_transmit_drop_total", "counter", "packets", "Trans
 
 IB_RX_BYTES = d("node_infiniband_port_data_received_bytes_total", "counter", "bytes", "Data received on the port (port_rcv_data × 4).", PORT)
 IB_TX_BYTES = d("node_infiniband_port_data_transmitted_bytes_total", "counter", "bytes", "Data transmitted on the port (port_xmit_data × 4).", PORT)
+IB_LEGACY_RX_BYTES = d("node_infiniband_legacy_data_received_bytes_total", "counter", "bytes", "Data received on the port from the 64-bit counters_ext/port_rcv_data_64 (× 4; mlx4), whose 32-bit counters saturate within seconds.", PORT)
+IB_LEGACY_TX_BYTES = d("node_infiniband_legacy_data_transmitted_bytes_total", "counter", "bytes", "Data transmitted on the port from the 64-bit counters_ext/port_xmit_data_64 (× 4; mlx4).", PORT)
 IB_RX_PACKETS = d("node_infiniband_port_packets_received_total", "counter", "packets", "Packets received on the port.", PORT)
 IB_TX_PACKETS = d("node_infiniband_port_packets_transmitted_total", "counter", "packets", "Packets transmitted on the port.", PORT)
 IB_RX_ERRORS = d("node_infiniband_port_errors_received_total", "counter", "errors", "Received packets with errors.", PORT)

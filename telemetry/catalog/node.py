@@ -6,11 +6,14 @@ from telemetry.catalog._core import catalog
 d = catalog.define
 
 CPU_SECONDS = d("node_cpu_seconds_total", "counter", "seconds", "Seconds the CPUs spent in each mode.", ("cpu", "mode"))
+CPU_GUEST_SECONDS = d("node_cpu_guest_seconds_total", "counter", "seconds", "Seconds the CPUs spent running guests (VMs), per mode; already counted in user and nice.", ("cpu", "mode"))
 CPU_COUNT = d("node_cpu_count", "gauge", "cpus", "Number of logical CPUs online.")
 BOOT_TIME = d("node_boot_time_seconds", "gauge", "seconds", "Node boot time, in unixtime.")
 CONTEXT_SWITCHES = d("node_context_switches_total", "counter", "switches", "Total number of context switches.")
 PROCS_RUNNING = d("node_procs_running", "gauge", "processes", "Number of processes in runnable state.")
 PROCS_BLOCKED = d("node_procs_blocked", "gauge", "processes", "Number of processes blocked waiting for I/O.")
+INTERRUPTS = d("node_intr_total", "counter", "interrupts", "Total interrupts serviced.")
+FORKS = d("node_forks_total", "counter", "forks", "Total processes and threads created.")
 
 LOAD1 = d("node_load1", "gauge", "", "1m load average.")
 LOAD5 = d("node_load5", "gauge", "", "5m load average.")
@@ -39,9 +42,11 @@ FS_FREE = d("node_filesystem_free_bytes", "gauge", "bytes", "Free filesystem spa
 FS_AVAIL = d("node_filesystem_avail_bytes", "gauge", "bytes", "Filesystem space available to non-root users.", ("device", "mountpoint", "fstype"))
 FS_FILES = d("node_filesystem_files", "gauge", "inodes", "Total inodes.", ("device", "mountpoint", "fstype"))
 FS_FILES_FREE = d("node_filesystem_files_free", "gauge", "inodes", "Free inodes.", ("device", "mountpoint", "fstype"))
+FS_DEVICE_ERROR = d("node_filesystem_device_error", "gauge", "", "1 when statfs on the mount point failed (its size samples are then absent), else 0.", ("device", "mountpoint", "fstype"))
 
 PSI_CPU_WAITING = d("node_pressure_cpu_waiting_seconds_total", "counter", "seconds", "Time some runnable task waited for CPU (PSI some).")
 PSI_MEM_WAITING = d("node_pressure_memory_waiting_seconds_total", "counter", "seconds", "Time some task waited for memory (PSI some).")
 PSI_MEM_STALLED = d("node_pressure_memory_stalled_seconds_total", "counter", "seconds", "Time all non-idle tasks stalled on memory (PSI full).")
 PSI_IO_WAITING = d("node_pressure_io_waiting_seconds_total", "counter", "seconds", "Time some task waited for I/O (PSI some).")
 PSI_IO_STALLED = d("node_pressure_io_stalled_seconds_total", "counter", "seconds", "Time all non-idle tasks stalled on I/O (PSI full).")
+PSI_IRQ_STALLED = d("node_pressure_irq_stalled_seconds_total", "counter", "seconds", "Time all non-idle tasks stalled on IRQ handling (PSI full; kernels with CONFIG_IRQ_TIME_ACCOUNTING).")

@@ -71,9 +71,7 @@ class Store(ABC):
         """Durably append a batch; returns the number of samples written."""
 
     @abstractmethod
-    def query(
-        self, selection: Selection, step_ns: int | None = None, agg: Aggregation = "avg"
-    ) -> pl.DataFrame:
+    def query(self, selection: Selection, step_ns: int | None = None, agg: Aggregation = "avg") -> pl.DataFrame:
         """Samples (metric, labels, ts_ns, value) sorted by series then time; with a step, one
         value per series and step-aligned bucket (ts_ns = bucket start), aggregated by `agg`."""
 

@@ -90,8 +90,7 @@ class DuckDBStore(Store):
             " labels VARCHAR NOT NULL)"
         )
         con.execute(
-            "CREATE TABLE IF NOT EXISTS samples (series_id BIGINT NOT NULL, ts_ns BIGINT NOT NULL,"
-            " value DOUBLE)"
+            "CREATE TABLE IF NOT EXISTS samples (series_id BIGINT NOT NULL, ts_ns BIGINT NOT NULL, value DOUBLE)"
         )
         con.execute(f"CREATE TABLE IF NOT EXISTS jobs ({_job_columns_sql()})")
 
@@ -109,9 +108,7 @@ class DuckDBStore(Store):
         ids = keyed["series_id"]
         if ids.null_count() == 0:
             return ids, self._index.clear()
-        new = (
-            keyed.filter(pl.col("series_id").is_null()).select("metric", "labels").unique(maintain_order=True)
-        )
+        new = keyed.filter(pl.col("series_id").is_null()).select("metric", "labels").unique(maintain_order=True)
         new = new.with_columns(
             pl.int_range(self._next_id, self._next_id + new.height, dtype=pl.Int64).alias("series_id")
         )
@@ -149,9 +146,7 @@ class DuckDBStore(Store):
     def append_jobs(self, jobs: pl.DataFrame) -> int:
         if jobs.height == 0:
             return 0
-        frame = (
-            conform_jobs(jobs).unique(subset=["site", "job_id"], keep="last", maintain_order=True).collect()
-        )
+        frame = conform_jobs(jobs).unique(subset=["site", "job_id"], keep="last", maintain_order=True).collect()
         if frame.select(pl.col("site").is_null() | pl.col("job_id").is_null()).to_series().any():
             raise ValueError("job rows need a site and a job_id")
         with self._write_lock:
@@ -208,9 +203,7 @@ class DuckDBStore(Store):
         )
         return sql, p1 + p2
 
-    def query(
-        self, selection: Selection, step_ns: int | None = None, agg: Aggregation = "avg"
-    ) -> pl.DataFrame:
+    def query(self, selection: Selection, step_ns: int | None = None, agg: Aggregation = "avg") -> pl.DataFrame:
         if agg not in AGGREGATIONS:
             raise QueryError(f"unknown aggregation {agg!r}; use one of {', '.join(AGGREGATIONS)}")
         inner, params = self._selected(selection)
@@ -275,9 +268,7 @@ class DuckDBStore(Store):
             clauses.append("submit_s < ?")
             params.append(submitted_to_s)
         where = " AND ".join(clauses) or "TRUE"
-        frame = _frame(
-            self._cursor(), f"SELECT * FROM jobs WHERE {where} ORDER BY submit_s, site, job_id", params
-        )
+        frame = _frame(self._cursor(), f"SELECT * FROM jobs WHERE {where} ORDER BY submit_s, site, job_id", params)
         return conform_jobs(frame).collect()
 
     # ---------------------------------------------------------------- export

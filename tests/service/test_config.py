@@ -70,8 +70,10 @@ def test_missing_file() -> None:
 
 
 def test_durations_accept_units() -> None:
-    loaded = parse_config("store:\n  retention: 7d\nsites:\n  - name: a\n    collectors:\n"
-                          "      - {type: node, interval: 500ms, timeout: 2s}\n")
+    loaded = parse_config(
+        "store:\n  retention: 7d\nsites:\n  - name: a\n    collectors:\n"
+        "      - {type: node, interval: 500ms, timeout: 2s}\n"
+    )
     assert loaded.config.store.retention == 7 * 86400
     assert loaded.collectors[0].entry.interval == 0.5
     assert loaded.collectors[0].entry.timeout == 2.0

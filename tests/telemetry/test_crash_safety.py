@@ -14,7 +14,6 @@ import pytest
 
 from telemetry.stores.base import Selection
 from telemetry.stores.duckdb_store import DuckDBStore
-
 from tests.conftest import ROOT
 
 KILLS = 20
@@ -29,7 +28,11 @@ def test_no_acknowledged_batch_is_lost_over_20_kills(tmp_path: Path) -> None:
     for _ in range(KILLS):
         child = subprocess.Popen(
             [sys.executable, "-m", "tests.telemetry.ingest_child", str(db)],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "READY", child.stderr.read() if child.stderr else ""

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from collectors.base import CollectorError
 from telemetry.catalog import node as nm
+from telemetry.pipeline import Pipeline, RunningCollector, StoreSink
 from telemetry.schema import Batch
 from telemetry.stores.base import Selection
 from telemetry.stores.duckdb_store import DuckDBStore
-from telemetry.pipeline import Pipeline, RunningCollector, StoreSink
 
 
 class Steady:
@@ -60,8 +60,13 @@ class ListSink:
 
 
 def rc(name: str, collector: object, interval: float = 0.05, timeout: float = 0.2) -> RunningCollector:
-    return RunningCollector(name, collector, interval_s=interval, timeout_s=timeout,  # type: ignore[arg-type]
-                            labels={"site": "s1", "host": "h1"})
+    return RunningCollector(
+        name,
+        collector,
+        interval_s=interval,
+        timeout_s=timeout,  # type: ignore[arg-type]
+        labels={"site": "s1", "host": "h1"},
+    )
 
 
 def test_collect_adds_site_host_labels_and_self_metrics() -> None:
@@ -81,7 +86,10 @@ def test_failure_is_recorded_not_raised() -> None:
     assert r.stats.last_error == "CollectorError: /proc/stat: no such file"
     assert r.stats.last_success_s is None
     assert {s.metric for s in batch.samples()} == {
-        "ctwin_collector_duration_seconds", "ctwin_collector_errors_total", "ctwin_collector_samples_total"}
+        "ctwin_collector_duration_seconds",
+        "ctwin_collector_errors_total",
+        "ctwin_collector_samples_total",
+    }
 
 
 def test_labels_outside_the_catalog_are_an_error_of_that_collector() -> None:

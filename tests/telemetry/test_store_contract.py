@@ -66,9 +66,16 @@ def test_query_filters_by_labels_and_half_open_time_range(store: Store) -> None:
     assert store.query(Selection(labels={"host": "h9"})).height == 0
 
 
-@pytest.mark.parametrize(("agg", "expected"), [("avg", [11.5, 13.5]), ("max", [12.0, 14.0]),
-                                               ("min", [11.0, 13.0]), ("last", [12.0, 14.0]),
-                                               ("sum", [23.0, 27.0])])
+@pytest.mark.parametrize(
+    ("agg", "expected"),
+    [
+        ("avg", [11.5, 13.5]),
+        ("max", [12.0, 14.0]),
+        ("min", [11.0, 13.0]),
+        ("last", [12.0, 14.0]),
+        ("sum", [23.0, 27.0]),
+    ],
+)
 def test_step_downsampling(store: Store, agg: str, expected: list[float]) -> None:
     for t in range(10, 14):  # h1 values 11, 12, 13, 14 at t = 10..13
         store.append(cpu_batch(t))
@@ -92,7 +99,10 @@ def test_series_lists_distinct_series(store: Store) -> None:
     store.append(cpu_batch(2))
     store.append(Batch.from_samples([Sample("node_load1", 0.5, {"host": "h0"}, S)]))
     assert store.series(Selection()).height == 4
-    assert store.series(Selection(labels={"host": "h0"}))["metric"].to_list() == ["node_cpu_seconds_total", "node_load1"]
+    assert store.series(Selection(labels={"host": "h0"}))["metric"].to_list() == [
+        "node_cpu_seconds_total",
+        "node_load1",
+    ]
 
 
 def test_retention_deletes_only_older_samples(store: Store) -> None:
@@ -143,8 +153,9 @@ def test_export_writes_one_column_per_label(store: Store, tmp_path: Path, fmt: s
 
 
 def test_jobs_upsert_by_site_and_job_id(store: Store) -> None:
-    first = pl.DataFrame({"site": ["a", "a"], "job_id": ["1", "2"], "state": ["PENDING", "PENDING"],
-                          "submit_s": [100, 200]})
+    first = pl.DataFrame(
+        {"site": ["a", "a"], "job_id": ["1", "2"], "state": ["PENDING", "PENDING"], "submit_s": [100, 200]}
+    )
     assert store.append_jobs(first) == 2
     update = pl.DataFrame({"site": ["a"], "job_id": ["1"], "state": ["RUNNING"], "submit_s": [100], "start_s": [150]})
     store.append_jobs(update)
@@ -154,7 +165,9 @@ def test_jobs_upsert_by_site_and_job_id(store: Store) -> None:
     assert store.jobs(states=["PENDING"])["job_id"].to_list() == ["2"]
     assert store.jobs(submitted_from_s=150).height == 1
     with pytest.raises(ValueError, match="site and a job_id"):
-        store.append_jobs(pl.DataFrame({"site": ["a"], "job_id": [None]}, schema={"site": pl.String, "job_id": pl.String}))
+        store.append_jobs(
+            pl.DataFrame({"site": ["a"], "job_id": [None]}, schema={"site": pl.String, "job_id": pl.String})
+        )
 
 
 def test_reads_while_writing(store: Store) -> None:
