@@ -32,7 +32,6 @@ OURS_TO_THEIRS = {
     "node_memory_shmem_bytes": "node_memory_Shmem_bytes",
     "node_memory_swap_total_bytes": "node_memory_SwapTotal_bytes",
     "node_memory_swap_free_bytes": "node_memory_SwapFree_bytes",
-    "node_infiniband_port_transmit_discards_total": "node_infiniband_port_discards_transmitted_total",
 }
 
 SeriesKey = tuple[str, frozenset[tuple[str, str]]]
