@@ -5,4 +5,6 @@ from collectors import (
     interconnect,  # noqa: F401
     node,  # noqa: F401
     prometheus_scrape,  # noqa: F401
+    replay,  # noqa: F401
+    slurm,  # noqa: F401
 )

@@ -23,3 +23,6 @@ STARTED = d("batch_jobs_started_total", "counter", "jobs", "Jobs that started ru
 FINISHED = d("batch_jobs_finished_total", "counter", "jobs", "Jobs that ended since the collector started, by final state (completed, failed, cancelled, ...).", PS)
 
 REPLAY_TIME = d("batch_replay_trace_time_seconds", "gauge", "seconds", "Instant of the workload trace a replayed site is showing, in unix seconds of the original log.", ("trace",))
+
+# Slurm collector (collectors/slurm.py); the replay has no per-node memory, so only Slurm sites carry it.
+MEMORY = d("batch_memory_bytes", "gauge", "bytes", "Memory of the compute nodes by state: allocated, idle, other (on nodes that are down, drained or failed).", ("state",))
