@@ -279,16 +279,18 @@ class DuckDBStore(Store):
 
     def export_sql(self, selection: Selection) -> tuple[str, list[Any]]:
         """The export query: time as a timestamp, then metric, value and one column per label key."""
-        keys = self._label_keys(selection)
+        keys = [k for k in self._label_keys(selection) if k not in _RESERVED]
         where_series, p1 = self._series_filter(selection)
         where_time, p2 = self._time_filter(selection)
-        label_cols = "".join(
-            f', json_extract_string(s.labels, \'$."{k}"\') AS "{k}"' for k in keys if k not in _RESERVED
-        )
+        # Labels are parsed once per series (in the subquery), not once per sample: JSON parsing of
+        # every row was two thirds of the export's CPU. Positional aliases (l0, l1...) inside the
+        # subquery cannot collide with series_id/metric whatever the label keys are called.
+        extract = "".join(f', json_extract_string(labels, \'$."{k}"\') AS l{i}' for i, k in enumerate(keys))
+        label_cols = "".join(f', s.l{i} AS "{k}"' for i, k in enumerate(keys))
         sql = (
             "SELECT make_timestamp_ns(x.ts_ns) AS time, s.metric, x.value"
             f"{label_cols} FROM samples x "
-            f"JOIN (SELECT series_id, metric, labels FROM series WHERE {where_series}) s USING (series_id) "
+            f"JOIN (SELECT series_id, metric{extract} FROM series WHERE {where_series}) s USING (series_id) "
             f"WHERE {where_time}"
         )
         return sql, p1 + p2
