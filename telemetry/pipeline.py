@@ -112,12 +112,17 @@ class RunningCollector:
         self.strict_labels = strict_labels
         self.stats = CollectorStats(name)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"gather-{name}")
-        self._inflight: Future[list[Sample]] | None = None
+        self._inflight: Future[tuple[list[Sample], Exception | None]] | None = None
 
-    def _gather(self, ts_ns: int) -> list[Sample]:
+    def _gather(self, ts_ns: int) -> tuple[list[Sample], Exception | None]:
+        """Samples and the error, if any. An error marked `partial = True` (some sources of the
+        collector failed, others answered) keeps what was emitted; any other error discards it."""
         emit = _Emitter(self.labels, ts_ns, self.strict_labels)
-        self.collector.gather(emit)
-        return emit.samples
+        try:
+            self.collector.gather(emit)
+        except Exception as exc:
+            return (emit.samples if getattr(exc, "partial", False) else []), exc
+        return emit.samples, None
 
     def collect(self) -> Batch:
         """Run one collection; never raises: failures are recorded in `stats` and self-metrics."""
@@ -131,17 +136,22 @@ class RunningCollector:
         started = time.perf_counter()
         self._inflight = self._executor.submit(self._gather, now_ns())
         samples: list[Sample] = []
+        error: Exception | None = None
         try:
-            samples = self._inflight.result(timeout=self.timeout_s)
+            samples, error = self._inflight.result(timeout=self.timeout_s)
         except FutureTimeout:
-            stats.errors += 1
-            self._fail(f"timed out after {self.timeout_s:g}s", started_wall)
+            error = TimeoutError(f"timed out after {self.timeout_s:g}s")
         except Exception as exc:  # the plugin boundary: report, never propagate
+            error = exc
+        if isinstance(error, TimeoutError):
             stats.errors += 1
-            self._fail(f"{type(exc).__name__}: {exc}", started_wall)
+            self._fail(str(error), started_wall)
+        elif error is not None:
+            stats.errors += 1
+            self._fail(f"{type(error).__name__}: {error}", started_wall)
         else:
             stats.last_success_s = started_wall
-            stats.samples += len(samples)
+        stats.samples += len(samples)
         stats.collections += 1
         stats.last_duration_s = time.perf_counter() - started
         own = self._self_samples()

@@ -168,3 +168,20 @@ def test_a_failing_sink_is_counted_and_others_still_get_data() -> None:
     assert p.sink_errors == 1
     assert "disk full" in (p.last_sink_error or "")
     assert good.samples() == 6
+
+
+def test_partial_failure_keeps_what_was_emitted_and_records_the_error() -> None:
+    class Partial(CollectorError):
+        partial = True
+
+    class HalfWorking:
+        def gather(self, emit: Callable[..., None]) -> None:
+            emit(nm.LOAD1, 3.0)
+            raise Partial("sinfo --json: exit 1: slurm_load_partitions error")
+
+    r = rc("half", HalfWorking())
+    batch = r.collect()
+    assert any(s.metric == "node_load1" and s.value == 3.0 for s in batch.samples())
+    assert r.stats.errors == 1
+    assert r.stats.last_success_s is None
+    assert "slurm_load_partitions" in (r.stats.last_error or "")
