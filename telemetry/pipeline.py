@@ -215,6 +215,7 @@ class Pipeline:
         self._threads: list[threading.Thread] = []
         self._writer: threading.Thread | None = None
         self._writer_done = threading.Event()
+        self._producers_done = threading.Event()
 
     # ------------------------------------------------------------ buffer
     def submit(self, batch: Batch) -> bool:
@@ -239,7 +240,7 @@ class Pipeline:
         """Wait for data; coalesce queued batches up to max_batch_samples into one append."""
         with self._cond:
             while not self._buffer:
-                if self._stop.is_set():
+                if self._producers_done.is_set():  # only then can nothing more arrive
                     return None
                 self._cond.wait(0.5)
             taken: list[Batch] = []
@@ -304,6 +305,7 @@ class Pipeline:
         deadline = time.monotonic() + timeout_s
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
+        self._producers_done.set()
         with self._cond:
             self._cond.notify_all()
         if self._writer is not None:
