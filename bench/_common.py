@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -25,8 +26,10 @@ __all__ = [
     "CLK_TCK",
     "NodeSeries",
     "Server",
+    "cpu_seconds",
     "fmt_rate",
     "free_port",
+    "machine_note",
     "node_series",
     "proc_cpu_seconds",
     "require_binary",
@@ -141,6 +144,18 @@ def proc_cpu_seconds(pid: int, children: bool = False) -> float:
     if children:
         ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
     return ticks / CLK_TCK
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process so far (all threads, user + system)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def machine_note() -> str:
+    """Cores and load average: benchmarks on a shared machine should say how busy it was."""
+    one, five, _ = os.getloadavg()
+    return f"machine: {os.cpu_count()} cores, load average {one:.2f} (1 min) {five:.2f} (5 min)"
 
 
 def wait_idle(pid: int, busy_below: float = 0.05, window_s: float = 1.0, timeout_s: float = 60.0) -> float:
@@ -294,8 +309,10 @@ def node_series(n_cpus: int = 32, disks: int = 4, netdevs: int = 4, total: int =
         out.extend(NodeSeries(m, labels, False) for m in _FS_METRICS)
     for i in range(netdevs):
         dev = ("eth0", "ib0", "lo", "docker0", "eth1", "ib1")[i % 6]
-        for d in ("receive", "transmit"):
-            out.extend(NodeSeries(f"node_network_{d}_{k}_total", (("device", dev),), True) for k in _NET_DIRECTIONAL)
+        for direction in ("receive", "transmit"):
+            out.extend(
+                NodeSeries(f"node_network_{direction}_{k}_total", (("device", dev),), True) for k in _NET_DIRECTIONAL
+            )
         out.extend(NodeSeries(m, (("device", dev),), True) for m in _NET_EXTRA)
         out.extend(NodeSeries(m, (("device", dev),), False) for m in _NET_GAUGES)
     out.extend(NodeSeries(f"node_memory_{m}_bytes", (), False) for m in _MEMORY)

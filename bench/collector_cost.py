@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 import httpx
-from _common import free_port, proc_cpu_seconds, require_binary, result_line, server
+from _common import free_port, machine_note, proc_cpu_seconds, require_binary, result_line, server
 
 NAME = "collector_cost"
 TARGET = 1.0
@@ -130,6 +130,7 @@ def main() -> None:
         return
 
     binary = require_binary("prometheus-node-exporter")
+    print(machine_note())
     print(f"collector cost at 1 Hz over {args.seconds}s: ours ({', '.join(names)}) vs node_exporter, concurrently")
     with tempfile.TemporaryDirectory(prefix="ctwin-bench-collect-") as d:
         workdir = Path(d)
@@ -185,6 +186,7 @@ def main() -> None:
     )
     ratio = ne_per / ours_per if ours_per > 0 else float("inf")
     print(f"  ours costs {1 / ratio if ratio else float('inf'):.2f}× node_exporter per cycle")
+    print(machine_note())
     print(result_line(NAME, ratio, TARGET))
 
 

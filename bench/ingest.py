@@ -10,14 +10,18 @@ series-creation path, reported but not in the ratio), then `--batches` timed bat
 - VictoriaMetrics (Debian `victoria-metrics`): the same samples pre-encoded (untimed) as
   Prometheus text exposition, POSTed to `/api/v1/import/prometheus` over keep-alive httpx
   connections, each batch as `--chunks` bodies sent by `--concurrency` client threads (what a
-  pushing agent such as vmagent does on a 2-core box), timed until every response is back. VM
+  pushing agent such as vmagent does on a 2-core box), timed until every response is back.
+  All bodies are encoded before the first POST, so batches go back to back, as ours do. VM
   answers once the rows are in its in-memory buffers (not fsynced), so this is the generous
   figure for VM; the time including `/internal/force_flush` is printed as well.
+  `--vm-format influx` sends Influx line protocol to VM's `/write` instead (about the same).
 - InfluxDB 1.6.7 (Debian `influxdb`, v1 `/write?precision=ms` line protocol, same chunking) is a
   second reference line, not part of the ratio. It fsyncs its WAL before answering.
 
 Each server runs alone (started fresh in a temp dir, stopped before the next phase), so no phase
-competes for the 2 cores with another. Every system's stored count is checked afterwards, and
+competes for the 2 cores with another. After the warm-up batch each server is given time to
+finish its background work (its CPU use falls below 5% of a core) before the timed batches;
+our store has no background work to wait for. Every system's stored count is checked afterwards, and
 one series' values are compared between our store and VictoriaMetrics.
 
 ratio = our samples/s ÷ VictoriaMetrics samples/s (timed batches only); target 1.0.
@@ -36,7 +40,17 @@ from pathlib import Path
 import httpx
 import numpy as np
 import polars as pl
-from _common import Server, fmt_rate, free_port, node_series, require_binary, result_line, server, wait_idle
+from _common import (
+    Server,
+    fmt_rate,
+    free_port,
+    machine_note,
+    node_series,
+    require_binary,
+    result_line,
+    server,
+    wait_idle,
+)
 
 from telemetry.schema import Batch, canonical_labels
 from telemetry.stores.base import Selection
@@ -184,10 +198,11 @@ def push_all(
 ) -> list[float]:
     """Push every batch; after the warm-up, let the server finish its background work first."""
     times: list[float] = []
+    print(f"  {label}: encoding {len(work.values)} batches (untimed)...", flush=True)
+    encoded = [work.bodies(i, prefix, chunks) for i in range(len(work.values))]
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     with httpx.Client(timeout=300.0, limits=limits) as client:
-        for i in range(len(work.values)):
-            bodies = work.bodies(i, prefix, chunks)  # untimed encoding
+        for i, bodies in enumerate(encoded):
             times.append(post_batch(client, url, bodies, concurrency))
             print(f"  {label} batch {i}: {times[-1]:.2f}s ({sum(map(len, bodies)) / 1e6:.0f} MB)", flush=True)
             if i == 0:
@@ -330,6 +345,7 @@ def main() -> None:
     if not args.skip_influx:
         require_binary("influxd")
 
+    print(machine_note())
     t = time.perf_counter()
     work = build_workload(args.nodes, args.batches + 1)
     print(
@@ -347,6 +363,7 @@ def main() -> None:
     print(f"  victoria-metrics 1.79       {vm:>14,.0f}")
     if influx is not None:
         print(f"  influxdb 1.6.7 (reference)  {influx:>14,.0f}   (ours = {ours / influx:.2f}× influx)")
+    print(machine_note())
     print(result_line(NAME, ours / vm, TARGET))
 
 
