@@ -12,10 +12,9 @@ subprocess). Reads run on their own cursors and see committed data only.
 
 from __future__ import annotations
 
-import json
 import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -80,7 +79,6 @@ class DuckDBStore(Store):
         self._index = self._index.cast({"series_id": pl.Int64})
         top = self._index["series_id"].max() if self._index.height else 0
         self._next_id = int(top) + 1 if isinstance(top, int) else 1
-        self.last_write_seconds = 0.0
 
     # ---------------------------------------------------------------- schema
     def _create_schema(self) -> None:
@@ -100,6 +98,18 @@ class DuckDBStore(Store):
         return self._con.cursor()
 
     # ---------------------------------------------------------------- writes
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One transaction on a fresh cursor: committed on success, rolled back on any error."""
+        cur = self._cursor()
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            yield cur
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        cur.execute("COMMIT")
+
     def _series_ids(self, frame: pl.DataFrame) -> tuple[pl.Series, pl.DataFrame]:
         """Ids for the batch's series, and the frame of series seen for the first time."""
         keyed = frame.select("metric", "labels").join(
@@ -120,27 +130,19 @@ class DuckDBStore(Store):
     def append(self, batch: Batch) -> int:
         if not len(batch):
             return 0
-        started = time.perf_counter()
         with self._write_lock:
             ids, new = self._series_ids(batch.frame)
             rows = pl.DataFrame(  # noqa: F841 (read by DuckDB's replacement scan below)
                 {"series_id": ids, "ts_ns": batch.frame["ts_ns"], "value": batch.frame["value"]}
             )
-            cur = self._cursor()
-            cur.execute("BEGIN TRANSACTION")
-            try:
+            with self._transaction() as cur:
                 if new.height:
                     new_series = new.select("series_id", "metric", "labels")  # noqa: F841 (read by SQL)
                     cur.execute("INSERT INTO series SELECT * FROM new_series")
                 cur.execute("INSERT INTO samples SELECT * FROM rows")
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
             if new.height:
                 self._index = pl.concat([self._index, new])
                 self._next_id += new.height
-        self.last_write_seconds = time.perf_counter() - started
         return len(batch)
 
     def append_jobs(self, jobs: pl.DataFrame) -> int:
@@ -149,16 +151,9 @@ class DuckDBStore(Store):
         frame = conform_jobs(jobs).unique(subset=["site", "job_id"], keep="last", maintain_order=True).collect()
         if frame.select(pl.col("site").is_null() | pl.col("job_id").is_null()).to_series().any():
             raise ValueError("job rows need a site and a job_id")
-        with self._write_lock:
-            cur = self._cursor()
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                cur.execute("DELETE FROM jobs WHERE (site, job_id) IN (SELECT site, job_id FROM frame)")
-                cur.execute("INSERT INTO jobs SELECT * FROM frame")
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
+        with self._write_lock, self._transaction() as cur:
+            cur.execute("DELETE FROM jobs WHERE (site, job_id) IN (SELECT site, job_id FROM frame)")
+            cur.execute("INSERT INTO jobs SELECT * FROM frame")
         return frame.height
 
     def apply_retention(self, older_than_ns: int) -> int:
@@ -376,6 +371,3 @@ def _run_with_progress(
         progress(1.0)
     return int(result["rows"])
 
-
-def labels_dict(text: str) -> dict[str, str]:
-    return dict(json.loads(text))
