@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
+import polars as pl
+
 from telemetry.catalog import Metric
 from telemetry.schema import Sample, StrictModel, now_ns
 
@@ -61,6 +63,11 @@ class Collector(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release sockets or handles; called once on shutdown."""
+
+    def job_updates(self) -> pl.DataFrame | None:
+        """Job-history rows (telemetry.jobs.JOB_SCHEMA) learnt by the last gather, for batch-site
+        collectors; the pipeline upserts them into the store keyed by (site, job_id). None: no jobs."""
+        return None
 
 
 @dataclass

@@ -150,6 +150,14 @@ class ReplayCollector(Collector):
         """Jobs submitted, started and finished between the two last gathers (EVENT_SCHEMA)."""
         return self._events
 
+    def job_updates(self) -> pl.DataFrame:
+        """The live queue plus the final records of jobs that finished since the gather before."""
+        finished = self._events.filter(pl.col("event") == "finished").drop("event", "event_s")
+        if finished.is_empty():
+            return self._snapshot
+        done = set(finished["job_id"].to_list())
+        return pl.concat([self._snapshot.filter(~pl.col("job_id").is_in(done)), finished])
+
     @property
     def unplayable(self) -> int:
         """Jobs left out because the log does not give their submit, wait or run time."""

@@ -266,6 +266,9 @@ class SlurmCollector(Collector):
         the last gather; `observed_s` says when. Pending jobs carry Slurm's expected start."""
         return self._snapshot
 
+    def job_updates(self) -> pl.DataFrame:
+        return self._snapshot
+
     def gather(self, emit: Emit) -> None:
         observed = int(self.clock())
         requests = self._get_transport().requests()

@@ -17,10 +17,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from collectors import registry
-from service.compose import build_collectors, build_runtime, open_store
+from service.compose import build_collectors, build_runtime, open_store, resolve_salt
 from service.config import ConfigError, LoadedConfig, load_config
 from service.timeparse import parse_time_ns
-from telemetry.export import export_samples, manifest_path
+from telemetry.export import export_jobs, export_samples, manifest_path
 from telemetry.pipeline import Pipeline
 from telemetry.schema import Batch
 from telemetry.stores.base import QueryError, Selection
@@ -198,6 +198,65 @@ def export_samples_cmd(
         _emit_json(json.loads(manifest.to_json()))
     else:
         err.print(f"wrote {manifest.rows} rows to {output} (manifest: {manifest_path(output)})", highlight=False)
+
+
+@export_app.command("jobs")
+def export_jobs_cmd(
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write")],
+    site: Annotated[str | None, typer.Option(help="Only this site")] = None,
+    state: Annotated[list[str] | None, typer.Option("--state", help="Only these job states (repeatable)")] = None,
+    start: Annotated[str | None, typer.Option(help="Submitted at or after: now, -30d, ISO date, unix s")] = None,
+    end: Annotated[str | None, typer.Option(help="Submitted before: now, -1d, ISO date, unix s")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", "-f", help="parquet or csv (default: from suffix)")] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the job history with users and groups pseudonymised (salted hash), plus a manifest."""
+    from telemetry.jobs import JOB_STATES
+
+    loaded = _load(config)
+    chosen = fmt or ("csv" if output.suffix.lower() == ".csv" else "parquet")
+    if chosen not in ("parquet", "csv"):
+        raise _fail(f"unknown format {chosen!r}: use --format parquet or --format csv")
+    states = [s.upper() for s in state or []]
+    unknown = sorted(set(states) - set(JOB_STATES))
+    if unknown:
+        raise _fail(f"unknown job state(s) {unknown}; valid: {', '.join(JOB_STATES)}")
+    try:
+        from_s = parse_time_ns(start) // 1_000_000_000 if start else None
+        to_s = parse_time_ns(end) // 1_000_000_000 if end else None
+        salt = resolve_salt(loaded, data_dir)
+        store = open_store(loaded, data_dir, read_only=True)
+    except (ValueError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    fmt_lit: Literal["parquet", "csv"] = "csv" if chosen == "csv" else "parquet"
+    try:
+        with Progress(
+            TextColumn("exporting jobs"), BarColumn(), TimeElapsedColumn(), console=err, disable=as_json
+        ) as bar:
+            task = bar.add_task("export", total=1.0)
+            manifest = export_jobs(
+                store,
+                output,
+                fmt_lit,
+                salt,
+                site=site,
+                states=states,
+                submitted_from_s=from_s,
+                submitted_to_s=to_s,
+                progress=lambda f: bar.update(task, completed=f),
+            )
+    finally:
+        store.close()
+    if as_json:
+        _emit_json(json.loads(manifest.to_json()))
+    else:
+        err.print(
+            f"wrote {manifest.rows} jobs to {output}, users and groups pseudonymised"
+            f" (manifest: {manifest_path(output)})",
+            highlight=False,
+        )
 
 
 # ---------------------------------------------------------------------------- plugins

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from collectors import registry
 from collectors.base import CollectorConfig
@@ -52,14 +52,57 @@ class CollectorEntry(BaseModel):
         return dict(self.model_extra or {})
 
 
+SITE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
 class SiteConfig(StrictModel):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(pattern=SITE_NAME)
     kind: SiteKind = "edge"
     description: str = ""
+    nodes: list[str] = Field(default_factory=list, description="Hosts expected at the site; absent ones show as down")
     collectors: list[CollectorEntry] = Field(default_factory=list)
 
 
+class LinkConfig(StrictModel):
+    """A network path between two sites. Capacity and latency are what the operator knows; when
+    `interface` names a device of this host, its netdev counters give the measured traffic."""
+
+    between: tuple[str, str]
+    description: str = ""
+    bandwidth_gbps: float | None = Field(None, gt=0)
+    latency_ms: float | None = Field(None, ge=0)
+    interface: str | None = None
+
+
+class ServeConfig(StrictModel):
+    listen: str = Field("127.0.0.1", description="Address `ctwin serve` binds")
+    port: int = Field(8080, ge=1, le=65535)
+
+
+OpenEndpoint = Literal["/healthz", "/readyz", "/metrics"]
+_OPEN_BY_DEFAULT: tuple[OpenEndpoint, ...] = ("/healthz", "/readyz", "/metrics")
+
+
+class AuthConfig(StrictModel):
+    tokens_file: str | None = Field(None, description="Hashed API tokens; default <data_dir>/tokens.json")
+    open_endpoints: list[OpenEndpoint] = Field(
+        default_factory=lambda: list(_OPEN_BY_DEFAULT),
+        description="Endpoints served without a token (the /v1 API always needs one)",
+    )
+
+
+class PrivacyConfig(StrictModel):
+    salt: str | None = Field(
+        None,
+        min_length=16,
+        description="Secret salt for pseudonymising users and groups in exports; default: a random salt "
+        "kept in <data_dir>/pseudonym.salt. Never exported.",
+    )
+
+
 def _default_sites() -> list[SiteConfig]:
+    """This machine, plus two HPC sites replayed from real logs shipped in the package, so a new
+    user with no cluster still sees a living continuum (one trace minute per wall second)."""
     return [
         SiteConfig(
             name="local",
@@ -70,7 +113,56 @@ def _default_sites() -> list[SiteConfig]:
                 CollectorEntry(type="containers", interval=5.0),
                 CollectorEntry(type="interconnect", interval=5.0),
             ],
-        )
+        ),
+        SiteConfig(
+            name="kth-sp2",
+            kind="hpc",
+            description="KTH IBM SP2 (100 nodes), replayed from the Parallel Workloads Archive log of 1996-97",
+            collectors=[
+                CollectorEntry.model_validate(
+                    {
+                        "type": "replay",
+                        "interval": 5.0,
+                        "trace": "KTH-SP2-1996-2.1-cln.swf.gz",
+                        "speed": 60.0,
+                        "start_offset": "30d",
+                    }
+                )
+            ],
+        ),
+        SiteConfig(
+            name="sdsc-sp2",
+            kind="hpc",
+            description="SDSC IBM SP2 (128 nodes), replayed from the Parallel Workloads Archive log of 1998-2000",
+            collectors=[
+                CollectorEntry.model_validate(
+                    {
+                        "type": "replay",
+                        "interval": 5.0,
+                        "trace": "SDSC-SP2-1998-4.2-cln.swf.gz",
+                        "speed": 60.0,
+                        "start_offset": "30d",
+                    }
+                )
+            ],
+        ),
+    ]
+
+
+def _default_links() -> list[LinkConfig]:
+    return [
+        LinkConfig(
+            between=("local", "kth-sp2"),
+            description="illustrative: replayed sites have no real network path",
+            bandwidth_gbps=10.0,
+            latency_ms=30.0,
+        ),
+        LinkConfig(
+            between=("local", "sdsc-sp2"),
+            description="illustrative: replayed sites have no real network path",
+            bandwidth_gbps=10.0,
+            latency_ms=80.0,
+        ),
     ]
 
 
@@ -79,7 +171,19 @@ class Config(StrictModel):
     host: str | None = Field(None, description="Value of the host label; default: this machine's name")
     store: StoreConfig = StoreConfig()
     pipeline: PipelineConfig = PipelineConfig()
+    serve: ServeConfig = ServeConfig()
+    auth: AuthConfig = AuthConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
     sites: list[SiteConfig] = Field(default_factory=_default_sites)
+    links: list[LinkConfig] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_topology_links(cls, data: Any) -> Any:
+        """The default sites come with their links; a config that lists its own sites starts with none."""
+        if isinstance(data, dict) and "sites" not in data and "links" not in data:
+            return {**data, "links": _default_links()}
+        return data
 
     def host_name(self) -> str:
         return self.host or socket.gethostname()
@@ -127,6 +231,11 @@ class LoadedConfig:
         if self.config.store.path:
             return Path(self.config.store.path)
         return self.data_dir(data_dir) / "ctwin.duckdb"
+
+    def tokens_path(self, data_dir: str | Path | None = None) -> Path:
+        if self.config.auth.tokens_file:
+            return Path(self.config.auth.tokens_file)
+        return self.data_dir(data_dir) / "tokens.json"
 
 
 # ------------------------------------------------------------------ locations
@@ -231,6 +340,15 @@ def parse_config(text: str, source: str = "<config>") -> LoadedConfig:
             names.add(spec.name)
             if entry.enabled:
                 specs.append(spec)
+    for li, link in enumerate(config.links):
+        for end in link.between:
+            if end not in site_names:
+                loc: Path_ = ("links", li, "between")
+                problems.append(
+                    ConfigProblem(
+                        _render_loc(loc), f"no site named {end!r} (sites: {sorted(site_names)})", _line_for(loc, lines)
+                    )
+                )
     if problems:
         raise ConfigError(source, problems)
     return LoadedConfig(config, specs, source)

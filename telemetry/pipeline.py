@@ -24,12 +24,15 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import polars as pl
+
 from telemetry.catalog import selfmetrics as sm
 from telemetry.catalog._core import Metric
 from telemetry.schema import Batch, Sample, now_ns
 from telemetry.stores.base import Store
 
 log = logging.getLogger(__name__)
+_MAX_JOB_FRAMES = 256
 
 __all__ = ["CollectorStats", "Gatherer", "Pipeline", "RunningCollector", "Sink"]
 
@@ -41,7 +44,12 @@ class Gatherer(Protocol):
 
 
 class Sink(Protocol):
+    """Receives every batch; a sink that also has `write_jobs(frame)` receives job-history rows."""
+
     def write(self, batch: Batch) -> None: ...
+
+
+_Gathered = tuple[list[Sample], Exception | None, pl.DataFrame | None]
 
 
 @dataclass
@@ -112,17 +120,36 @@ class RunningCollector:
         self.strict_labels = strict_labels
         self.stats = CollectorStats(name)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"gather-{name}")
-        self._inflight: Future[tuple[list[Sample], Exception | None]] | None = None
+        self._inflight: Future[_Gathered] | None = None
+        self._jobs: pl.DataFrame | None = None
 
-    def _gather(self, ts_ns: int) -> tuple[list[Sample], Exception | None]:
-        """Samples and the error, if any. An error marked `partial = True` (some sources of the
-        collector failed, others answered) keeps what was emitted; any other error discards it."""
+    def _gather(self, ts_ns: int) -> _Gathered:
+        """Samples, the error if any, and job rows. An error marked `partial = True` (some sources
+        of the collector failed, others answered) keeps what was emitted; any other error discards it.
+        Job rows are read in the gather thread, right after the gather that produced them."""
         emit = _Emitter(self.labels, ts_ns, self.strict_labels)
         try:
             self.collector.gather(emit)
         except Exception as exc:
-            return (emit.samples if getattr(exc, "partial", False) else []), exc
-        return emit.samples, None
+            if not getattr(exc, "partial", False):
+                return [], exc, None
+            return emit.samples, exc, self._job_rows()
+        return emit.samples, None, self._job_rows()
+
+    def _job_rows(self) -> pl.DataFrame | None:
+        updates = getattr(self.collector, "job_updates", None)
+        rows = updates() if callable(updates) else None
+        if rows is None or rows.is_empty():
+            return None
+        site = self.labels.get("site")
+        if site is not None:  # the configured site names the rows, whatever the source called itself
+            rows = rows.with_columns(pl.lit(site, pl.String).alias("site"))
+        return rows
+
+    def take_jobs(self) -> pl.DataFrame | None:
+        """Job rows of the last collection, once."""
+        jobs, self._jobs = self._jobs, None
+        return jobs
 
     def collect(self) -> Batch:
         """Run one collection; never raises: failures are recorded in `stats` and self-metrics."""
@@ -138,7 +165,7 @@ class RunningCollector:
         samples: list[Sample] = []
         error: Exception | None = None
         try:
-            samples, error = self._inflight.result(timeout=self.timeout_s)
+            samples, error, self._jobs = self._inflight.result(timeout=self.timeout_s)
         except FutureTimeout:
             error = TimeoutError(f"timed out after {self.timeout_s:g}s")
         except Exception as exc:  # the plugin boundary: report, never propagate
@@ -205,10 +232,13 @@ class Pipeline:
         self.max_batch_samples = max_batch_samples
         self.labels = dict(labels or {})
         self.dropped_samples = 0
+        self.dropped_job_frames = 0
         self.written_samples = 0
+        self.written_job_rows = 0
         self.sink_errors = 0
         self.last_sink_error: str | None = None
         self._buffer: deque[Batch] = deque()
+        self._job_buffer: deque[pl.DataFrame] = deque()
         self._buffered = 0
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -232,17 +262,29 @@ class Pipeline:
             self._cond.notify()
         return True
 
+    def submit_jobs(self, jobs: pl.DataFrame) -> None:
+        """Queue job-history rows for the sinks. Job snapshots replace each other (upserts), so
+        at most one per collector is useful: beyond the bound the oldest is dropped and counted."""
+        with self._cond:
+            if len(self._job_buffer) >= _MAX_JOB_FRAMES:
+                self.dropped_job_frames += 1
+                self._job_buffer.popleft()
+            self._job_buffer.append(jobs)
+            self._cond.notify()
+
     @property
     def buffered_samples(self) -> int:
         return self._buffered
 
-    def _take(self) -> Batch | None:
+    def _take(self) -> tuple[Batch | None, list[pl.DataFrame]] | None:
         """Wait for data; coalesce queued batches up to max_batch_samples into one append."""
         with self._cond:
-            while not self._buffer:
+            while not self._buffer and not self._job_buffer:
                 if self._producers_done.is_set():  # only then can nothing more arrive
                     return None
                 self._cond.wait(0.5)
+            jobs = list(self._job_buffer)
+            self._job_buffer.clear()
             taken: list[Batch] = []
             size = 0
             while self._buffer and (not taken or size + len(self._buffer[0]) <= self.max_batch_samples):
@@ -250,25 +292,47 @@ class Pipeline:
                 taken.append(b)
                 size += len(b)
             self._buffered -= size
-        return taken[0] if len(taken) == 1 else Batch.concat(taken)
+        if not taken:
+            return None, jobs
+        return (taken[0] if len(taken) == 1 else Batch.concat(taken)), jobs
 
     def _write(self, batch: Batch) -> None:
         for sink in self.sinks:
             try:
                 sink.write(batch)
             except Exception as exc:
-                self.sink_errors += 1
-                self.last_sink_error = f"{type(sink).__name__}: {type(exc).__name__}: {exc}"
+                self._sink_failed(sink, exc)
                 log.exception("sink %s failed; %d samples not written there", type(sink).__name__, len(batch))
         self.written_samples += len(batch)
+
+    def _write_jobs(self, frames: list[pl.DataFrame]) -> None:
+        jobs = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+        for sink in self.sinks:
+            write_jobs = getattr(sink, "write_jobs", None)
+            if not callable(write_jobs):
+                continue
+            try:
+                write_jobs(jobs)
+            except Exception as exc:
+                self._sink_failed(sink, exc)
+                log.exception("sink %s failed; %d job rows not written there", type(sink).__name__, jobs.height)
+        self.written_job_rows += jobs.height
+
+    def _sink_failed(self, sink: object, exc: Exception) -> None:
+        self.sink_errors += 1
+        self.last_sink_error = f"{type(sink).__name__}: {type(exc).__name__}: {exc}"
 
     def _writer_loop(self) -> None:
         try:
             while True:
-                batch = self._take()
-                if batch is None:
+                taken = self._take()
+                if taken is None:
                     return
-                self._write(batch)
+                batch, jobs = taken
+                if jobs:
+                    self._write_jobs(jobs)
+                if batch is not None:
+                    self._write(batch)
         finally:
             self._writer_done.set()
 
@@ -277,6 +341,9 @@ class Pipeline:
         next_due = time.monotonic()
         while not self._stop.is_set():
             self.submit(rc.collect())
+            jobs = rc.take_jobs()
+            if jobs is not None:
+                self.submit_jobs(jobs)
             self._submit_pipeline_metrics()
             next_due += rc.interval_s
             delay = next_due - time.monotonic()
@@ -332,6 +399,8 @@ class Pipeline:
             "buffered_samples": self._buffered,
             "dropped_samples": self.dropped_samples,
             "written_samples": self.written_samples,
+            "written_job_rows": self.written_job_rows,
+            "dropped_job_frames": self.dropped_job_frames,
             "sink_errors": self.sink_errors,
             "last_sink_error": self.last_sink_error,
             "collectors": {rc.name: vars(rc.stats).copy() for rc in self.collectors},
@@ -349,3 +418,6 @@ class StoreSink:
         started = time.perf_counter()
         self.store.append(batch)
         self.last_write_s = time.perf_counter() - started
+
+    def write_jobs(self, jobs: pl.DataFrame) -> None:
+        self.store.append_jobs(jobs)

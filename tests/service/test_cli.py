@@ -46,7 +46,12 @@ def test_collect_once_json_shows_cpu_memory_network_and_containers() -> None:
         "container_memory_usage_bytes",
     ):
         assert wanted in names
-    assert all(s["labels"]["site"] == "local" for s in data["samples"])
+    sites = {s["labels"]["site"] for s in data["samples"]}
+    assert sites == {"local", "kth-sp2", "sdsc-sp2"}  # this machine and the two replayed HPC sites
+    node_sites = {s["labels"]["site"] for s in data["samples"] if s["metric"].startswith("node_")}
+    assert node_sites == {"local"}
+    replayed = {s["labels"]["site"] for s in data["samples"] if s["metric"] == "batch_replay_trace_time_seconds"}
+    assert replayed == {"kth-sp2", "sdsc-sp2"}
 
 
 def test_collect_once_table() -> None:
@@ -140,3 +145,65 @@ def test_plugins_lists_each_collector_and_why_not() -> None:
     assert rows["node"]["available"] is True and rows["node"]["configured"] is True
     assert "prometheus" in rows
     assert all(r["available"] or r["reason"] for r in rows.values())
+
+
+def _store_with_trace_jobs(data_dir: Path) -> pl.DataFrame:
+    from collectors.swf import read_swf, to_job_history
+    from collectors.traces import TRACES_DIR
+
+    jobs = to_job_history(read_swf(TRACES_DIR / "KTH-SP2-1996-2.1-cln.swf.gz"), site="kth-sp2").collect()
+    jobs = jobs.head(2000)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = DuckDBStore(data_dir / "ctwin.duckdb")
+    store.append_jobs(jobs)
+    store.close()
+    return jobs
+
+
+def test_export_jobs_pseudonymises_users_and_never_writes_the_salt(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    original = _store_with_trace_jobs(data)
+    salt = "a-secret-salt-0123456789-abcdef"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"privacy:\n  salt: {salt}\nsites: [{{name: kth-sp2, kind: hpc}}]\n")
+    out = tmp_path / "jobs.parquet"
+    res = ctwin("export", "jobs", "-o", str(out), "-c", str(cfg), "-d", str(data), "--json")
+    assert res.returncode == 0, res.stderr
+    manifest = json.loads(res.stdout)
+    exported = pl.read_parquet(out)
+    assert manifest["rows"] == exported.height == original.height
+    assert manifest["pseudonymisation"]["columns"] == ["user", "group"]
+    # same person, same pseudonym; distinct people stay distinct; no real name survives
+    pairs = original.select("job_id", "user").join(exported.select("job_id", pl.col("user").alias("p")), on="job_id")
+    assert pairs.group_by("user").agg(pl.col("p").n_unique())["p"].max() == 1
+    assert pairs["p"].n_unique() == original["user"].n_unique()
+    assert set(exported["user"].drop_nulls().to_list()).isdisjoint(set(original["user"].drop_nulls().to_list()))
+    assert all(u.startswith("u_") and len(u) == 18 for u in exported["user"].drop_nulls().to_list())
+    for path in (out, out.with_name(out.name + ".manifest.json")):
+        assert salt.encode() not in path.read_bytes()
+    # another salt gives unlinkable pseudonyms
+    cfg.write_text("privacy:\n  salt: another-secret-salt-987654321\nsites: [{name: kth-sp2, kind: hpc}]\n")
+    out2 = tmp_path / "jobs2.csv"
+    res = ctwin("export", "jobs", "-o", str(out2), "-c", str(cfg), "-d", str(data), "--site", "kth-sp2")
+    assert res.returncode == 0, res.stderr
+    assert set(pl.read_csv(out2)["user"].drop_nulls().to_list()).isdisjoint(set(exported["user"].to_list()))
+
+
+def test_export_jobs_default_salt_is_private_and_stable(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _store_with_trace_jobs(data)
+    first, second = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    for out in (first, second):
+        res = ctwin("export", "jobs", "-o", str(out), "-d", str(data))
+        assert res.returncode == 0, res.stderr
+    salt_file = data / "pseudonym.salt"
+    assert salt_file.stat().st_mode & 0o777 == 0o600
+    assert pl.read_parquet(first)["user"].equals(pl.read_parquet(second)["user"])
+
+
+def test_export_jobs_rejects_an_unknown_state_with_the_valid_ones(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _store_with_trace_jobs(data)
+    res = ctwin("export", "jobs", "-o", str(tmp_path / "x.parquet"), "-d", str(data), "--state", "DONE")
+    assert res.returncode == 2
+    assert "unknown job state" in res.stderr and "COMPLETED" in res.stderr

@@ -17,11 +17,32 @@ def problems(text: str) -> list[str]:
     return [p.render("c.yaml") for p in info.value.problems]
 
 
-def test_builtin_default_is_this_machine() -> None:
+def test_builtin_default_is_this_machine_and_two_replayed_hpc_sites() -> None:
     loaded = load_config(None)
-    assert [s.name for s in loaded.config.sites] == ["local"]
-    assert [c.name for c in loaded.collectors] == ["local/node", "local/containers", "local/interconnect"]
+    assert [(s.name, s.kind) for s in loaded.config.sites] == [
+        ("local", "edge"),
+        ("kth-sp2", "hpc"),
+        ("sdsc-sp2", "hpc"),
+    ]
+    assert [c.name for c in loaded.collectors] == [
+        "local/node",
+        "local/containers",
+        "local/interconnect",
+        "kth-sp2/replay",
+        "sdsc-sp2/replay",
+    ]
+    assert [link.between for link in loaded.config.links] == [("local", "kth-sp2"), ("local", "sdsc-sp2")]
     assert loaded.store_path("/x") == Path("/x/ctwin.duckdb")
+
+
+def test_own_sites_start_without_the_default_links() -> None:
+    loaded = parse_config("sites: [{name: a}]")
+    assert loaded.config.links == []
+
+
+def test_a_link_must_join_known_sites() -> None:
+    text = "sites: [{name: a}, {name: b}]\nlinks:\n  - between: [a, c]\n    bandwidth_gbps: 10\n"
+    assert problems(text) == ["c.yaml:3: links[0].between: no site named 'c' (sites: ['a', 'b'])"]
 
 
 def test_example_config_in_deploy_is_valid() -> None:

@@ -185,3 +185,38 @@ def test_partial_failure_keeps_what_was_emitted_and_records_the_error() -> None:
     assert r.stats.errors == 1
     assert r.stats.last_success_s is None
     assert "slurm_load_partitions" in (r.stats.last_error or "")
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 1_000_000.0
+
+    def __call__(self) -> float:
+        self.t += 600.0  # every read moves the replay on by 10 wall minutes
+        return self.t
+
+
+def test_job_rows_of_a_batch_site_reach_the_store_under_the_configured_site(tmp_path: Path) -> None:
+    """A replayed site's queue and finished jobs land in the job history, named by the site config."""
+    import polars as pl
+
+    from collectors.replay import ReplayCollector, ReplayConfig
+
+    replay = ReplayCollector(ReplayConfig(trace="KTH-SP2-1996-2.1-cln.swf.gz", speed=60.0), clock=_Clock())
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    rc = RunningCollector("kth/replay", replay, interval_s=0.02, timeout_s=30.0, labels={"site": "kth", "host": "h"})
+    pipeline = Pipeline([rc], [StoreSink(store)])
+    pipeline.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and pipeline.written_job_rows < 500:
+        time.sleep(0.05)
+    pipeline.stop()
+    jobs = store.jobs()
+    store.close()
+    assert jobs.height > 0
+    assert jobs["site"].unique().to_list() == ["kth"]
+    states = set(jobs["state"].to_list())
+    assert "COMPLETED" in states or "FAILED" in states or "CANCELLED" in states
+    finished = jobs.filter(pl.col("end_s").is_not_null())
+    assert (finished["end_s"] >= finished["start_s"]).all()
+    assert pipeline.health()["written_job_rows"] == pipeline.written_job_rows > 0

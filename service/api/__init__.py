@@ -1,0 +1,1 @@
+"""The HTTP API (`/v1/...`): routers, the error body, and their dependencies."""

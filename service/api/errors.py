@@ -1,0 +1,52 @@
+"""One JSON error body for every 4xx/5xx the service answers, so clients parse one shape:
+
+    {"error": {"status": 404, "code": "not_found", "message": "no site named 'x'", "details": [...]}}
+
+`code` is a stable machine-readable word; `message` says what was wrong and, where it can, how to
+fix it; `details` (optional) lists per-field problems of a rejected request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import HTTPException
+from pydantic import BaseModel
+
+__all__ = ["ApiError", "ErrorBody", "ErrorDetail", "error_body"]
+
+
+class ErrorDetail(BaseModel):
+    status: int
+    code: str
+    message: str
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+def error_body(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"status": status, "code": code, "message": message}
+    if details:
+        body["details"] = details
+    return {"error": body}
+
+
+class ApiError(HTTPException):
+    """Raise from a route or dependency; the app's handler renders it as the error body."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(status_code=status, detail=message, headers=headers)
+        self.code = code
+        self.message = message
+        self.details = details

@@ -1,0 +1,133 @@
+"""The twin's read interface: what the API, `/metrics` and the Dash pages may ask of the live state.
+
+Everything here is a plain immutable value, computed from the twin's current snapshot (no I/O)
+except the `*_history` calls, which read the store with server-side downsampling. Dashboards
+depend on this Protocol only, so figures can be tested against any implementation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import polars as pl
+
+__all__ = [
+    "CollectorHealth",
+    "ContainerView",
+    "LinkView",
+    "NodeView",
+    "SiteKind",
+    "SiteView",
+    "State",
+    "TwinReader",
+]
+
+SiteKind = Literal["hpc", "htc", "cloud", "edge"]
+State = Literal["ok", "stale", "down", "starting"]
+"""ok: fresh data; stale: data older than 3 collection intervals or the last collection failed;
+down: never collected successfully and failing; starting: no collection finished yet."""
+
+
+@dataclass(frozen=True)
+class CollectorHealth:
+    name: str
+    type: str
+    state: State
+    interval_s: float
+    last_success_s: float | None
+    data_age_s: float | None
+    errors: int
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class SiteView:
+    name: str
+    kind: SiteKind
+    description: str
+    state: State
+    data_age_s: float | None
+    """Seconds since the newest successful collection of any of the site's collectors."""
+    is_replay: bool
+    trace_time_s: float | None
+    """For a replayed site: the instant of the trace being shown (unix s of the original log)."""
+    hosts: int
+    """Hosts reporting node metrics (the local machine, cloud VMs, edge boxes)."""
+    nodes_total: int | None
+    nodes_busy: int | None
+    cpus_total: float | None
+    cpus_busy: float | None
+    load: float | None
+    """CPU utilisation 0..1: allocated/total CPUs on a batch site, else the mean busy share of its hosts."""
+    mem_used_frac: float | None
+    jobs_running: int | None
+    jobs_pending: int | None
+    collectors: tuple[CollectorHealth, ...]
+
+
+@dataclass(frozen=True)
+class NodeView:
+    site: str
+    host: str
+    state: State
+    data_age_s: float | None
+    cpus: int | None
+    cpu_util: float | None
+    """Busy share of all CPUs over the last collection interval, 0..1."""
+    load1: float | None
+    mem_total_bytes: float | None
+    mem_used_bytes: float | None
+    """Total minus MemAvailable."""
+
+
+@dataclass(frozen=True)
+class ContainerView:
+    site: str
+    host: str
+    container: str
+    data_age_s: float | None
+    cpu_cores: float | None
+    """CPU cores in use over the last interval (rate of cpu seconds)."""
+    mem_bytes: float | None
+    mem_limit_bytes: float | None
+
+
+@dataclass(frozen=True)
+class LinkView:
+    a: str
+    b: str
+    description: str
+    bandwidth_bps: float | None
+    """Configured capacity in bits per second."""
+    latency_s: float | None
+    state: State
+    data_age_s: float | None
+    rx_bps: float | None
+    """Measured receive rate in bits per second, when the link names a local interface."""
+    tx_bps: float | None
+
+
+class TwinReader(Protocol):
+    def sites(self) -> list[SiteView]: ...
+
+    def site(self, name: str) -> SiteView:
+        """KeyError when there is no such site."""
+        ...
+
+    def nodes(self, site: str | None = None) -> list[NodeView]: ...
+
+    def containers(self, site: str | None = None) -> list[ContainerView]: ...
+
+    def links(self) -> list[LinkView]: ...
+
+    def node_history(
+        self, site: str, hosts: list[str] | None, start_s: float, end_s: float, max_points: int = 2000
+    ) -> pl.DataFrame:
+        """Per host, CPU utilisation and memory used share over [start, end), at most `max_points`
+        buckets per host: columns host (str), ts_s (float, bucket start), cpu_util, mem_used_frac."""
+        ...
+
+    def site_history(self, site: str, start_s: float, end_s: float, max_points: int = 2000) -> pl.DataFrame:
+        """A site's load over time: columns ts_s, load, jobs_running, jobs_pending (nulls where unknown)."""
+        ...
