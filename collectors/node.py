@@ -138,6 +138,7 @@ class NodeCollector(Collector):
         self._keep_disk = DeviceFilter(cfg.disk_include, cfg.disk_exclude)
         # Mounts rarely change: the filtered list is rebuilt only when /proc/mounts' text does.
         self._mounts_text: str | None = None
+        self._cpu_ticks: tuple[int, int] | None = None  # (idle+iowait, busy) at the previous gather
         self._mounts: list[tuple[str, dict[str, str]]] = []
 
     def availability(self) -> str | None:
@@ -157,6 +158,15 @@ class NodeCollector(Collector):
         if text is None:
             raise CollectorError(f"{path} not found: is root pointing at a Linux /proc?")
         stat = _parsed(path, parse_proc_stat, text)
+        idle = busy = 0
+        for _cpu, ticks in stat.cpus:
+            idle += sum(ticks[3:5])  # idle + iowait
+            busy += sum(ticks[:8]) - sum(ticks[3:5])
+        if self._cpu_ticks is not None:
+            d_idle, d_busy = idle - self._cpu_ticks[0], busy - self._cpu_ticks[1]
+            if d_idle >= 0 and d_busy >= 0 and d_idle + d_busy > 0:  # counters reset on hotplug
+                emit(m.CPU_BUSY_RATIO, d_busy / (d_idle + d_busy))
+        self._cpu_ticks = (idle, busy)
         for cpu, ticks in stat.cpus:
             for mode, t in zip(_CPU_MODES, ticks, strict=False):
                 emit(m.CPU_SECONDS, t / USER_HZ, {"cpu": cpu, "mode": mode})
@@ -184,6 +194,9 @@ class NodeCollector(Collector):
             value = mem.get(key)
             if value is not None:  # MemAvailable appeared in 3.14
                 emit(metric, value)
+        total, available = mem.get("MemTotal"), mem.get("MemAvailable")
+        if total and available is not None:
+            emit(m.MEM_USED_RATIO, 1.0 - available / total)
 
     def _gather_loadavg(self, emit: Emit) -> None:
         text = read_text(self._loadavg_path)

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from collectors import registry
+from service.cli_token import token_app
 from service.compose import build_collectors, build_runtime, open_store, resolve_salt
 from service.config import ConfigError, LoadedConfig, load_config
 from service.timeparse import parse_time_ns
@@ -34,6 +35,7 @@ config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True
 export_app = typer.Typer(help="Export datasets for analysis (Parquet or CSV, with a manifest).", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(export_app, name="export")
+app.add_typer(token_app, name="token")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -94,6 +96,51 @@ def collect(
     if failures and len(failures) == len(pipeline.collectors):
         raise typer.Exit(1)
     del once
+
+
+# ---------------------------------------------------------------------------- serve
+@app.command()
+def serve(
+    listen: Annotated[str | None, typer.Option(help="Address to bind (default: serve.listen, 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: serve.port, 8080)")] = None,
+    no_ui: Annotated[bool, typer.Option("--no-ui", help="Serve the API only, without the Dash twin")] = False,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the whole service: collectors, store, twin, API, /metrics and the Dash twin on one port."""
+    import uvicorn
+
+    from service.app import create_app
+    from service.auth import AuthError, TokenStore, check_exposure, open_endpoints_for
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    loaded = _load(config)
+    host = listen or loaded.config.serve.listen
+    bind_port = port or loaded.config.serve.port
+    if listen:
+        serve_cfg = loaded.config.serve.model_copy(update={"listen": listen})
+        loaded = LoadedConfig(loaded.config.model_copy(update={"serve": serve_cfg}), loaded.collectors, loaded.source)
+    try:
+        tokens = TokenStore(loaded.tokens_path(data_dir))
+        check_exposure(host, tokens, open_endpoints_for(loaded.config.auth, host))
+        application = create_app(loaded, data_dir, ui=not no_ui)
+    except AuthError as exc:
+        raise _fail(str(exc)) from None
+    if not as_json:
+        shown = f"[{host}]" if ":" in host else host
+        err.print(
+            f"Continuum Twin on http://{shown}:{bind_port}/ (API docs: /docs) — store {loaded.store_path(data_dir)}",
+            highlight=False,
+        )
+    uvicorn.run(
+        application,
+        host=host,
+        port=bind_port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
 
 
 # ---------------------------------------------------------------------------- run

@@ -79,15 +79,16 @@ class ServeConfig(StrictModel):
     port: int = Field(8080, ge=1, le=65535)
 
 
-OpenEndpoint = Literal["/healthz", "/readyz", "/metrics"]
-_OPEN_BY_DEFAULT: tuple[OpenEndpoint, ...] = ("/healthz", "/readyz", "/metrics")
+OpenEndpoint = Literal["/healthz", "/readyz", "/metrics", "/"]
+"""`/` is the Dash twin (the browser UI); the /v1 API always needs a token."""
+_OPEN_BY_DEFAULT: tuple[OpenEndpoint, ...] = ("/healthz", "/readyz", "/metrics", "/")
 
 
 class AuthConfig(StrictModel):
     tokens_file: str | None = Field(None, description="Hashed API tokens; default <data_dir>/tokens.json")
     open_endpoints: list[OpenEndpoint] = Field(
         default_factory=lambda: list(_OPEN_BY_DEFAULT),
-        description="Endpoints served without a token (the /v1 API always needs one)",
+        description="Served without a token; default: all four on loopback, only the probes beyond it",
     )
 
 

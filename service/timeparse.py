@@ -7,28 +7,38 @@ from datetime import UTC, datetime
 
 from telemetry.schema import parse_duration
 
+_MAX_NS = 2**62  # about year 2116; keeps every later arithmetic inside Int64
+
 
 def parse_time_ns(text: str, now_ns: int | None = None) -> int:
-    now = now_ns if now_ns is not None else time.time_ns()
+    """Nanoseconds since the epoch; ValueError with the accepted forms for anything else, and for
+    times before 1970 or after 2116 (which no store holds and Int64 arithmetic cannot take)."""
+    value = _parse(text, now_ns if now_ns is not None else time.time_ns())
+    if not 0 <= value < _MAX_NS:
+        raise ValueError(f"the time {text!r} is outside 1970..2116")
+    return value
+
+
+def _parse(text: str, now: int) -> int:
     value = text.strip()
     if value == "now":
         return now
     if value.startswith("-"):
         try:
             return now - int(parse_duration(value[1:]) * 1e9)
-        except ValueError:
+        except (ValueError, OverflowError):
             pass
     try:
         return int(float(value) * 1e9)
-    except ValueError:
+    except (ValueError, OverflowError):
         pass
     try:
         stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=UTC)
+        return int(stamp.timestamp() * 1e9)
+    except (ValueError, OverflowError):
         raise ValueError(
             f"cannot read the time {text!r}: use now, -15m, -2h, -7d, an ISO date like 2026-11-21T10:00:00Z,"
             " or unix seconds"
         ) from None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
-    return int(stamp.timestamp() * 1e9)

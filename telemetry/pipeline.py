@@ -366,6 +366,11 @@ class Pipeline:
             t.start()
             self._threads.append(t)
 
+    @property
+    def running(self) -> bool:
+        """Started, not stopped, and every collector loop alive."""
+        return bool(self._writer) and not self._stop.is_set() and all(t.is_alive() for t in self._threads)
+
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop collecting, then flush everything buffered to the sinks (bounded by timeout_s)."""
         self._stop.set()

@@ -50,3 +50,7 @@ PSI_MEM_STALLED = d("node_pressure_memory_stalled_seconds_total", "counter", "se
 PSI_IO_WAITING = d("node_pressure_io_waiting_seconds_total", "counter", "seconds", "Time some task waited for I/O (PSI some).")
 PSI_IO_STALLED = d("node_pressure_io_stalled_seconds_total", "counter", "seconds", "Time all non-idle tasks stalled on I/O (PSI full).")
 PSI_IRQ_STALLED = d("node_pressure_irq_stalled_seconds_total", "counter", "seconds", "Time all non-idle tasks stalled on IRQ handling (PSI full; kernels with CONFIG_IRQ_TIME_ACCOUNTING).")
+# Derived by ctwin (no node_exporter equivalent): one series per host, so the twin can draw and
+# query thousands of hosts over a day without reassembling per-CPU counters.
+CPU_BUSY_RATIO = d("node_cpu_busy_ratio", "gauge", "ratio", "Busy share of all CPUs since the previous collection: 1 - (idle + iowait) / all, 0..1 (ctwin-derived).")
+MEM_USED_RATIO = d("node_memory_used_ratio", "gauge", "ratio", "Share of memory in use: 1 - MemAvailable / MemTotal, 0..1 (ctwin-derived).")

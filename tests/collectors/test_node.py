@@ -336,3 +336,31 @@ def test_parse_diskstats_skips_short_lines_and_rejected_devices() -> None:
     )
     rows = parse_diskstats(text, keep=lambda name: not name.startswith("loop"))
     assert [(name, tuple(s)) for name, s in rows] == [("sda", (1, 3, 4, 5, 7, 8, 9, 10))]
+
+
+def test_derived_busy_and_memory_ratios_from_two_real_stat_readings(tmp_path: Path) -> None:
+    """node_cpu_busy_ratio needs two readings: the second capture is the first with every CPU's
+    user ticks +30 and idle ticks +70, so exactly 30 % of the interval was busy."""
+    import shutil
+
+    root = tmp_path / "root"
+    shutil.copytree(FIRECRACKER, root, symlinks=True)
+    stat = root / "proc" / "stat"
+    config = NodeConfig.model_validate({"root": str(root)})
+    collector = NodeCollector(config, statvfs=StatVFSSpy())
+    first = Recorder()
+    collector.gather(first)
+    assert "node_cpu_busy_ratio" not in first.names()
+    lines = []
+    for line in stat.read_text().splitlines():
+        parts = line.split()
+        if parts and parts[0].startswith("cpu") and parts[0] != "cpu":
+            parts[1] = str(int(parts[1]) + 30)
+            parts[4] = str(int(parts[4]) + 70)
+        lines.append(" ".join(parts))
+    stat.write_text("\n".join(lines) + "\n")
+    second = Recorder()
+    collector.gather(second)
+    assert second.get("node_cpu_busy_ratio") == pytest.approx(0.3, abs=1e-12)
+    total, available = second.get("node_memory_total_bytes"), second.get("node_memory_available_bytes")
+    assert second.get("node_memory_used_ratio") == pytest.approx(1 - available / total)

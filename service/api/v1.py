@@ -1,0 +1,372 @@
+"""The `/v1` API: sites, nodes, containers, links (latest values with data age), queues, a
+downsampled time-series query, and dataset export. Every route needs a token with a scope.
+
+Current values come from the live twin's snapshot (no store I/O); list answers are serialised
+once per snapshot version and second (`_cached_json`), so a thousand-node answer costs a lookup.
+Handlers contain no logic beyond translating HTTP to twin/store calls and errors to 4xx.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
+
+from service.api.errors import ApiError, ErrorBody
+from service.auth import AUTH_RESPONSES, require_scope
+from service.timeparse import parse_time_ns
+from telemetry.export import export_jobs, export_samples
+from telemetry.jobs import JOB_SCHEMA, JOB_STATES
+from telemetry.stores.base import AGGREGATIONS, QueryError, Selection
+from twin.live import LiveTwin
+from twin.view import ContainerView, LinkView, NodeView, SiteView
+
+__all__ = ["router"]
+
+SiteName = Annotated[str, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=128)]
+Responses = dict[int | str, dict[str, Any]]
+_BAD_REQUEST: Responses = {400: {"model": ErrorBody, "description": "A parameter that cannot be used as given"}}
+_NOT_FOUND: Responses = {404: {"model": ErrorBody, "description": "No such site"}}
+_MAX_SERIES = 5000
+_MAX_POINTS = 11_000
+
+router = APIRouter(prefix="/v1", responses={**AUTH_RESPONSES, 422: {"model": ErrorBody}})
+read = [Depends(require_scope("read"))]
+export = [Depends(require_scope("export"))]
+
+
+# ------------------------------------------------------------------------------ response models
+class SitesOut(BaseModel):
+    generated_at_s: float = Field(description="Server time of the answer; data_age_s is relative to it")
+    items: list[SiteView]
+
+
+class NodesOut(BaseModel):
+    generated_at_s: float
+    items: list[NodeView]
+
+
+class ContainersOut(BaseModel):
+    generated_at_s: float
+    items: list[ContainerView]
+
+
+class LinksOut(BaseModel):
+    generated_at_s: float
+    items: list[LinkView]
+
+
+class QueueOut(BaseModel):
+    site: str
+    generated_at_s: float
+    jobs: list[dict[str, Any]] = Field(description="Pending and running jobs (job-history schema)")
+
+
+class SeriesOut(BaseModel):
+    metric: str
+    labels: dict[str, str]
+    points: list[tuple[float, float | None]] = Field(description="[unix seconds of the bucket start, value]")
+
+
+class QueryOut(BaseModel):
+    start_s: float
+    end_s: float
+    step_s: float = Field(description="Bucket width actually used (widened so no series exceeds max_points)")
+    agg: str
+    series: list[SeriesOut]
+
+
+# ------------------------------------------------------------------------------ helpers
+def _twin(request: Request) -> LiveTwin:
+    twin: LiveTwin = request.app.state.twin
+    return twin
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, tuple | list):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if hasattr(value, "__dataclass_fields__"):
+        return {f.name: _clean(getattr(value, f.name)) for f in fields(value)}
+    return value
+
+
+class _JsonCache:
+    """Serialised answers keyed by (what, snapshot version, whole second): ages stay right to the
+    second, and a burst of requests between two snapshots shares one serialisation."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[tuple[int, int], bytes]] = {}
+
+    def get(self, twin: LiveTwin, what: str, build: Callable[[float], Any]) -> bytes:
+        now = twin.clock()
+        key = (twin.snapshot.version, int(now))
+        hit = self._entries.get(what)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        body = json.dumps(_clean(build(now)), separators=(",", ":")).encode()
+        with self._lock:
+            if len(self._entries) > 256:
+                self._entries.clear()
+            self._entries[what] = (key, body)
+        return body
+
+
+def _cache(request: Request) -> _JsonCache:
+    cache: _JsonCache | None = getattr(request.app.state, "json_cache", None)
+    if cache is None:
+        cache = request.app.state.json_cache = _JsonCache()
+    return cache
+
+
+def _json(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
+
+
+def _known_site(twin: LiveTwin, site: str | None) -> None:
+    if site is None:
+        return
+    try:
+        twin.topology.site(site)
+    except KeyError:
+        names = [s.name for s in twin.topology.sites]
+        raise ApiError(404, "not_found", f"no site named {site!r}; sites: {names}") from None
+
+
+def _time_ns(text: str | None, name: str, default: int | None) -> int | None:
+    if text is None:
+        return default
+    try:
+        return parse_time_ns(text)
+    except ValueError as exc:
+        raise ApiError(400, "bad_time", f"{name}: {exc}") from None
+
+
+def _labels(items: Sequence[str]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ApiError(400, "bad_label", f"label {item!r} is not key=value")
+        labels[key] = value
+    return labels
+
+
+def _selection(metrics: Sequence[str], labels: Sequence[str], start: str | None, end: str | None) -> Selection:
+    try:
+        return Selection(
+            metrics=tuple(metrics),
+            labels=_labels(labels),
+            start_ns=_time_ns(start, "start", None),
+            end_ns=_time_ns(end, "end", None),
+        )
+    except QueryError as exc:
+        raise ApiError(400, "bad_query", str(exc)) from None
+
+
+# ------------------------------------------------------------------------------ topology and state
+@router.get("/sites", response_model=SitesOut, dependencies=read, summary="Every site with its state and load")
+def sites(request: Request) -> Response:
+    twin = _twin(request)
+    return _json(_cache(request).get(twin, "sites", lambda now: {"generated_at_s": now, "items": twin.sites()}))
+
+
+@router.get("/sites/{site}", response_model=SiteView, dependencies=read, responses=_NOT_FOUND, summary="One site")
+def site(request: Request, site: str) -> Response:
+    twin = _twin(request)
+    _known_site(twin, site)
+    return _json(json.dumps(_clean(twin.site(site))).encode())
+
+
+@router.get(
+    "/sites/{site}/jobs",
+    response_model=QueueOut,
+    dependencies=read,
+    responses=_NOT_FOUND,
+    summary="A batch site's pending and running jobs, as its collector last saw them",
+)
+def site_jobs(request: Request, site: str) -> Response:
+    twin = _twin(request)
+    _known_site(twin, site)
+    queue = twin.queue(site).drop("user", "group")  # people are not named by the read scope
+    body = {"site": site, "generated_at_s": twin.clock(), "jobs": queue.to_dicts()}
+    return _json(json.dumps(body, separators=(",", ":")).encode())
+
+
+@router.get("/nodes", response_model=NodesOut, dependencies=read, responses=_NOT_FOUND, summary="Latest node values")
+def nodes(request: Request, site: SiteName | None = None) -> Response:
+    twin = _twin(request)
+    _known_site(twin, site)
+    return _json(
+        _cache(request).get(twin, f"nodes:{site}", lambda now: {"generated_at_s": now, "items": twin.nodes(site)})
+    )
+
+
+@router.get(
+    "/containers",
+    response_model=ContainersOut,
+    dependencies=read,
+    responses=_NOT_FOUND,
+    summary="Latest container values",
+)
+def containers(request: Request, site: SiteName | None = None) -> Response:
+    twin = _twin(request)
+    _known_site(twin, site)
+    return _json(
+        _cache(request).get(
+            twin, f"containers:{site}", lambda now: {"generated_at_s": now, "items": twin.containers(site)}
+        )
+    )
+
+
+@router.get("/links", response_model=LinksOut, dependencies=read, summary="Links between sites")
+def links(request: Request) -> Response:
+    twin = _twin(request)
+    return _json(_cache(request).get(twin, "links", lambda now: {"generated_at_s": now, "items": twin.links()}))
+
+
+# ------------------------------------------------------------------------------ time series
+@router.get(
+    "/query",
+    response_model=QueryOut,
+    dependencies=read,
+    responses=_BAD_REQUEST,
+    summary="Samples of a metric over a range, downsampled on the server",
+)
+def query(
+    request: Request,
+    metric: Annotated[str, Query(min_length=1, max_length=200, description="Metric name, e.g. node_load1")],
+    label: Annotated[list[str], Query(description="key=value, repeatable (exact match)")] = [],  # noqa: B006
+    start: Annotated[str, Query(description="now, -1h, ISO-8601 or unix seconds")] = "-1h",
+    end: Annotated[str, Query(description="now, -5m, ISO-8601 or unix seconds")] = "now",
+    step: Annotated[float | None, Query(gt=0, le=1e9, description="Bucket width in seconds")] = None,
+    agg: Annotated[Literal["avg", "min", "max", "last", "sum"], Query()] = "avg",
+    max_points: Annotated[int, Query(ge=1, le=_MAX_POINTS, description="Most buckets per series")] = 2000,
+) -> Response:
+    store = request.app.state.store
+    start_ns = _time_ns(start, "start", None) or 0
+    end_ns = _time_ns(end, "end", None) or 0
+    if end_ns <= start_ns:
+        raise ApiError(400, "bad_query", f"empty range: end ({end}) is not after start ({start})")
+    span = end_ns - start_ns
+    step_ns = max(int((step or 0) * 1e9), math.ceil(span / max_points), 1_000_000_000)
+    selection = _selection([metric], label, start, end)
+    series_count = len(store.series(selection))
+    if series_count > _MAX_SERIES:
+        raise ApiError(400, "too_many_series", f"{series_count} series match; narrow the query with label=key=value")
+    assert agg in AGGREGATIONS
+    frame = store.query(selection, step_ns=step_ns, agg=agg)
+    out: list[dict[str, Any]] = []
+    for (metric_name, labels), part in frame.group_by(["metric", "labels"], maintain_order=True):
+        points = [
+            [ts / 1e9, v if v is None or math.isfinite(v) else None]
+            for ts, v in zip(part["ts_ns"].to_list(), part["value"].to_list(), strict=True)
+        ]
+        out.append({"metric": metric_name, "labels": json.loads(str(labels)), "points": points})
+    body = {"start_s": start_ns / 1e9, "end_s": end_ns / 1e9, "step_s": step_ns / 1e9, "agg": agg, "series": out}
+    return _json(json.dumps(body, separators=(",", ":")).encode())
+
+
+# ------------------------------------------------------------------------------ export
+def _download(path: Path, manifest_json: str, fmt: str, tmp: tempfile.TemporaryDirectory[str]) -> FileResponse:
+    manifest = json.loads(manifest_json)
+    return FileResponse(
+        path,
+        media_type="application/vnd.apache.parquet" if fmt == "parquet" else "text/csv",
+        filename=path.name,
+        headers={
+            "X-Ctwin-Rows": str(manifest["rows"]),
+            "X-Ctwin-Sha256": manifest["sha256"],
+            "X-Ctwin-Manifest": json.dumps(manifest, separators=(",", ":"), ensure_ascii=True),
+        },
+        background=BackgroundTask(tmp.cleanup),
+    )
+
+
+_FILE: Responses = {
+    200: {"content": {"application/vnd.apache.parquet": {}, "text/csv": {}}, "description": "The dataset"}
+}
+
+
+@router.get(
+    "/export/samples",
+    dependencies=export,
+    response_class=FileResponse,
+    responses={**_BAD_REQUEST, **_FILE},
+    summary="Download samples as Parquet or CSV (one column per label); the manifest is in X-Ctwin-Manifest",
+)
+def export_samples_route(
+    request: Request,
+    metric: Annotated[list[str], Query(description="Metric names, repeatable; none = all")] = [],  # noqa: B006
+    label: Annotated[list[str], Query(description="key=value, repeatable")] = [],  # noqa: B006
+    start: str | None = None,
+    end: str | None = None,
+    format: Literal["parquet", "csv"] = "parquet",
+) -> FileResponse:
+    selection = _selection(metric, label, start, end)
+    tmp = tempfile.TemporaryDirectory(prefix="ctwin-export-")
+    path = Path(tmp.name) / f"samples-{int(time.time())}.{format}"
+    try:
+        manifest = export_samples(request.app.state.store, selection, path, format)
+    except QueryError as exc:
+        tmp.cleanup()
+        raise ApiError(400, "bad_query", str(exc)) from None
+    except BaseException:
+        tmp.cleanup()
+        raise
+    return _download(path, manifest.to_json(), format, tmp)
+
+
+@router.get(
+    "/export/jobs",
+    dependencies=export,
+    response_class=FileResponse,
+    responses={**_BAD_REQUEST, **_NOT_FOUND, **_FILE},
+    summary="Download the job history with users and groups pseudonymised (salted hash)",
+)
+def export_jobs_route(
+    request: Request,
+    site: SiteName | None = None,
+    state: Annotated[list[Literal[JOB_STATES]], Query()] = [],  # type: ignore[valid-type]  # noqa: B006
+    start: Annotated[str | None, Query(description="Submitted at or after")] = None,
+    end: Annotated[str | None, Query(description="Submitted before")] = None,
+    format: Literal["parquet", "csv"] = "parquet",
+) -> FileResponse:
+    twin = _twin(request)
+    _known_site(twin, site)
+    from_ns, to_ns = _time_ns(start, "start", None), _time_ns(end, "end", None)
+    tmp = tempfile.TemporaryDirectory(prefix="ctwin-export-")
+    path = Path(tmp.name) / f"jobs-{int(time.time())}.{format}"
+    try:
+        manifest = export_jobs(
+            request.app.state.store,
+            path,
+            format,
+            request.app.state.salt,
+            site=site,
+            states=list(state),
+            submitted_from_s=None if from_ns is None else from_ns // 1_000_000_000,
+            submitted_to_s=None if to_ns is None else to_ns // 1_000_000_000,
+        )
+    except BaseException:
+        tmp.cleanup()
+        raise
+    return _download(path, manifest.to_json(), format, tmp)
+
+
+assert set(JOB_SCHEMA) >= {"user", "group"}

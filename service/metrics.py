@@ -1,0 +1,217 @@
+"""`/metrics`: the service's own health and the twin's latest values, for Prometheus.
+
+Why this shape: the registry is injected (one per app, never prometheus_client's global), and
+everything except request latency is produced at scrape time by a custom collector that reads the
+twin's snapshot and the pipeline's counters: no I/O, no store query, no state to keep in sync.
+Label sets are bounded: sites and hosts come from the configuration and the collectors; at most
+`max_containers` containers per host are exposed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from telemetry.catalog import catalog
+from telemetry.catalog import node as nm
+from telemetry.pipeline import Pipeline, StoreSink
+from twin.live import LiveTwin
+
+__all__ = ["RequestMetrics", "TwinMetrics", "build_registry"]
+
+_NODE_GAUGES = (
+    nm.CPU_BUSY_RATIO.name,
+    nm.MEM_USED_RATIO.name,
+    nm.LOAD1.name,
+    nm.MEM_TOTAL.name,
+    nm.MEM_AVAILABLE.name,
+    nm.CPU_COUNT.name,
+)
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class TwinMetrics(Collector):
+    """Scrape-time collector over the live twin and the running pipeline."""
+
+    def __init__(
+        self,
+        twin: LiveTwin,
+        pipeline: Callable[[], Pipeline | None],
+        sink: Callable[[], StoreSink | None],
+        *,
+        max_containers: int = 50,
+    ) -> None:
+        self.twin = twin
+        self.pipeline = pipeline
+        self.sink = sink
+        self.max_containers = max_containers
+
+    def collect(self) -> Iterator[Any]:
+        yield from self._service()
+        yield from self._sites()
+        yield from self._nodes()
+        yield from self._containers()
+        yield from self._links()
+
+    def _service(self) -> Iterator[Any]:
+        pipeline, sink = self.pipeline(), self.sink()
+        if pipeline is None:
+            return
+        site_of = self.twin.topology.collector_site()
+        labels = ["collector", "site"]
+        duration = GaugeMetricFamily(
+            "ctwin_collector_duration_seconds", "Duration of the last collection.", labels=labels
+        )
+        errors = CounterMetricFamily("ctwin_collector_errors", "Failed or timed-out collections.", labels=labels)
+        last = GaugeMetricFamily(
+            "ctwin_collector_last_success_timestamp_seconds",
+            "Unix time of the last successful collection.",
+            labels=labels,
+        )
+        skipped = CounterMetricFamily(
+            "ctwin_collector_skipped", "Collections skipped because the previous one still ran.", labels=labels
+        )
+        for rc in pipeline.collectors:
+            key = [rc.name, site_of.get(rc.name, "")]
+            duration.add_metric(key, rc.stats.last_duration_s)
+            errors.add_metric(key, rc.stats.errors)
+            skipped.add_metric(key, rc.stats.skipped)
+            if rc.stats.last_success_s is not None:
+                last.add_metric(key, rc.stats.last_success_s)
+        yield from (duration, errors, last, skipped)
+        dropped = CounterMetricFamily(
+            "ctwin_pipeline_dropped_samples", "Samples dropped because the sink buffer was full."
+        )
+        dropped.add_metric([], pipeline.dropped_samples)
+        written = CounterMetricFamily("ctwin_pipeline_written_samples", "Samples handed to the sinks.")
+        written.add_metric([], pipeline.written_samples)
+        buffered = GaugeMetricFamily("ctwin_pipeline_buffered_samples", "Samples waiting for the sinks.")
+        buffered.add_metric([], pipeline.buffered_samples)
+        sink_errors = CounterMetricFamily("ctwin_pipeline_sink_errors", "Failed sink writes.")
+        sink_errors.add_metric([], pipeline.sink_errors)
+        yield from (dropped, written, buffered, sink_errors)
+        if sink is not None:
+            store = GaugeMetricFamily("ctwin_store_write_seconds", "Duration of the last durable store append.")
+            store.add_metric([], sink.last_write_s)
+            yield store
+
+    def _sites(self) -> Iterator[Any]:
+        labels = ["site", "kind"]
+        up = GaugeMetricFamily("ctwin_site_up", "1 when every collector of the site is fresh, else 0.", labels=labels)
+        age = GaugeMetricFamily(
+            "ctwin_site_data_age_seconds", "Seconds since the site's newest successful collection.", labels=labels
+        )
+        load = GaugeMetricFamily("ctwin_site_load_ratio", "CPU utilisation of the site, 0..1.", labels=labels)
+        jobs = GaugeMetricFamily("ctwin_site_jobs", "Jobs of a batch site by state.", labels=["site", "kind", "state"])
+        for site in self.twin.sites():
+            key = [site.name, site.kind]
+            up.add_metric(key, 1.0 if site.state == "ok" else 0.0)
+            if site.data_age_s is not None:
+                age.add_metric(key, site.data_age_s)
+            if site.load is not None:
+                load.add_metric(key, site.load)
+            if site.jobs_running is not None:
+                jobs.add_metric([*key, "running"], site.jobs_running)
+            if site.jobs_pending is not None:
+                jobs.add_metric([*key, "pending"], site.jobs_pending)
+        yield from (up, age, load, jobs)
+
+    def _nodes(self) -> Iterator[Any]:
+        families = {
+            name: GaugeMetricFamily(name, catalog.get(name).help, labels=["site", "host"]) for name in _NODE_GAUGES
+        }
+        for (site, host), points in self.twin.latest_host_points().items():
+            for name, family in families.items():
+                point = points.get(name)
+                if point is not None:
+                    family.add_metric([site, host], point.value, timestamp=point.ts_ns / 1e9)
+        yield from families.values()
+
+    def _containers(self) -> Iterator[Any]:
+        cpu = GaugeMetricFamily(
+            "ctwin_container_cpu_cores",
+            "CPU cores in use over the last interval.",
+            labels=["site", "host", "container"],
+        )
+        mem = GaugeMetricFamily(
+            "container_memory_usage_bytes",
+            "Current memory usage, including page cache.",
+            labels=["site", "host", "container"],
+        )
+        per_host: dict[tuple[str, str], int] = {}
+        for view in self.twin.containers():
+            n = per_host.get((view.site, view.host), 0)
+            if n >= self.max_containers:
+                continue
+            per_host[view.site, view.host] = n + 1
+            key = [view.site, view.host, view.container]
+            if view.cpu_cores is not None:
+                cpu.add_metric(key, view.cpu_cores)
+            if view.mem_bytes is not None:
+                mem.add_metric(key, view.mem_bytes)
+        yield from (cpu, mem)
+
+    def _links(self) -> Iterator[Any]:
+        labels = ["a", "b", "direction"]
+        rate = GaugeMetricFamily("ctwin_link_traffic_bits_per_second", "Measured traffic on a link.", labels=labels)
+        capacity = GaugeMetricFamily(
+            "ctwin_link_capacity_bits_per_second", "Configured capacity of a link.", labels=["a", "b"]
+        )
+        for link in self.twin.links():
+            if link.bandwidth_bps is not None:
+                capacity.add_metric([link.a, link.b], link.bandwidth_bps)
+            if link.rx_bps is not None:
+                rate.add_metric([link.a, link.b, "rx"], link.rx_bps)
+            if link.tx_bps is not None:
+                rate.add_metric([link.a, link.b, "tx"], link.tx_bps)
+        yield from (rate, capacity)
+
+
+class RequestMetrics:
+    """Pure-ASGI middleware: a request-latency histogram by method, route template and status.
+    Labels stay bounded: the route template (not the raw path), `ui` for the mounted Dash app,
+    `unmatched` for anything else."""
+
+    def __init__(self, app: ASGIApp, histogram: Histogram) -> None:
+        self.app = app
+        self.histogram = histogram
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None)
+            if template is None:
+                template = "ui" if scope.get("root_path") or status < 404 else "unmatched"
+            self.histogram.labels(scope.get("method", ""), template, str(status)).observe(time.perf_counter() - started)
+
+
+def build_registry() -> tuple[CollectorRegistry, Histogram]:
+    registry = CollectorRegistry(auto_describe=True)
+    histogram = Histogram(
+        "ctwin_http_request_duration_seconds",
+        "Time to answer an HTTP request.",
+        ["method", "route", "status"],
+        registry=registry,
+        buckets=_LATENCY_BUCKETS,
+    )
+    return registry, histogram

@@ -1,0 +1,480 @@
+"""The live twin: the latest state of every site, folded from the pipeline's batches.
+
+Why this shape (ARCHITECTURE.md, data flow 3-4):
+- The twin is a pipeline sink. Each batch is folded into a new immutable `Snapshot` that replaces
+  the old one in a single reference assignment, so readers (API, `/metrics`, Dash) never lock,
+  never see half a batch, and never do I/O for current values.
+- Only the families the views need are kept (`WATCHED`), with the previous value of each series,
+  so counters become rates without a store query.
+- Derived per-host and per-site indexes are computed once per snapshot version and cached; the
+  views add only the clock (data age), so a thousand-node answer costs a dictionary walk.
+- History (`*_history`) reads the store with server-side downsampling: at most `max_points`
+  buckets per series, whatever the range.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from telemetry.catalog import batch as bm
+from telemetry.catalog import container as cm
+from telemetry.catalog import network as netm
+from telemetry.catalog import node as nm
+from telemetry.jobs import empty_jobs
+from telemetry.pipeline import CollectorStats
+from telemetry.schema import Batch
+from telemetry.stores.base import Selection, Store
+from twin.topology import SiteSpec, Topology
+from twin.view import CollectorHealth, ContainerView, LinkView, NodeView, SiteView, State
+
+__all__ = ["WATCHED", "LiveTwin", "Point", "Snapshot"]
+
+HOST_METRICS = (
+    nm.CPU_COUNT.name,
+    nm.CPU_BUSY_RATIO.name,
+    nm.LOAD1.name,
+    nm.MEM_TOTAL.name,
+    nm.MEM_AVAILABLE.name,
+    nm.MEM_USED_RATIO.name,
+)
+CONTAINER_METRICS = (cm.CPU_USAGE.name, cm.MEM_USAGE.name, cm.MEM_LIMIT.name)
+LINK_METRICS = (netm.NET_RX_BYTES.name, netm.NET_TX_BYTES.name)
+BATCH_METRICS = (
+    bm.NODES.name,
+    bm.CPUS.name,
+    bm.JOBS.name,
+    bm.JOBS_CPUS.name,
+    bm.MEMORY.name,
+    bm.REPLAY_TIME.name,
+)
+WATCHED: frozenset[str] = frozenset((*HOST_METRICS, *CONTAINER_METRICS, *LINK_METRICS, *BATCH_METRICS))
+"""The families the twin keeps current; everything else is only in the store."""
+
+ACTIVE_STATES = ("PENDING", "RUNNING")
+HealthSource = Callable[[], Mapping[str, CollectorStats]]
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    value: float
+    ts_ns: int
+    prev_value: float | None = None
+    prev_ts_ns: int | None = None
+
+    def rate(self) -> float | None:
+        """Per-second increase since the previous sample; None across a counter reset."""
+        if self.prev_value is None or self.prev_ts_ns is None or self.ts_ns <= self.prev_ts_ns:
+            return None
+        delta = self.value - self.prev_value
+        return None if delta < 0 else delta / ((self.ts_ns - self.prev_ts_ns) / 1e9)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Immutable: replaced, never changed. `points` maps (metric, canonical labels) to the latest point."""
+
+    version: int = 0
+    points: Mapping[tuple[str, str], Point] = field(default_factory=dict)
+    jobs: Mapping[str, pl.DataFrame] = field(default_factory=dict)
+
+
+@dataclass
+class _Index:
+    """Per-snapshot derived lookups (built lazily, once per version)."""
+
+    hosts: dict[tuple[str, str], dict[str, Point]]
+    containers: dict[tuple[str, str, str], dict[str, Point]]
+    batch: dict[str, list[tuple[str, Mapping[str, str], Point]]]
+    interfaces: dict[str, dict[str, Point]]  # device -> metric -> point (summed over hosts is not meaningful)
+
+
+class LiveTwin:
+    """Implements twin.view.TwinReader; is a pipeline Sink (`write`, `write_jobs`)."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        store: Store | None = None,
+        health: HealthSource | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        stale_after_intervals: float = 3.0,
+    ) -> None:
+        self.topology = topology
+        self.store = store
+        self.health = health or dict
+        self.clock = clock
+        self.stale_after_intervals = stale_after_intervals
+        self._snapshot = Snapshot()
+        self._labels: dict[str, dict[str, str]] = {}
+        self._write_lock = threading.Lock()
+        self._index_cache: tuple[int, _Index] | None = None
+        self._site_of = topology.collector_site()
+
+    # ------------------------------------------------------------------ sink
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    def write(self, batch: Batch) -> None:
+        frame = batch.frame.filter(pl.col("metric").is_in(list(WATCHED)))
+        if frame.is_empty():
+            return
+        frame = frame.sort("ts_ns").unique(subset=["metric", "labels"], keep="last", maintain_order=True)
+        with self._write_lock:
+            old = self._snapshot
+            points = dict(old.points)
+            for metric, labels, value, ts_ns in frame.select("metric", "labels", "value", "ts_ns").iter_rows():
+                key = (metric, labels)
+                prev = points.get(key)
+                if prev is not None and ts_ns <= prev.ts_ns:
+                    continue  # late or repeated sample: the snapshot only moves forward
+                if labels not in self._labels:
+                    self._labels[labels] = json.loads(labels)
+                points[key] = Point(value, ts_ns, prev.value if prev else None, prev.ts_ns if prev else None)
+            self._snapshot = Snapshot(old.version + 1, points, old.jobs)
+
+    def write_jobs(self, jobs: pl.DataFrame) -> None:
+        """Keep each site's active queue (pending and running jobs) as its collector last saw it."""
+        active = jobs.filter(pl.col("state").is_in(ACTIVE_STATES))
+        with self._write_lock:
+            old = self._snapshot
+            updated = dict(old.jobs)
+            for site in jobs["site"].drop_nulls().unique().to_list():
+                updated[site] = active.filter(pl.col("site") == site)
+            self._snapshot = Snapshot(old.version + 1, old.points, updated)
+
+    def queue(self, site: str) -> pl.DataFrame:
+        """Pending and running jobs of a batch site as last collected (JOB_SCHEMA); KeyError if unknown."""
+        self.topology.site(site)
+        return self._snapshot.jobs.get(site, empty_jobs())
+
+    # ------------------------------------------------------------------ index
+    def _index(self) -> _Index:
+        snap = self._snapshot
+        cached = self._index_cache
+        if cached is not None and cached[0] == snap.version:
+            return cached[1]
+        hosts: dict[tuple[str, str], dict[str, Point]] = defaultdict(dict)
+        containers: dict[tuple[str, str, str], dict[str, Point]] = defaultdict(dict)
+        batch: dict[str, list[tuple[str, Mapping[str, str], Point]]] = defaultdict(list)
+        interfaces: dict[str, dict[str, Point]] = defaultdict(dict)
+        host_set, container_set, batch_set, link_set = (
+            set(HOST_METRICS),
+            set(CONTAINER_METRICS),
+            set(BATCH_METRICS),
+            set(LINK_METRICS),
+        )
+        for (metric, raw), point in snap.points.items():
+            labels = self._labels[raw]
+            site = labels.get("site", "")
+            if metric in host_set:
+                hosts[site, labels.get("host", "")][metric] = point
+            elif metric in container_set:
+                containers[site, labels.get("host", ""), labels.get("container", "")][metric] = point
+            elif metric in batch_set:
+                batch[site].append((metric, labels, point))
+            elif metric in link_set:
+                interfaces[labels.get("device", "")][metric] = point
+        index = _Index(dict(hosts), dict(containers), dict(batch), dict(interfaces))
+        self._index_cache = (snap.version, index)
+        return index
+
+    def latest_host_points(self) -> Mapping[tuple[str, str], Mapping[str, Point]]:
+        """Latest host-level points by (site, host), for exposition."""
+        return self._index().hosts
+
+    # ------------------------------------------------------------------ health
+    def _collector_health(self, spec: SiteSpec, now: float) -> tuple[CollectorHealth, ...]:
+        stats = self.health()
+        out = []
+        for c in spec.collectors:
+            s = stats.get(c.name)
+            if s is None:
+                out.append(CollectorHealth(c.name, c.type, "starting", c.interval_s, None, None, 0, None))
+                continue
+            age = None if s.last_success_s is None else max(0.0, now - s.last_success_s)
+            state: State
+            if s.collections == 0:
+                state = "starting"
+            elif s.last_success_s is None:
+                state = "down"
+            elif (s.last_error_s or 0) > s.last_success_s or (age or 0) > self.stale_after_intervals * c.interval_s:
+                state = "stale"
+            else:
+                state = "ok"
+            out.append(
+                CollectorHealth(c.name, c.type, state, c.interval_s, s.last_success_s, age, s.errors, s.last_error)
+            )
+        return tuple(out)
+
+    @staticmethod
+    def _site_state(collectors: tuple[CollectorHealth, ...]) -> State:
+        states = {c.state for c in collectors}
+        if not states or states == {"starting"}:
+            return "starting"
+        if states <= {"ok"}:
+            return "ok"
+        if states <= {"down", "starting"}:
+            return "down"
+        return "stale"
+
+    def _fresh_interval(self, site: str) -> float:
+        spec = self._spec(site)
+        return min((c.interval_s for c in spec.collectors), default=15.0) if spec else 15.0
+
+    def _spec(self, site: str) -> SiteSpec | None:
+        try:
+            return self.topology.site(site)
+        except KeyError:
+            return None
+
+    # ------------------------------------------------------------------ views
+    def sites(self) -> list[SiteView]:
+        now = self.clock()
+        index = self._index()
+        return [self._site_view(spec, index, now) for spec in self.topology.sites]
+
+    def site(self, name: str) -> SiteView:
+        spec = self.topology.site(name)
+        return self._site_view(spec, self._index(), self.clock())
+
+    def _site_view(self, spec: SiteSpec, index: _Index, now: float) -> SiteView:
+        collectors = self._collector_health(spec, now)
+        successes = [c.last_success_s for c in collectors if c.last_success_s is not None]
+        age = max(0.0, now - max(successes)) if successes else None
+        host_points = [points for (site, _host), points in index.hosts.items() if site == spec.name]
+        batch = index.batch.get(spec.name, [])
+
+        def total(metric: str, state: str | None = None) -> float | None:
+            values = [
+                p.value for m, labels, p in batch if m == metric and (state is None or labels.get("state") == state)
+            ]
+            return sum(values) if values else None
+
+        cpus_total, cpus_busy = total(bm.CPUS.name), total(bm.CPUS.name, "allocated")
+        nodes_total, nodes_busy = total(bm.NODES.name), total(bm.NODES.name, "allocated")
+        mem_total, mem_busy = total(bm.MEMORY.name), total(bm.MEMORY.name, "allocated")
+        replay = [p for m, _labels, p in batch if m == bm.REPLAY_TIME.name]
+        load: float | None = None
+        mem_frac: float | None = None
+        if cpus_total:
+            load = (cpus_busy or 0.0) / cpus_total
+            mem_frac = (mem_busy or 0.0) / mem_total if mem_total else None
+        else:
+            busy = [p[nm.CPU_BUSY_RATIO.name].value for p in host_points if nm.CPU_BUSY_RATIO.name in p]
+            load = sum(busy) / len(busy) if busy else None
+            mem_t = sum(
+                p[nm.MEM_TOTAL.name].value for p in host_points if nm.MEM_TOTAL.name in p and nm.MEM_AVAILABLE.name in p
+            )
+            mem_a = sum(
+                p[nm.MEM_AVAILABLE.name].value
+                for p in host_points
+                if nm.MEM_TOTAL.name in p and nm.MEM_AVAILABLE.name in p
+            )
+            mem_frac = (mem_t - mem_a) / mem_t if mem_t else None
+            if host_points:
+                cpus_total = sum(p[nm.CPU_COUNT.name].value for p in host_points if nm.CPU_COUNT.name in p) or None
+                if cpus_total is not None and load is not None:
+                    cpus_busy = load * cpus_total
+        running, pending = total(bm.JOBS.name, "running"), total(bm.JOBS.name, "pending")
+        return SiteView(
+            name=spec.name,
+            kind=spec.kind,
+            description=spec.description,
+            state=self._site_state(collectors),
+            data_age_s=age,
+            is_replay=bool(replay),
+            trace_time_s=replay[0].value if replay else None,
+            hosts=len(host_points),
+            nodes_total=_int(nodes_total),
+            nodes_busy=_int(nodes_busy),
+            cpus_total=cpus_total,
+            cpus_busy=cpus_busy,
+            load=load,
+            mem_used_frac=mem_frac,
+            jobs_running=_int(running),
+            jobs_pending=_int(pending),
+            collectors=collectors,
+        )
+
+    def nodes(self, site: str | None = None) -> list[NodeView]:
+        if site is not None:
+            self.topology.site(site)  # KeyError for an unknown site
+        now = self.clock()
+        index = self._index()
+        out: list[NodeView] = []
+        seen: set[tuple[str, str]] = set()
+        for (s, host), points in sorted(index.hosts.items()):
+            if site is not None and s != site:
+                continue
+            seen.add((s, host))
+            newest = max(p.ts_ns for p in points.values()) / 1e9
+            age = max(0.0, now - newest)
+            state: State = "ok" if age <= self.stale_after_intervals * self._fresh_interval(s) else "stale"
+            total = _value(points, nm.MEM_TOTAL.name)
+            avail = _value(points, nm.MEM_AVAILABLE.name)
+            cpus = _value(points, nm.CPU_COUNT.name)
+            out.append(
+                NodeView(
+                    site=s,
+                    host=host,
+                    state=state,
+                    data_age_s=age,
+                    cpus=int(cpus) if cpus is not None else None,
+                    cpu_util=_value(points, nm.CPU_BUSY_RATIO.name),
+                    load1=_value(points, nm.LOAD1.name),
+                    mem_total_bytes=total,
+                    mem_used_bytes=(total - avail) if total is not None and avail is not None else None,
+                )
+            )
+        for spec in self.topology.sites:  # declared hosts that never reported
+            if site is not None and spec.name != site:
+                continue
+            for host in spec.nodes:
+                if (spec.name, host) not in seen:
+                    out.append(NodeView(spec.name, host, "down", None, None, None, None, None, None))
+        return out
+
+    def containers(self, site: str | None = None) -> list[ContainerView]:
+        if site is not None:
+            self.topology.site(site)
+        now = self.clock()
+        out = []
+        for (s, host, name), points in sorted(self._index().containers.items()):
+            if site is not None and s != site:
+                continue
+            newest = max(p.ts_ns for p in points.values()) / 1e9
+            cpu = points.get(cm.CPU_USAGE.name)
+            out.append(
+                ContainerView(
+                    site=s,
+                    host=host,
+                    container=name,
+                    data_age_s=max(0.0, now - newest),
+                    cpu_cores=cpu.rate() if cpu else None,
+                    mem_bytes=_value(points, cm.MEM_USAGE.name),
+                    mem_limit_bytes=_value(points, cm.MEM_LIMIT.name),
+                )
+            )
+        return out
+
+    def links(self) -> list[LinkView]:
+        now = self.clock()
+        index = self._index()
+        out = []
+        for link in self.topology.links:
+            ends = [self._spec(link.a), self._spec(link.b)]
+            end_states = [self._site_state(self._collector_health(s, now)) for s in ends if s is not None]
+            measured = index.interfaces.get(link.interface or "") if link.interface else None
+            rx = measured.get(netm.NET_RX_BYTES.name) if measured else None
+            tx = measured.get(netm.NET_TX_BYTES.name) if measured else None
+            rx_rate, tx_rate = (rx.rate() if rx else None), (tx.rate() if tx else None)
+            newest = max((p.ts_ns for p in (rx, tx) if p is not None), default=None)
+            state: State = "ok" if all(s == "ok" for s in end_states) else ("down" if "down" in end_states else "stale")
+            out.append(
+                LinkView(
+                    a=link.a,
+                    b=link.b,
+                    description=link.description,
+                    bandwidth_bps=link.bandwidth_bps,
+                    latency_s=link.latency_s,
+                    state=state,
+                    data_age_s=None if newest is None else max(0.0, now - newest / 1e9),
+                    rx_bps=rx_rate * 8 if rx_rate is not None else None,
+                    tx_bps=tx_rate * 8 if tx_rate is not None else None,
+                )
+            )
+        return out
+
+    # ------------------------------------------------------------------ history
+    def _query(
+        self, metrics: tuple[str, ...], site: str, start_s: float, end_s: float, max_points: int
+    ) -> pl.DataFrame:
+        if self.store is None:
+            return pl.DataFrame(
+                schema={"metric": pl.String, "labels": pl.String, "ts_ns": pl.Int64, "value": pl.Float64}
+            )
+        self.topology.site(site)
+        start_ns, end_ns = int(start_s * 1e9), int(end_s * 1e9)
+        step_ns = max(1_000_000_000, math.ceil((end_ns - start_ns) / max(1, max_points)))
+        selection = Selection(metrics=metrics, labels={"site": site}, start_ns=start_ns, end_ns=end_ns)
+        return self.store.query(selection, step_ns=step_ns, agg="avg")
+
+    def node_history(
+        self, site: str, hosts: list[str] | None, start_s: float, end_s: float, max_points: int = 2000
+    ) -> pl.DataFrame:
+        frame = self._query((nm.CPU_BUSY_RATIO.name, nm.MEM_USED_RATIO.name), site, start_s, end_s, max_points)
+        schema = {"host": pl.String, "ts_s": pl.Float64, "cpu_util": pl.Float64, "mem_used_frac": pl.Float64}
+        if frame.is_empty():
+            return pl.DataFrame(schema=schema)
+        frame = frame.with_columns(
+            pl.col("labels").str.json_path_match("$.host").alias("host"), (pl.col("ts_ns") / 1e9).alias("ts_s")
+        )
+        if hosts:
+            frame = frame.filter(pl.col("host").is_in(hosts))
+        wide = frame.pivot(on="metric", index=["host", "ts_s"], values="value", aggregate_function="mean")
+        for name in (nm.CPU_BUSY_RATIO.name, nm.MEM_USED_RATIO.name):
+            if name not in wide.columns:
+                wide = wide.with_columns(pl.lit(None, pl.Float64).alias(name))
+        return (
+            wide.rename({nm.CPU_BUSY_RATIO.name: "cpu_util", nm.MEM_USED_RATIO.name: "mem_used_frac"})
+            .select(list(schema))
+            .cast(schema)  # type: ignore[arg-type]
+            .sort("host", "ts_s")
+        )
+
+    def site_history(self, site: str, start_s: float, end_s: float, max_points: int = 2000) -> pl.DataFrame:
+        schema = {"ts_s": pl.Float64, "load": pl.Float64, "jobs_running": pl.Float64, "jobs_pending": pl.Float64}
+        frame = self._query((bm.CPUS.name, bm.JOBS.name, nm.CPU_BUSY_RATIO.name), site, start_s, end_s, max_points)
+        if frame.is_empty():
+            return pl.DataFrame(schema=schema)
+        frame = frame.with_columns(
+            pl.col("labels").str.json_path_match("$.state").alias("state"), (pl.col("ts_ns") / 1e9).alias("ts_s")
+        )
+        per_ts = frame.group_by("ts_s").agg(
+            (pl.col("value").filter((pl.col("metric") == bm.CPUS.name) & (pl.col("state") == "allocated")).sum()).alias(
+                "busy"
+            ),
+            pl.col("value").filter(pl.col("metric") == bm.CPUS.name).sum().alias("cpus"),
+            pl.col("value").filter(pl.col("metric") == nm.CPU_BUSY_RATIO.name).mean().alias("host_load"),
+            pl.col("value")
+            .filter((pl.col("metric") == bm.JOBS.name) & (pl.col("state") == "running"))
+            .sum()
+            .alias("jobs_running"),
+            pl.col("value")
+            .filter((pl.col("metric") == bm.JOBS.name) & (pl.col("state") == "pending"))
+            .sum()
+            .alias("jobs_pending"),
+            (pl.col("metric") == bm.JOBS.name).any().alias("has_jobs"),
+        )
+        return (
+            per_ts.select(
+                "ts_s",
+                pl.when(pl.col("cpus") > 0)
+                .then(pl.col("busy") / pl.col("cpus"))
+                .otherwise(pl.col("host_load"))
+                .alias("load"),
+                pl.when(pl.col("has_jobs")).then(pl.col("jobs_running")).alias("jobs_running"),
+                pl.when(pl.col("has_jobs")).then(pl.col("jobs_pending")).alias("jobs_pending"),
+            )
+            .cast(schema)  # type: ignore[arg-type]
+            .sort("ts_s")
+        )
+
+
+def _value(points: Mapping[str, Point], metric: str) -> float | None:
+    p = points.get(metric)
+    return p.value if p is not None else None
+
+
+def _int(value: float | None) -> int | None:
+    return None if value is None else round(value)
