@@ -1,0 +1,253 @@
+"""The HTTP service end to end in-process: real collectors, real DuckDB store, real twin, the
+FastAPI app through its lifespan. Access control, error bodies, a failing site, export, /metrics."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.auth import TokenStore
+from service.config import parse_config
+from tests.conftest import free_port
+
+CONFIG = """
+sites:
+  - name: local
+    kind: edge
+    collectors:
+      - {{type: node, interval: 0.3s}}
+  - name: broken
+    kind: cloud
+    description: a site whose only exporter is unreachable
+    collectors:
+      - {{type: prometheus, url: "http://127.0.0.1:{port}/metrics", interval: 0.3s, timeout: 1s}}
+  - name: kth
+    kind: hpc
+    collectors:
+      - {{type: replay, trace: KTH-SP2-1996-2.1-cln.swf.gz, interval: 0.3s, speed: 3600, start_offset: 30d}}
+links:
+  - {{between: [local, kth], bandwidth_gbps: 10, latency_ms: 30}}
+{extra}
+"""
+
+
+def _config(extra: str = "") -> str:
+    return CONFIG.format(port=free_port(), extra=extra)
+
+
+def _wait(client: TestClient, headers: dict[str, str], ready: Callable[[dict], bool]) -> dict:
+    deadline = time.monotonic() + 20
+    body: dict = {}
+    while time.monotonic() < deadline:
+        body = client.get("/v1/sites", headers=headers).json()
+        if ready(body):
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"the twin never got ready: {body}")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, dict[str, str], Path]]:
+    data = tmp_path_factory.mktemp("api")
+    loaded = parse_config(_config())
+    tokens = TokenStore(loaded.tokens_path(data))
+    tokens_by_scope = {
+        scope: tokens.create(f"t-{scope}", [scope])[1] for scope in ("read", "export", "advise", "admin")
+    }
+    revoked = tokens.create("gone", ["admin"])
+    tokens.revoke(revoked[0].id)
+    tokens_by_scope["revoked"] = revoked[1]
+    app = create_app(loaded, data, ui=False)
+    with TestClient(app) as client:
+        headers = {"Authorization": f"Bearer {tokens_by_scope['read']}"}
+
+        def ready(body: dict) -> bool:
+            by = {s["name"]: s for s in body.get("items", [])}
+            return (
+                by.get("local", {}).get("load") is not None
+                and by.get("broken", {}).get("state") == "down"
+                and by.get("kth", {}).get("jobs_running") is not None
+            )
+
+        _wait(client, headers, ready)
+        yield client, tokens_by_scope, data
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _v1_get_routes(client: TestClient) -> list[str]:
+    paths = client.get("/openapi.json").json()["paths"]
+    return [p.replace("{site}", "local") for p in paths if p.startswith("/v1/")]
+
+
+def test_every_v1_route_refuses_missing_wrong_and_revoked_tokens(served: tuple[TestClient, dict, Path]) -> None:
+    client, tokens, _ = served
+    routes = _v1_get_routes(client)
+    assert len(routes) >= 8
+    for path in routes:
+        missing = client.get(path, params={"metric": "node_load1"})
+        assert missing.status_code == 401, path
+        assert missing.headers["www-authenticate"].startswith("Bearer")
+        assert set(missing.json()) == {"error"} and missing.json()["error"]["code"] == "missing_token"
+        for bad in ("nonsense", tokens["read"][:-2] + "xx", tokens["revoked"]):
+            refused = client.get(path, params={"metric": "node_load1"}, headers=_auth(bad))
+            assert refused.status_code == 401, (path, bad)
+            assert "items" not in refused.text and "local" not in refused.text
+
+
+def test_scopes_are_enforced_per_route(served: tuple[TestClient, dict, Path]) -> None:
+    client, tokens, _ = served
+    assert client.get("/v1/nodes", headers=_auth(tokens["advise"])).status_code == 403
+    assert client.get("/v1/nodes", headers=_auth(tokens["export"])).status_code == 403
+    assert client.get("/v1/nodes", headers=_auth(tokens["read"])).status_code == 200
+    assert client.get("/v1/nodes", headers=_auth(tokens["admin"])).status_code == 200
+    denied = client.get("/v1/export/jobs", headers=_auth(tokens["read"]))
+    assert denied.status_code == 403 and denied.json()["error"]["code"] == "insufficient_scope"
+    assert client.get("/v1/export/jobs", headers=_auth(tokens["export"])).status_code == 200
+
+
+def test_sites_show_every_site_even_a_failing_one_with_its_staleness(served: tuple[TestClient, dict, Path]) -> None:
+    client, tokens, _ = served
+    body = client.get("/v1/sites", headers=_auth(tokens["read"])).json()
+    by = {s["name"]: s for s in body["items"]}
+    assert set(by) == {"local", "broken", "kth"}
+    broken = by["broken"]
+    assert broken["state"] == "down" and broken["data_age_s"] is None
+    (collector,) = broken["collectors"]
+    assert collector["errors"] >= 1 and "127.0.0.1" in collector["last_error"]
+    assert by["local"]["state"] == "ok" and 0 <= by["local"]["load"] <= 1 and by["local"]["hosts"] == 1
+    kth = by["kth"]
+    assert kth["is_replay"] and kth["kind"] == "hpc" and kth["cpus_total"] == 100
+    assert kth["trace_time_s"] > 8e8  # unix seconds of the 1996-97 log
+
+
+def test_nodes_give_latest_values_with_data_age(served: tuple[TestClient, dict, Path]) -> None:
+    client, tokens, _ = served
+    body = client.get("/v1/nodes", params={"site": "local"}, headers=_auth(tokens["read"])).json()
+    (node,) = body["items"]
+    assert node["site"] == "local" and node["state"] == "ok"
+    assert 0 <= node["data_age_s"] < 5
+    assert node["mem_total_bytes"] > node["mem_used_bytes"] > 0 and node["cpus"] >= 1
+    assert client.get("/v1/nodes", params={"site": "nope"}, headers=_auth(tokens["read"])).status_code == 404
+
+
+def test_queue_of_a_replayed_site_names_no_people(served: tuple[TestClient, dict, Path]) -> None:
+    client, tokens, _ = served
+    body = client.get("/v1/sites/kth/jobs", headers=_auth(tokens["read"])).json()
+    assert body["jobs"], "the replayed site has running jobs"
+    assert {j["state"] for j in body["jobs"]} <= {"PENDING", "RUNNING"}
+    assert all("user" not in j and "group" not in j for j in body["jobs"])
+
+
+def test_query_downsamples_on_the_server(served: tuple[TestClient, dict, Path]) -> None:
+    client, tokens, _ = served
+    body = client.get(
+        "/v1/query",
+        params={"metric": "node_load1", "label": "site=local", "start": "-1h", "max_points": 10},
+        headers=_auth(tokens["read"]),
+    ).json()
+    assert body["step_s"] >= 360  # one hour in at most 10 buckets
+    (series,) = body["series"]
+    assert series["labels"]["site"] == "local" and 1 <= len(series["points"]) <= 10
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "code"),
+    [
+        ({"metric": "node_load1", "start": "yesterday-ish"}, 400, "bad_time"),
+        ({"metric": "node_load1", "start": "now", "end": "-1h"}, 400, "bad_query"),
+        ({"metric": "node_load1", "label": "site"}, 400, "bad_label"),
+        ({"metric": "node_load1", "label": "9bad=x"}, 400, "bad_query"),
+        ({"metric": "node_load1", "agg": "median"}, 422, "invalid_request"),
+        ({"metric": "node_load1", "max_points": 0}, 422, "invalid_request"),
+        ({}, 422, "invalid_request"),
+    ],
+)
+def test_bad_query_input_gets_a_4xx_with_a_reason(
+    served: tuple[TestClient, dict, Path], params: dict, status: int, code: str
+) -> None:
+    client, tokens, _ = served
+    res = client.get("/v1/query", params=params, headers=_auth(tokens["read"]))
+    assert res.status_code == status, res.text
+    error = res.json()["error"]
+    assert error["code"] == code and error["status"] == status and error["message"]
+
+
+def test_unknown_route_uses_the_error_body(served: tuple[TestClient, dict, Path]) -> None:
+    client, tokens, _ = served
+    res = client.get("/v1/nothing-here", headers=_auth(tokens["read"]))
+    assert res.status_code == 404 and res.json()["error"]["code"] == "not_found"
+
+
+def test_export_samples_streams_a_file_with_its_manifest(served: tuple[TestClient, dict, Path]) -> None:
+    client, tokens, _ = served
+    res = client.get(
+        "/v1/export/samples",
+        params={"metric": "node_load1", "format": "csv"},
+        headers=_auth(tokens["export"]),
+    )
+    assert res.status_code == 200, res.text
+    manifest = json.loads(res.headers["x-ctwin-manifest"])
+    assert manifest["sha256"] == hashlib.sha256(res.content).hexdigest() == res.headers["x-ctwin-sha256"]
+    frame = pl.read_csv(io.BytesIO(res.content))
+    assert frame.height == manifest["rows"] > 0
+    assert set(frame["metric"].to_list()) == {"node_load1"} and "site" in frame.columns
+
+
+def test_export_jobs_over_the_api_is_pseudonymised(served: tuple[TestClient, dict, Path]) -> None:
+    client, tokens, data = served
+    res = client.get("/v1/export/jobs", params={"site": "kth"}, headers=_auth(tokens["export"]))
+    assert res.status_code == 200
+    jobs = pl.read_parquet(io.BytesIO(res.content))
+    manifest = json.loads(res.headers["x-ctwin-manifest"])
+    assert jobs.height == manifest["rows"] > 0
+    assert set(jobs["site"].to_list()) == {"kth"}
+    users = jobs["user"].drop_nulls().to_list()
+    assert users and all(u.startswith("u_") for u in users)
+    salt = (data / "pseudonym.salt").read_text().strip()
+    assert salt not in res.text and salt not in res.headers["x-ctwin-manifest"]
+
+
+def test_health_endpoints_and_metrics_are_open_on_loopback(served: tuple[TestClient, dict, Path]) -> None:
+    client, _, _ = served
+    assert client.get("/healthz").json() == {"status": "alive"}
+    assert client.get("/readyz").json()["status"] == "ready"
+    text = client.get("/metrics").text
+    assert 'node_memory_total_bytes{host="' in text and 'site="local"' in text
+    assert 'ctwin_site_up{kind="cloud",site="broken"} 0.0' in text
+    assert 'ctwin_site_up{kind="edge",site="local"} 1.0' in text
+    assert 'ctwin_collector_errors_total{collector="broken/prometheus",site="broken"}' in text
+    assert 'ctwin_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/v1/nodes"' in text
+
+
+def test_closed_metrics_need_a_token_and_shutdown_flushes(tmp_path: Path) -> None:
+    loaded = parse_config(_config('auth: {open_endpoints: ["/healthz"]}'))
+    token = TokenStore(loaded.tokens_path(tmp_path)).create("t", ["read"])[1]
+    with TestClient(create_app(loaded, tmp_path, ui=False)) as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/readyz").status_code == 401
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers=_auth(token)).status_code == 200
+        time.sleep(1.0)
+        written = client.app.state.pipeline  # type: ignore[attr-defined]
+    health = written.health()
+    assert health["buffered_samples"] == 0 and health["written_samples"] > 0
+    from telemetry.stores.duckdb_store import DuckDBStore
+
+    store = DuckDBStore(tmp_path / "ctwin.duckdb", read_only=True)
+    try:
+        assert store.count() >= health["written_samples"] - health["dropped_samples"]
+        assert store.jobs(site="kth").height > 0
+    finally:
+        store.close()
