@@ -191,10 +191,10 @@ def fmt_rate(samples: float, seconds: float) -> str:
     return f"{samples / seconds:,.0f} samples/s" if seconds > 0 else "inf samples/s"
 
 
-def result_line(name: str, ratio: float, target: float) -> str:
-    """The last line of every benchmark (higher ratio is better, PASS when ratio >= target)."""
-    verdict = "PASS" if ratio >= target else "FAIL"
-    return f"{name}: ratio={ratio:.3f} target={target:.1f} {verdict}"
+def result_line(name: str, ratio: float, target: float, *, lower_is_better: bool = False) -> str:
+    """The last line of every benchmark: PASS when ratio >= target (or <= with lower_is_better)."""
+    ok = ratio <= target if lower_is_better else ratio >= target
+    return f"{name}: ratio={ratio:.3f} target={target:.1f} {'PASS' if ok else 'FAIL'}"
 
 
 # ------------------------------------------------------------------------------------------ workload

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set everything up and run Continuum Twin on its embedded default (DuckDB in ./data, this host).
+# Set everything up and serve Continuum Twin on its embedded default: DuckDB in ./data, this host
+# plus two replayed HPC sites, the API, /metrics and the Dash twin on http://127.0.0.1:8080/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh run
-exec .venv/bin/ctwin run "$@"
+exec .venv/bin/ctwin serve "$@"

@@ -127,7 +127,21 @@ def serve(
         application = create_app(loaded, data_dir, ui=not no_ui)
     except AuthError as exc:
         raise _fail(str(exc)) from None
+    first_token = None
+    if not tokens.list():  # a brand-new install: one admin token, shown once, so /v1 is usable at once
+        first_token = tokens.create("first-admin", ["admin"])[1]
+    if as_json and first_token:
+        _emit_json({"first_token": first_token, "scopes": ["admin"], "tokens_file": str(tokens.path)})
     if not as_json:
+        if first_token:
+            err.print(
+                f"created the first API token (admin scope; shown only now, stored hashed in {tokens.path}):\n"
+                f"  {first_token}\n"
+                f"  e.g. curl -H 'Authorization: Bearer {first_token}' http://127.0.0.1:{bind_port}/v1/nodes\n"
+                "  more with `ctwin token create NAME --scope read`, revoke with `ctwin token revoke first-admin`",
+                highlight=False,
+                markup=False,
+            )
         shown = f"[{host}]" if ":" in host else host
         err.print(
             f"Continuum Twin on http://{shown}:{bind_port}/ (API docs: /docs) — store {loaded.store_path(data_dir)}",
