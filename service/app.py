@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api import v1
 from service.api.errors import ApiError, ErrorBody, error_body
+from service.api.fastpath import LatestFastPath
 from service.auth import TokenStore, UiAuthMiddleware, login_router, open_endpoints_for, require_scope
 from service.compose import build_collectors, open_store, resolve_salt
 from service.config import LoadedConfig
@@ -164,6 +165,7 @@ def create_app(
 
         dash_app = create_dash(twin)
         app.mount("/", UiAuthMiddleware(dash_app.server, tokens, enabled="/" not in open_eps))
+    app.add_middleware(LatestFastPath, fastapi_app=app)
     app.add_middleware(RequestMetrics, histogram=latency)
     app.state.registry = registry
     return app

@@ -147,6 +147,10 @@ def serve(
             f"Continuum Twin on http://{shown}:{bind_port}/ (API docs: /docs) — store {loaded.store_path(data_dir)}",
             highlight=False,
         )
+    # uvicorn re-raises the signal it caught once its graceful shutdown (and our final flush) is
+    # done; it first restores the handlers it found, so with these no-ops the process exits 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     uvicorn.run(
         application,
         host=host,

@@ -32,7 +32,7 @@ from telemetry.stores.base import AGGREGATIONS, QueryError, Selection
 from twin.live import LiveTwin
 from twin.view import ContainerView, LinkView, NodeView, SiteView
 
-__all__ = ["router"]
+__all__ = ["LATEST_VIEWS", "JsonCache", "json_cache", "latest_key", "router"]
 
 SiteName = Annotated[str, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=128)]
 Responses = dict[int | str, dict[str, Any]]
@@ -94,8 +94,9 @@ def _twin(request: Request) -> LiveTwin:
 
 
 def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    """JSON-ready: dataclasses as dicts, non-finite floats as null (JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     if isinstance(value, tuple | list):
         return [_clean(v) for v in value]
     if isinstance(value, dict):
@@ -105,33 +106,71 @@ def _clean(value: Any) -> Any:
     return value
 
 
-class _JsonCache:
+class JsonCache:
     """Serialised answers keyed by (what, snapshot version, whole second): ages stay right to the
-    second, and a burst of requests between two snapshots shares one serialisation."""
+    second, and all requests between two snapshots within a second share one serialisation.
+    Single-flight: one request builds a missing entry while the others wait for it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._building: dict[str, threading.Lock] = {}
         self._entries: dict[str, tuple[tuple[int, int], bytes]] = {}
 
-    def get(self, twin: LiveTwin, what: str, build: Callable[[float], Any]) -> bytes:
-        now = twin.clock()
-        key = (twin.snapshot.version, int(now))
+    def peek(self, twin: LiveTwin, what: str) -> bytes | None:
+        """The cached answer if it is current (no building; safe on the event loop)."""
         hit = self._entries.get(what)
-        if hit is not None and hit[0] == key:
+        if hit is not None and hit[0] == (twin.snapshot.version, int(twin.clock())):
             return hit[1]
-        body = json.dumps(_clean(build(now)), separators=(",", ":")).encode()
+        return None
+
+    def get(self, twin: LiveTwin, what: str, build: Callable[[float], Any]) -> bytes:
+        body = self.peek(twin, what)
+        if body is not None:
+            return body
         with self._lock:
             if len(self._entries) > 256:
                 self._entries.clear()
+            building = self._building.setdefault(what, threading.Lock())
+        with building:
+            body = self.peek(twin, what)
+            if body is not None:  # built by the request we waited for
+                return body
+            now = twin.clock()
+            key = (twin.snapshot.version, int(now))
+            body = json.dumps(_clean(build(now)), separators=(",", ":")).encode()
             self._entries[what] = (key, body)
-        return body
+            return body
 
 
-def _cache(request: Request) -> _JsonCache:
-    cache: _JsonCache | None = getattr(request.app.state, "json_cache", None)
+def json_cache(app: Any) -> JsonCache:
+    cache: JsonCache | None = getattr(app.state, "json_cache", None)
     if cache is None:
-        cache = request.app.state.json_cache = _JsonCache()
+        cache = app.state.json_cache = JsonCache()
     return cache
+
+
+def _cache(request: Request) -> JsonCache:
+    return json_cache(request.app)
+
+
+LATEST_VIEWS: dict[str, Callable[[LiveTwin, str | None], Callable[[float], Any]]] = {
+    "/v1/sites": lambda twin, site: lambda now: {"generated_at_s": now, "items": twin.sites()},
+    "/v1/nodes": lambda twin, site: lambda now: {"generated_at_s": now, "items": twin.nodes(site)},
+    "/v1/containers": lambda twin, site: lambda now: {"generated_at_s": now, "items": twin.containers(site)},
+    "/v1/links": lambda twin, site: lambda now: {"generated_at_s": now, "items": twin.links()},
+}
+"""The latest-value lists: path → (twin, site filter) → builder. Shared by the routes below and
+the fast path (service/api/fastpath.py), so both answer the same bytes."""
+
+
+def latest_key(path: str, site: str | None) -> str:
+    return f"{path}?site={site}" if path not in ("/v1/sites", "/v1/links") else path
+
+
+def _latest(request: Request, path: str, site: str | None = None) -> Response:
+    twin = _twin(request)
+    _known_site(twin, site)
+    return _json(_cache(request).get(twin, latest_key(path, site), LATEST_VIEWS[path](twin, site)))
 
 
 def _json(body: bytes) -> Response:
@@ -182,8 +221,7 @@ def _selection(metrics: Sequence[str], labels: Sequence[str], start: str | None,
 # ------------------------------------------------------------------------------ topology and state
 @router.get("/sites", response_model=SitesOut, dependencies=read, summary="Every site with its state and load")
 def sites(request: Request) -> Response:
-    twin = _twin(request)
-    return _json(_cache(request).get(twin, "sites", lambda now: {"generated_at_s": now, "items": twin.sites()}))
+    return _latest(request, "/v1/sites")
 
 
 @router.get("/sites/{site}", response_model=SiteView, dependencies=read, responses=_NOT_FOUND, summary="One site")
@@ -210,11 +248,7 @@ def site_jobs(request: Request, site: str) -> Response:
 
 @router.get("/nodes", response_model=NodesOut, dependencies=read, responses=_NOT_FOUND, summary="Latest node values")
 def nodes(request: Request, site: SiteName | None = None) -> Response:
-    twin = _twin(request)
-    _known_site(twin, site)
-    return _json(
-        _cache(request).get(twin, f"nodes:{site}", lambda now: {"generated_at_s": now, "items": twin.nodes(site)})
-    )
+    return _latest(request, "/v1/nodes", site)
 
 
 @router.get(
@@ -225,19 +259,12 @@ def nodes(request: Request, site: SiteName | None = None) -> Response:
     summary="Latest container values",
 )
 def containers(request: Request, site: SiteName | None = None) -> Response:
-    twin = _twin(request)
-    _known_site(twin, site)
-    return _json(
-        _cache(request).get(
-            twin, f"containers:{site}", lambda now: {"generated_at_s": now, "items": twin.containers(site)}
-        )
-    )
+    return _latest(request, "/v1/containers", site)
 
 
 @router.get("/links", response_model=LinksOut, dependencies=read, summary="Links between sites")
 def links(request: Request) -> Response:
-    twin = _twin(request)
-    return _json(_cache(request).get(twin, "links", lambda now: {"generated_at_s": now, "items": twin.links()}))
+    return _latest(request, "/v1/links")
 
 
 # ------------------------------------------------------------------------------ time series

@@ -251,3 +251,18 @@ def test_closed_metrics_need_a_token_and_shutdown_flushes(tmp_path: Path) -> Non
         assert store.jobs(site="kth").height > 0
     finally:
         store.close()
+
+
+def test_fast_path_and_fastapi_route_answer_the_same(served: tuple[TestClient, dict, Path]) -> None:
+    """`/v1/nodes?site=local` takes the fast path; an extra parameter sends it through FastAPI."""
+    client, tokens, _ = served
+    fast = client.get("/v1/nodes", params={"site": "local"}, headers=_auth(tokens["read"]))
+    routed = client.get("/v1/nodes", params={"site": "local", "extra": "1"}, headers=_auth(tokens["read"]))
+    assert fast.status_code == routed.status_code == 200
+    assert fast.json()["items"][0]["host"] == routed.json()["items"][0]["host"]
+    assert fast.headers["content-type"] == routed.headers["content-type"] == "application/json"
+    # refusals and unknown sites are never answered by the fast path
+    assert client.get("/v1/nodes", params={"site": "nope"}, headers=_auth(tokens["read"])).status_code == 404
+    assert client.get("/v1/nodes", headers=_auth(tokens["advise"])).status_code == 403
+    text = client.get("/metrics").text
+    assert 'route="/v1/nodes",status="200"' in text
