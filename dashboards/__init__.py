@@ -1,0 +1,5 @@
+"""The Dash UI: the continuum overview page over the twin's read interface (`twin.view.TwinReader`).
+
+Entry point: `dashboards.app.create_dash(reader, server=..., url_prefix=...)`. Figures
+(`dashboards.figures`) and page pieces (`dashboards.parts`) are pure functions of view values.
+"""

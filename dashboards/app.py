@@ -1,0 +1,97 @@
+"""The Dash app factory: the overview page on Dash's FastAPI backend, bound to one `TwinReader`.
+
+Two ways to serve it, both tested (tests/dashboards/test_app.py):
+
+- Routes on the service's own app: `create_dash(reader, server=api, url_prefix="/")`; Dash adds
+  its routes (`/`, `/_dash-*`, `/assets`) to `api`.
+- Mounted: `dash_app = create_dash(reader, url_prefix="/ui/")` then
+  `api.mount("/ui", dash_app.server)` (mount last when the prefix is "/"). `url_prefix` must be
+  the mount path: it is where the browser sends its requests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+from dash.backends._fastapi import FastAPIDashServer
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from dashboards import overview
+from twin.view import TwinReader
+
+__all__ = ["TITLE", "create_dash"]
+
+TITLE = "Continuum Twin"
+
+
+class _Backend(FastAPIDashServer):
+    """Dash's FastAPI backend without its startup catch-all route.
+
+    On startup Dash 4.4 adds `GET {path:path}` to the app it runs on, answering every unknown path
+    (`/v1/typo` included) with the Dash page and a 200. On the service's app that would break the
+    API's 404s and its JSON error bodies. The overview routes by query string, so it needs none.
+    """
+
+    def _setup_catchall(self) -> None:
+        return None
+
+
+class _AppRelativePath:
+    """Present a mounted Dash app with paths relative to its mount point.
+
+    Starlette keeps the full path in `scope["path"]` for mounted apps, while Dash 4.4's FastAPI
+    backend matches its own routes against the full path; under `Mount` it would find none. Served
+    at the root (empty `root_path`) this does nothing.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        root = scope.get("root_path", "")
+        path = scope.get("path", "")
+        if root and scope["type"] in ("http", "websocket") and path.startswith(root):
+            scope = {**scope, "path": path[len(root) :] or "/", "root_path": ""}
+        await self.app(scope, receive, send)
+
+
+def _normalise(prefix: str) -> str:
+    return "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/"
+
+
+def create_dash(reader: TwinReader, *, server: Any = True, url_prefix: str = "/") -> dash.Dash:
+    """A new Dash app showing `reader`'s twin (no import-time app, so each service instance and each
+    test gets its own).
+
+    `server`: True for an app of its own (serve or mount `dash_app.server`), or the service's
+    FastAPI app to add the routes to. `url_prefix`: the path the page is reached at. Assets and
+    scripts are served from this process (no CDN: the service may run without internet).
+    """
+    prefix = _normalise(url_prefix)
+    if server is True:
+        host: FastAPI | None = None
+        target = FastAPI(title=TITLE, openapi_url=None, docs_url=None, redoc_url=None)
+    elif isinstance(server, FastAPI):
+        host = target = server
+    else:
+        raise TypeError(f"server must be True or a FastAPI app, not {type(server).__name__}")
+    app = dash.Dash(
+        __name__,
+        backend=_Backend,
+        server=False,
+        title=TITLE,
+        update_title="",  # keep the tab title while callbacks run
+        serve_locally=True,
+        compress=False,
+        requests_pathname_prefix=prefix,
+        # Mounted, the app sees paths relative to the mount point (see _AppRelativePath).
+        routes_pathname_prefix=prefix if host is not None else "/",
+    )
+    app.layout = overview.layout()
+    overview.register(app, reader, prefix=prefix)
+    app.init_app(target)
+    if host is None:
+        target.add_middleware(_AppRelativePath)
+    return app

@@ -1,0 +1,26 @@
+"""Component ids, spelled once: callbacks, layout and browser tests all refer to these names."""
+
+from __future__ import annotations
+
+URL = "ctwin-url"
+"""dcc.Location: the drill-down selection lives in the query string (`?site=NAME`), so it can be shared."""
+TICK = "ctwin-tick"
+"""dcc.Interval driving the live refresh."""
+SUMMARY = "ctwin-summary"
+CARDS = "ctwin-site-cards"
+CONTINUUM = "ctwin-continuum-graph"
+LINKS = "ctwin-links"
+DRILLDOWN = "ctwin-drilldown"
+DRILL_HEAD = "ctwin-drilldown-head"
+"""The selected site's title, state and collectors."""
+HOSTS_SECTION = "ctwin-hosts"
+HOSTS_TITLE = "ctwin-hosts-title"
+NODES_TABLE = "ctwin-nodes-table"
+"""A DataTable: its host cells are `td[data-dash-column="host"]`."""
+NODES_GRAPH = "ctwin-nodes-graph"
+SITE_SECTION = "ctwin-site-history"
+SITE_TITLE = "ctwin-site-history-title"
+SITE_GRAPH = "ctwin-site-graph"
+
+SITE_ATTR = "data-site"
+"""HTML attribute that carries a site's name on its card (and that tests select by)."""

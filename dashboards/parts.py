@@ -1,0 +1,196 @@
+"""Page pieces built from view values: site cards, small tables, and the nodes table.
+
+Pure functions like the figures. Kept apart from the page wiring so `overview.py` reads as the
+page's structure. One rule shapes them: Dash 4.2+ remounts every component a callback returns
+(plotly/dash#3846) and its cost grows faster than linearly, so anything that can be long (a
+site's hosts) is one `DataTable` fed with rows, never a tree of html components.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from dash import dcc, html
+from dash.dash_table.DataTable import DataTable
+from dash.dash_table.Format import Format, Scheme
+from dash.development.base_component import Component
+
+from dashboards import fmt, ids
+from dashboards.figures import STATE_COLOURS
+from twin.view import CollectorHealth, LinkView, NodeView, SiteView, State
+
+__all__ = [
+    "collectors_table",
+    "links_table",
+    "node_rows",
+    "nodes_table",
+    "site_card",
+    "site_href",
+]
+
+GIB = 2.0**30
+_FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
+"""The page's font (assets/ctwin.css); DataTable would otherwise draw its cells in monospace."""
+NODES_PAGE_SIZE = 25
+"""Rows per page of the nodes table: a thousand-host site stays quick, sorting and filtering still
+see every host."""
+
+
+def site_href(prefix: str, name: str) -> str:
+    return f"{prefix}?{urlencode({'site': name})}"
+
+
+def _attr(name: str, value: str) -> dict[str, Any]:
+    """A `data-*` attribute, through Dash's wildcard props (the typed signatures list named props only)."""
+    return {name: value}
+
+
+def badge(state: State) -> html.Span:
+    return html.Span(state, className=f"badge badge-{state}")
+
+
+def _last_error(collectors: Sequence[CollectorHealth]) -> str | None:
+    """The error worth showing on a card: from an unhealthy collector first, else any."""
+    ranked = sorted(collectors, key=lambda c: c.state == "ok")
+    return next((c.last_error for c in ranked if c.last_error), None)
+
+
+def _facts(site: SiteView) -> list[tuple[str, str]]:
+    batch = site.nodes_total is not None or site.jobs_running is not None or site.jobs_pending is not None
+    rows = [("hosts", fmt.count(site.hosts))] if site.hosts or not batch else []
+    if site.jobs_running is not None or site.jobs_pending is not None:
+        rows.append(("jobs", f"{fmt.count(site.jobs_running)} running · {fmt.count(site.jobs_pending)} pending"))
+    if site.nodes_total is not None:
+        rows.append(("nodes busy", f"{fmt.count(site.nodes_busy)} / {fmt.count(site.nodes_total)}"))
+    if site.cpus_total is not None:
+        rows.append(("CPUs busy", f"{fmt.count(site.cpus_busy)} / {fmt.count(site.cpus_total)}"))
+    if site.mem_used_frac is not None:
+        rows.append(("memory", fmt.percent(site.mem_used_frac)))
+    if site.is_replay:
+        rows.append(("replay at", fmt.utc(site.trace_time_s)))
+    return rows
+
+
+def site_card(site: SiteView, *, selected: bool, prefix: str) -> Component:
+    """One site as a card linking to its drill-down; unhealthy sites still show, with their data
+    age and last error, because a missing card would read as "no such site"."""
+    error = _last_error(site.collectors) if site.state != "ok" else None
+    body: list[Component] = [
+        html.Div(
+            [html.Span(site.name, className="card-name"), html.Span(site.kind, className="kind"), badge(site.state)],
+            className="card-head",
+        ),
+        html.Div([html.Span(fmt.percent(site.load), className="big"), html.Span("load")], className="card-load"),
+        html.Dl([part for k, v in _facts(site) for part in (html.Dt(k), html.Dd(v))], className="facts"),
+        html.Div(f"data {fmt.age(site.data_age_s)}", className="age"),
+    ]
+    if error:
+        body.append(html.Div(f"last error: {fmt.clip(error)}", className="error", title=error))
+    classes = f"card state-{site.state}" + (" selected" if selected else "")
+    card = html.Div(body, **_attr(ids.SITE_ATTR, site.name))
+    return dcc.Link(card, href=site_href(prefix, site.name), className=classes)
+
+
+def _table(head: Sequence[str], rows: list[html.Tr], *, numeric: Sequence[str] = (), **attrs: Any) -> html.Table:
+    """A plain table; `numeric` headers align right, over their right-aligned numbers."""
+    header = html.Tr([html.Th(h, className="num" if h in numeric else None) for h in head])
+    return html.Table([html.Thead(header), html.Tbody(rows)], **attrs)
+
+
+def links_table(links: Sequence[LinkView]) -> Component:
+    if not links:
+        return html.P("No links between sites configured.", className="muted")
+    rows = [
+        html.Tr(
+            [
+                html.Td(f"{lk.a} ↔ {lk.b}"),
+                html.Td(badge(lk.state)),
+                html.Td(fmt.bits_per_s(lk.bandwidth_bps), className="num"),
+                html.Td(fmt.seconds_short(lk.latency_s), className="num"),
+                html.Td(fmt.bits_per_s(lk.rx_bps), className="num"),
+                html.Td(fmt.bits_per_s(lk.tx_bps), className="num"),
+                html.Td(fmt.age(lk.data_age_s)),
+            ]
+        )
+        for lk in links
+    ]
+    head = ("link", "state", "capacity", "latency", "rx", "tx", "data age")
+    return _table(head, rows, numeric=head[2:6], className="grid")
+
+
+def collectors_table(collectors: Sequence[CollectorHealth]) -> html.Table:
+    rows = [
+        html.Tr(
+            [
+                html.Td(c.name),
+                html.Td(c.type),
+                html.Td(badge(c.state)),
+                html.Td(fmt.age(c.data_age_s)),
+                html.Td(fmt.count(c.errors), className="num"),
+                html.Td(fmt.clip(c.last_error) if c.last_error else "", className="error", title=c.last_error or ""),
+            ]
+        )
+        for c in collectors
+    ]
+    head = ("collector", "type", "state", "data age", "errors", "last error")
+    return _table(head, rows, numeric=("errors",), className="grid")
+
+
+def _gib(b: float | None) -> float | None:
+    return None if b is None else b / GIB
+
+
+def node_rows(nodes: Sequence[NodeView]) -> list[dict[str, Any]]:
+    """The nodes table's data, one row per host (numbers stay numbers, so the table sorts them)."""
+    return [
+        {
+            "host": n.host,
+            "state": n.state,
+            "cpu": n.cpu_util,
+            "cpus": n.cpus,
+            "mem_used_gib": _gib(n.mem_used_bytes),
+            "mem_total_gib": _gib(n.mem_total_bytes),
+            "load1": n.load1,
+            "age": fmt.age(n.data_age_s),
+        }
+        for n in sorted(nodes, key=lambda n: n.host)
+    ]
+
+
+def nodes_table() -> DataTable:
+    """The empty nodes table of the drill-down; callbacks only replace its `data`."""
+
+    def number(precision: int | None = None, scheme: Scheme = Scheme.fixed) -> Format:
+        """Unknown values read as `–`, as everywhere on the page (a blank cell looks like zero or loading)."""
+        base = Format(nully=fmt.UNKNOWN)
+        return base if precision is None else base.precision(precision).scheme(scheme)
+
+    columns: list[Any] = [  # typed loosely: the stubs do not accept Format objects, Dash does
+        {"id": "host", "name": "host"},
+        {"id": "state", "name": "state"},
+        {"id": "cpu", "name": "CPU", "type": "numeric", "format": number(0, Scheme.percentage)},
+        {"id": "cpus", "name": "CPUs", "type": "numeric", "format": number()},
+        {"id": "mem_used_gib", "name": "memory used (GiB)", "type": "numeric", "format": number(1)},
+        {"id": "mem_total_gib", "name": "memory total (GiB)", "type": "numeric", "format": number(1)},
+        {"id": "load1", "name": "load1", "type": "numeric", "format": number(2)},
+        {"id": "age", "name": "data age"},
+    ]
+    state_colours = [
+        {"if": {"filter_query": f'{{state}} = "{s}"', "column_id": "state"}, "color": c, "fontWeight": 600}
+        for s, c in STATE_COLOURS.items()
+    ]
+    return DataTable(
+        id=ids.NODES_TABLE,
+        columns=columns,
+        data=[],
+        sort_action="native",
+        filter_action="native",
+        page_size=NODES_PAGE_SIZE,
+        style_as_list_view=True,
+        style_cell={"fontFamily": _FONT, "fontSize": 13, "padding": "3px 8px", "textAlign": "right"},
+        style_cell_conditional=[{"if": {"column_id": c}, "textAlign": "left"} for c in ("host", "state", "age")],
+        style_header={"fontWeight": 600, "color": "#6b7280", "backgroundColor": "white"},
+        style_data_conditional=state_colours,
+    )

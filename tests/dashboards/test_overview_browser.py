@@ -1,0 +1,288 @@
+"""The overview page in a real headless Chromium (Debian `chromium` + `chromium-driver`, selenium).
+
+The checks are functions of a base URL, so the same ones can run against `ctwin serve`; here the
+server is uvicorn in a thread serving `create_dash` over the in-test reader. (The mounted and
+host-app ways of serving it are checked over HTTP in test_app.py; a browser is the slow part.)
+Set CTWIN_SCREENSHOT=/path.png to keep a picture of the drilled-down page.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from dashboards import ids
+from dashboards.app import TITLE, create_dash
+from tests.conftest import free_port, need_binary, servers_required
+from tests.dashboards.twin_double import continuum
+
+HINT = "apt-get install -y --no-install-recommends chromium chromium-driver"
+TIMEOUT_S = 10.0
+
+pytestmark = pytest.mark.integration
+
+
+# --- checks, reusable against any server that shows the overview -------------------------------
+
+
+def _wait(driver: Any, predicate: Any, what: str, timeout: float = TIMEOUT_S) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(predicate, message=f"timed out waiting for {what}")
+
+
+def _graph_label(element: Any) -> str:
+    """A site node's label in the graph reads "NAME" then "load 63 %" (two SVG text lines)."""
+    return str(element.text).rsplit("load", 1)[0].strip()
+
+
+def _cards(driver: Any) -> dict[str, str]:
+    from selenium.webdriver.common.by import By
+
+    return {e.get_attribute(ids.SITE_ATTR): e.text for e in driver.find_elements(By.CSS_SELECTOR, f"[{ids.SITE_ATTR}]")}
+
+
+def check_overview(driver: Any, base_url: str, sites: set[str]) -> dict[str, str]:
+    """Load the page; wait until a card for each of `sites` shows a load and a data age, and the
+    continuum graph has drawn them. Returns each card's text."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(base_url)
+    assert driver.title == TITLE
+
+    def filled(d: Any) -> dict[str, str] | None:
+        cards = _cards(d)
+        done = sites <= cards.keys() and all(
+            "load" in cards[s] and ("ago" in cards[s] or "no data" in cards[s]) for s in sites
+        )
+        return cards if done else None
+
+    cards: dict[str, str] = _wait(driver, filled, f"site cards {sorted(sites)}")
+    graph = f"#{ids.CONTINUUM} .scatterlayer .textpoint"
+    _wait(driver, lambda d: sites <= {_graph_label(e) for e in d.find_elements(By.CSS_SELECTOR, graph)}, "graph nodes")
+    return cards
+
+
+def check_drilldown(driver: Any, base_url: str, site: str) -> list[str]:
+    """Click `site`'s card; wait for its nodes table and its CPU/memory figure. Returns the hosts
+    on the table's first page."""
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.CSS_SELECTOR, f'[{ids.SITE_ATTR}="{site}"]').click()
+    _wait(driver, lambda d: f"site={site}" in d.current_url, f"URL to name {site}")
+    _wait(driver, lambda d: site in d.find_element(By.CSS_SELECTOR, f"#{ids.DRILL_HEAD} h2").text, f"{site}'s title")
+    cells = f'#{ids.NODES_TABLE} td[data-dash-column="host"]'
+    _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, cells), f"{site}'s nodes table")
+    lines = f"#{ids.NODES_GRAPH} .scatterlayer .trace path.js-line"
+    _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, lines), f"{site}'s CPU/memory figure")
+    panel = driver.find_element(By.ID, ids.DRILLDOWN).size["width"]
+    _wait(
+        driver,
+        lambda d: d.find_element(By.CSS_SELECTOR, f"#{ids.NODES_GRAPH} .main-svg").size["width"] > 0.8 * panel,
+        "the figure to span the panel",
+    )
+    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, cells)]
+
+
+def check_graph_click(driver: Any, site: str) -> None:
+    """Click `site`'s node in the continuum graph; the drill-down switches to it."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    points = driver.find_elements(By.CSS_SELECTOR, f"#{ids.CONTINUUM} .scatterlayer .trace")
+    target = next(
+        p
+        for trace in points
+        for p, t in zip(
+            trace.find_elements(By.CSS_SELECTOR, "path.point"),
+            trace.find_elements(By.CSS_SELECTOR, ".textpoint"),
+            strict=False,
+        )
+        if _graph_label(t) == site
+    )
+    ActionChains(driver).move_to_element(target).pause(0.1).click().perform()
+    _wait(driver, lambda d: f"site={site}" in d.current_url, f"URL to name {site}")
+    _wait(
+        driver,
+        lambda d: d.find_elements(By.CSS_SELECTOR, f"#{ids.SITE_GRAPH} .scatterlayer .trace path.js-line"),
+        f"{site}'s load figure",
+    )
+
+
+def check_shared_link(driver: Any, base_url: str, site: str) -> None:
+    """Open `?site=NAME` directly (a link someone shared): the page starts drilled down."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{base_url}?site={site}")
+    _wait(
+        driver, lambda d: site in d.find_element(By.CSS_SELECTOR, f"#{ids.DRILLDOWN} h2").text, f"{site}'s drill-down"
+    )
+
+
+def severe_console_messages(driver: Any) -> list[str]:
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+# --- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[Any]:
+    chromium = need_binary("chromium", HINT)
+    chromedriver = need_binary("chromedriver", HINT)
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        msg = "selenium not installed (pip install selenium)"
+        if servers_required():
+            pytest.fail(msg + "; CTWIN_REQUIRE_SERVERS is set, so this is a failure")
+        pytest.skip(msg)
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",  # root in CI containers
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--no-first-run",
+        "--disable-quic",
+        "--window-size=1400,2000",
+    ):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "SEVERE"})
+    browser = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+    try:
+        yield browser
+    finally:
+        browser.quit()
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """`app` on uvicorn in a thread, on a free loopback port; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="dash-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + TIMEOUT_S
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    """`create_dash(reader)` served on its own, at the root."""
+    with serving(create_dash(continuum()).server) as url:
+        yield url + "/"
+
+
+# --- tests ---------------------------------------------------------------------------------------
+
+SITES = {"hpc1", "local", "cloud-eu", "grid", "swf-replay"}
+
+
+def test_overview_shows_every_site_and_drills_down(driver: Any, base_url: str) -> None:
+    cards = check_overview(driver, base_url, SITES)
+    assert "63 %" in cards["hpc1"] and "120 running · 45 pending" in cards["hpc1"]
+    assert "stale" in cards["cloud-eu"] and "7 min ago" in cards["cloud-eu"] and "ReadTimeout" in cards["cloud-eu"]
+    assert "down" in cards["grid"] and "no data yet" in cards["grid"] and "Connection refused" in cards["grid"]
+
+    hosts = check_drilldown(driver, base_url, "local")
+    assert hosts == ["edge-a", "edge-b", "this-host"]
+    shot = os.environ.get("CTWIN_SCREENSHOT")
+    if shot:
+        driver.save_screenshot(str(Path(shot)))
+
+    check_graph_click(driver, "hpc1")
+    assert severe_console_messages(driver) == []
+
+
+def test_a_shared_link_opens_drilled_down(driver: Any, base_url: str) -> None:
+    check_shared_link(driver, base_url, "swf-replay")
+    assert severe_console_messages(driver) == []
+
+
+# --- the real service ----------------------------------------------------------------------------
+
+SERVE_CONFIG = """
+sites:
+  - name: local
+    kind: edge
+    collectors: [{{type: node, interval: 1s}}]
+  - name: kth-sp2
+    kind: hpc
+    collectors: [{{type: replay, trace: KTH-SP2-1996-2.1-cln.swf.gz, interval: 1s, speed: 600, start_offset: 30d}}]
+  - name: broken
+    kind: cloud
+    collectors: [{{type: prometheus, url: "http://127.0.0.1:{port}/metrics", interval: 1s, timeout: 1s}}]
+links:
+  - {{between: [local, kth-sp2], bandwidth_gbps: 10, latency_ms: 30}}
+"""
+
+
+@pytest.fixture(scope="module")
+def served_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`ctwin serve` itself, as a user starts it: a subprocess with its own store, on a free port."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    work = tmp_path_factory.mktemp("serve")
+    config = work / "ctwin.yaml"
+    config.write_text(SERVE_CONFIG.format(port=free_port()))
+    port = free_port()
+    log = (work / "serve.log").open("w")
+    command = ["serve", "-c", str(config), "-d", str(work / "data"), "--port", str(port)]
+    proc = subprocess.Popen([sys.executable, "-m", "service.cli", *command], stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None:
+                raise RuntimeError(f"ctwin serve exited: {(work / 'serve.log').read_text()}")
+            time.sleep(0.1)
+        time.sleep(2.5)  # two collections: the CPU busy share needs two readings
+        yield url + "/"
+    finally:
+        proc.terminate()
+        code = proc.wait(30)
+        log.close()
+        assert code == 0, (work / "serve.log").read_text()
+
+
+def test_served_page_shows_this_host_live_and_drills_down(driver: Any, served_url: str) -> None:
+    import socket
+
+    cards = check_overview(driver, served_url, {"local", "kth-sp2", "broken"})
+    assert "%" in cards["local"].split("load")[0], cards["local"]  # a live CPU load, not a dash
+    assert "down" in cards["broken"] and "Connection refused" in cards["broken"]
+    assert "running" in cards["kth-sp2"] and "replay at" in cards["kth-sp2"]
+    assert check_drilldown(driver, served_url, "local") == [socket.gethostname()]
+    check_graph_click(driver, "kth-sp2")
+    assert severe_console_messages(driver) == []
