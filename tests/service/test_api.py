@@ -266,3 +266,62 @@ def test_fast_path_and_fastapi_route_answer_the_same(served: tuple[TestClient, d
     assert client.get("/v1/nodes", headers=_auth(tokens["advise"])).status_code == 403
     text = client.get("/metrics").text
     assert 'route="/v1/nodes",status="200"' in text
+
+
+def test_default_config_serves_this_host_and_two_replayed_hpc_sites_advancing(tmp_path: Path) -> None:
+    from service.config import load_config
+
+    loaded = load_config(None)
+    token = TokenStore(loaded.tokens_path(tmp_path)).create("t", ["read"])[1]
+    with TestClient(create_app(loaded, tmp_path, ui=False)) as client:
+
+        def replays(body: dict) -> bool:
+            by = {s["name"]: s for s in body["items"]}
+            return all(by[n]["trace_time_s"] is not None for n in ("kth-sp2", "sdsc-sp2"))
+
+        first = {s["name"]: s for s in _wait(client, _auth(token), replays)["items"]}
+        time.sleep(5.5)  # one more collection at the default 5 s interval
+        later = {s["name"]: s for s in client.get("/v1/sites", headers=_auth(token)).json()["items"]}
+        nodes = client.get("/v1/nodes", headers=_auth(token)).json()["items"]
+    assert set(first) == {"local", "kth-sp2", "sdsc-sp2"}
+    for name in ("kth-sp2", "sdsc-sp2"):
+        assert later[name]["is_replay"] and later[name]["kind"] == "hpc"
+        assert later[name]["trace_time_s"] > first[name]["trace_time_s"]  # the replay advances
+    assert [n["site"] for n in nodes] == ["local"]
+
+
+def test_a_failing_slurm_source_and_a_malformed_trace_never_stop_the_service(tmp_path: Path) -> None:
+    """Bad input (issue 4): a Slurm command that cannot run, an SWF log with a broken line. The
+    service keeps serving; the Slurm site shows down with an error naming the command; the replay
+    plays every good line."""
+    import gzip
+
+    from collectors.traces import TRACES_DIR
+
+    lines = gzip.decompress((TRACES_DIR / "KTH-SP2-1996-2.1-cln.swf.gz").read_bytes()).decode().splitlines()
+    body = [i for i, line in enumerate(lines) if line.strip() and not line.startswith(";")]
+    lines[body[5]] = "this is not an SWF record"
+    trace = tmp_path / "broken.swf"
+    trace.write_text("\n".join(lines) + "\n")
+    config = f"""
+sites:
+  - name: cluster
+    kind: hpc
+    collectors: [{{type: slurm, interval: 0.3s, command_prefix: ["/nonexistent/ssh-wrapper"], accounting: false}}]
+  - name: replayed
+    kind: hpc
+    collectors: [{{type: replay, trace: "{trace}", interval: 0.3s, start_offset: 30d}}]
+"""
+    loaded = parse_config(config)
+    token = TokenStore(loaded.tokens_path(tmp_path)).create("t", ["read"])[1]
+    with TestClient(create_app(loaded, tmp_path, ui=False)) as client:
+        body_ = _wait(
+            client,
+            _auth(token),
+            lambda b: {s["name"]: s["state"] for s in b["items"]} == {"cluster": "down", "replayed": "ok"},
+        )
+        assert client.get("/healthz").status_code == 200
+    cluster = next(s for s in body_["items"] if s["name"] == "cluster")
+    assert "/nonexistent/ssh-wrapper" in cluster["collectors"][0]["last_error"]
+    replayed = next(s for s in body_["items"] if s["name"] == "replayed")
+    assert replayed["jobs_running"] is not None
