@@ -35,6 +35,8 @@ from twin.topology import CollectorSpec, LinkSpec, SiteSpec, Topology
 __all__ = ["create_app", "topology_of"]
 
 log = logging.getLogger(__name__)
+_BATCH_TYPES = ("slurm", "replay")
+_FORECAST_EVERY_S = 30.0
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
 
 
@@ -94,11 +96,14 @@ def create_app(
         app.state.salt = resolve_salt(loaded, data_dir)
         pipeline.start()
         retention = asyncio.create_task(_retention_loop(store, config.store.retention))
+        batch_sites = [s.name for s in twin.topology.sites if any(c.type in _BATCH_TYPES for c in s.collectors)]
+        forecasting = asyncio.create_task(_forecast_loop(twin, batch_sites, _FORECAST_EVERY_S))
         log.info("serving %d collectors; store %s", len(pipeline.collectors), loaded.store_path(data_dir))
         try:
             yield
         finally:
             retention.cancel()
+            forecasting.cancel()
             await asyncio.to_thread(pipeline.stop)
             store.close()
             health = pipeline.health()
@@ -175,6 +180,20 @@ def _stats(pipeline: Pipeline | None) -> dict[str, Any]:
     if pipeline is None:
         return {}
     return {rc.name: rc.stats for rc in pipeline.collectors}
+
+
+async def _forecast_loop(twin: LiveTwin, sites: list[str], every_s: float) -> None:
+    """Forecast every batch site's queue regularly, so each pending job's first forecast is kept
+    and scored when it starts (the forecast's past accuracy), whether or not anyone asks."""
+    while True:
+        await asyncio.sleep(every_s)
+        for site in sites:
+            try:
+                await asyncio.to_thread(twin.forecast, site)
+            except LookupError:
+                pass  # no batch state collected yet
+            except Exception:
+                log.exception("forecast of %s failed", site)
 
 
 async def _retention_loop(store: Any, retention_s: float) -> None:

@@ -32,6 +32,9 @@ from telemetry.jobs import empty_jobs
 from telemetry.pipeline import CollectorStats
 from telemetry.schema import Batch
 from telemetry.stores.base import Selection, Store
+from twin.forecasting import Forecast, ForecastTracker, PredictorName, forecast_queue
+from twin.sim import Job
+from twin.sim.predictors import Predictor
 from twin.topology import SiteSpec, Topology
 from twin.view import CollectorHealth, ContainerView, LinkView, NodeView, SiteView, State
 
@@ -118,6 +121,7 @@ class LiveTwin:
         self._write_lock = threading.Lock()
         self._index_cache: tuple[int, _Index] | None = None
         self._site_of = topology.collector_site()
+        self.forecasts = ForecastTracker()
 
     # ------------------------------------------------------------------ sink
     @property
@@ -148,9 +152,47 @@ class LiveTwin:
         with self._write_lock:
             old = self._snapshot
             updated = dict(old.jobs)
-            for site in jobs["site"].drop_nulls().unique().to_list():
+            sites = jobs["site"].drop_nulls().unique().to_list()
+            for site in sites:
                 updated[site] = active.filter(pl.col("site") == site)
             self._snapshot = Snapshot(old.version + 1, old.points, updated)
+        for site in sites:  # jobs seen starting score the forecasts made for them
+            self.forecasts.observe(site, jobs.filter(pl.col("site") == site))
+
+    def cpus_in_service(self, site: str) -> int | None:
+        """A batch site's CPUs that can run jobs (allocated + idle; not down or drained); None for a
+        site without a batch scheduler."""
+        self.topology.site(site)
+        cpus = [
+            p.value
+            for m, labels, p in self._index().batch.get(site, [])
+            if m == bm.CPUS.name and labels.get("state") != "other"
+        ]
+        return round(sum(cpus)) if cpus else None
+
+    def forecast(
+        self,
+        site: str,
+        predictor: PredictorName | Predictor = "ave2",
+        extra: list[Job] | None = None,
+        history_window_s: int = 30 * 86400,
+    ) -> Forecast:
+        """Forecast the site's queue from its last collected state (see twin.forecasting). A
+        forecast without hypothetical jobs is remembered, to be scored when the jobs start.
+        KeyError: unknown site; LookupError: no batch queue there (yet)."""
+        processors = self.cpus_in_service(site)
+        if processors is None:
+            raise LookupError(f"site {site!r} has no batch scheduler state (yet): nothing to forecast")
+        queue = self.queue(site)
+        finished = None
+        if self.store is not None and predictor == "ave2":
+            observed = queue["observed_s"].drop_nulls().to_list()
+            now = int(max(observed)) if observed else int(self.clock())
+            finished = self.store.jobs(site=site, submitted_from_s=now - history_window_s, submitted_to_s=now)
+        result = forecast_queue(queue, processors, site, predictor=predictor, finished=finished, extra=extra or ())
+        if not extra:
+            self.forecasts.record(result)
+        return result
 
     def queue(self, site: str) -> pl.DataFrame:
         """Pending and running jobs of a batch site as last collected (JOB_SCHEMA); KeyError if unknown."""

@@ -18,6 +18,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import polars as pl
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
@@ -397,3 +398,135 @@ def export_jobs_route(
 
 
 assert set(JOB_SCHEMA) >= {"user", "group"}
+
+
+# ------------------------------------------------------------------------------ forecasts
+class ForecastJobOut(BaseModel):
+    job_id: str
+    hypothetical: bool
+    submit_s: int | None
+    procs: int | None
+    req_s: int | None
+    predicted_start_s: int | None = Field(description="Null for a job the site cannot run (wider than it)")
+    predicted_end_s: int | None
+    predicted_wait_s: int | None = Field(description="From the site's clock now_s")
+    scheduler_start_s: int | None = Field(None, description="The scheduler's own estimate (Slurm), when it gave one")
+    start_early_s: int | None = None
+    start_late_s: int | None = None
+
+
+class AccuracyOut(BaseModel):
+    scored: int = Field(description="Past forecasts scored against the start that followed")
+    within_1min: float | None
+    within_10min: float | None
+    within_1h: float | None
+    median_abs_error_s: float | None
+
+
+class ForecastOut(BaseModel):
+    site: str
+    now_s: int = Field(description="The site's clock: trace time for a replayed site")
+    processors: int
+    predictor: str
+    seconds: float = Field(description="Time the forecast took")
+    corrections: dict[str, int] = Field(description="Jobs changed or left out, by reason")
+    jobs: list[ForecastJobOut]
+    accuracy: AccuracyOut
+
+
+class WhatIfIn(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    cores: int = Field(ge=1, le=10_000_000, description="CPUs the job needs")
+    walltime_s: int = Field(ge=1, le=366 * 86400, description="Requested time (its kill limit)")
+    user: str | None = Field(None, max_length=128, description="For the user's history (ave2)")
+    predictor: Literal["requested", "ave2"] = "ave2"
+
+
+class WhatIfOut(BaseModel):
+    site: str
+    now_s: int
+    predictor: str
+    queue_pending: int
+    predicted_start_s: int | None
+    predicted_wait_s: int | None
+    start_early_s: int | None = None
+    start_late_s: int | None = None
+
+
+_NO_QUEUE: Responses = {409: {"model": ErrorBody, "description": "The site has no batch scheduler state (yet)"}}
+
+
+def _forecast(request: Request, site: str, predictor: str, extra: list[Any] | None = None) -> Any:
+    twin = _twin(request)
+    _known_site(twin, site)
+    try:
+        return twin.forecast(site, predictor, extra)  # type: ignore[arg-type]
+    except LookupError as exc:
+        raise ApiError(409, "no_batch_queue", str(exc)) from None
+    except ValueError as exc:
+        raise ApiError(400, "bad_job", str(exc)) from None
+
+
+def _accuracy(twin: LiveTwin, site: str) -> dict[str, Any]:
+    acc = twin.forecasts.accuracy(site)
+    return {
+        "scored": acc.scored,
+        "within_1min": acc.within_1min,
+        "within_10min": acc.within_10min,
+        "within_1h": acc.within_1h,
+        "median_abs_error_s": acc.median_abs_error_s,
+    }
+
+
+@router.get(
+    "/sites/{site}/forecast",
+    response_model=ForecastOut,
+    dependencies=read,
+    responses={**_NOT_FOUND, **_NO_QUEUE},
+    summary="Predicted start of every pending job of a batch site, by simulating its queue forward",
+)
+def site_forecast(
+    request: Request,
+    site: str,
+    predictor: Literal["requested", "ave2"] = "ave2",
+    limit: Annotated[int, Query(ge=1, le=100_000, description="At most this many jobs, in queue order")] = 5000,
+) -> Response:
+    result = _forecast(request, site, predictor)
+    body = {
+        "site": result.site,
+        "now_s": result.now_s,
+        "processors": result.processors,
+        "predictor": result.predictor,
+        "seconds": result.seconds,
+        "corrections": result.corrections,
+        "jobs": result.jobs.head(limit).to_dicts(),
+        "accuracy": _accuracy(_twin(request), site),
+    }
+    return _json(json.dumps(_clean(body), separators=(",", ":")).encode())
+
+
+@router.post(
+    "/sites/{site}/whatif",
+    response_model=WhatIfOut,
+    dependencies=[Depends(require_scope("advise"))],
+    responses={**_NOT_FOUND, **_NO_QUEUE, **_BAD_REQUEST},
+    summary="When would a job like this start at this site, behind the current queue?",
+)
+def site_whatif(request: Request, site: str, job: WhatIfIn) -> Response:
+    from twin.sim import Job
+
+    hypothetical = Job("whatif", 0, None, job.walltime_s, job.cores, user=job.user)  # submitted at the site's now
+    result = _forecast(request, site, job.predictor, [hypothetical])
+    row = result.jobs.filter(pl.col("hypothetical")).row(0, named=True)
+    body = {
+        "site": site,
+        "now_s": result.now_s,
+        "predictor": result.predictor,
+        "queue_pending": result.jobs.height - 1,
+        "predicted_start_s": row["predicted_start_s"],
+        "predicted_wait_s": row["predicted_wait_s"],
+        "start_early_s": row.get("start_early_s"),
+        "start_late_s": row.get("start_late_s"),
+    }
+    return _json(json.dumps(_clean(body), separators=(",", ":")).encode())

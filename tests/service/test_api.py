@@ -86,22 +86,23 @@ def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _v1_get_routes(client: TestClient) -> list[str]:
+def _v1_routes(client: TestClient) -> list[tuple[str, str]]:
     paths = client.get("/openapi.json").json()["paths"]
-    return [p.replace("{site}", "local") for p in paths if p.startswith("/v1/")]
+    return [(m.upper(), p.replace("{site}", "kth")) for p, ms in paths.items() if p.startswith("/v1/") for m in ms]
 
 
 def test_every_v1_route_refuses_missing_wrong_and_revoked_tokens(served: tuple[TestClient, dict, Path]) -> None:
     client, tokens, _ = served
-    routes = _v1_get_routes(client)
-    assert len(routes) >= 8
-    for path in routes:
-        missing = client.get(path, params={"metric": "node_load1"})
+    routes = _v1_routes(client)
+    assert len(routes) >= 10
+    job = {"cores": 1, "walltime_s": 60}
+    for method, path in routes:
+        missing = client.request(method, path, params={"metric": "node_load1"}, json=job)
         assert missing.status_code == 401, path
         assert missing.headers["www-authenticate"].startswith("Bearer")
         assert set(missing.json()) == {"error"} and missing.json()["error"]["code"] == "missing_token"
         for bad in ("nonsense", tokens["read"][:-2] + "xx", tokens["revoked"]):
-            refused = client.get(path, params={"metric": "node_load1"}, headers=_auth(bad))
+            refused = client.request(method, path, params={"metric": "node_load1"}, json=job, headers=_auth(bad))
             assert refused.status_code == 401, (path, bad)
             assert "items" not in refused.text and "local" not in refused.text
 
@@ -325,3 +326,45 @@ sites:
     assert "/nonexistent/ssh-wrapper" in cluster["collectors"][0]["last_error"]
     replayed = next(s for s in body_["items"] if s["name"] == "replayed")
     assert replayed["jobs_running"] is not None
+
+
+def test_forecast_and_whatif_of_a_replayed_site(served: tuple[TestClient, dict, Path]) -> None:
+    client, tokens, _ = served
+    res = client.get("/v1/sites/kth/forecast", headers=_auth(tokens["read"]))
+    assert res.status_code == 200, res.text
+    body = res.json()
+    assert body["processors"] == 100 and body["predictor"] == "ave2" and body["now_s"] > 8e8
+    for job in body["jobs"]:
+        assert job["predicted_start_s"] >= body["now_s"]
+        assert job["predicted_wait_s"] == job["predicted_start_s"] - body["now_s"]
+    requested = client.get("/v1/sites/kth/forecast", params={"predictor": "requested"}, headers=_auth(tokens["read"]))
+    assert requested.json()["predictor"] == "requested"
+    job = {"cores": 8, "walltime_s": 3600}
+    assert client.post("/v1/sites/kth/whatif", json=job, headers=_auth(tokens["read"])).status_code == 403
+    whatif = client.post("/v1/sites/kth/whatif", json=job, headers=_auth(tokens["advise"]))
+    assert whatif.status_code == 200, whatif.text
+    answer = whatif.json()
+    assert answer["predicted_start_s"] >= answer["now_s"] and answer["queue_pending"] == len(body["jobs"])
+    too_wide = client.post(
+        "/v1/sites/kth/whatif", json={"cores": 101, "walltime_s": 60}, headers=_auth(tokens["advise"])
+    )
+    assert too_wide.status_code == 400 and "100" in too_wide.json()["error"]["message"]
+    no_queue = client.get("/v1/sites/local/forecast", headers=_auth(tokens["read"]))
+    assert no_queue.status_code == 409 and no_queue.json()["error"]["code"] == "no_batch_queue"
+    unknown = client.post("/v1/sites/kth/whatif", json={**job, "gpus": 1}, headers=_auth(tokens["advise"]))
+    assert unknown.status_code == 422
+
+
+def test_forecasts_are_scored_when_the_jobs_start(served: tuple[TestClient, dict, Path]) -> None:
+    """The replay runs at one trace hour per second: forecasts made now are scored within seconds."""
+    client, tokens, _ = served
+    client.get("/v1/sites/kth/forecast", headers=_auth(tokens["read"]))
+    deadline = time.monotonic() + 20
+    accuracy: dict = {}
+    while time.monotonic() < deadline:
+        accuracy = client.get("/v1/sites/kth/forecast", headers=_auth(tokens["read"])).json()["accuracy"]
+        if accuracy["scored"] >= 5:
+            break
+        time.sleep(0.5)
+    assert accuracy["scored"] >= 5, accuracy
+    assert 0 <= accuracy["within_1h"] <= 1 and accuracy["median_abs_error_s"] >= 0
