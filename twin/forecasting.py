@@ -141,6 +141,7 @@ def forecast_queue(
         if job.procs > processors:
             raise ValueError(f"the job needs {job.procs} CPUs; {site} has {processors} in service")
     frame = forecast(state, policy or Policy.easy(), chosen, extra=list(extra), oversize="drop")
+    frame = frame.with_columns(pl.col("job_id").cast(pl.String), pl.col("hypothetical").cast(pl.Boolean))
     known = pl.DataFrame(
         {
             "job_id": [j.job_id for j in (*state.pending, *extra)],
