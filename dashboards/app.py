@@ -67,7 +67,9 @@ def create_dash(reader: TwinReader, *, server: Any = True, url_prefix: str = "/"
 
     `server`: True for an app of its own (serve or mount `dash_app.server`), or the service's
     FastAPI app to add the routes to. `url_prefix`: the path the page is reached at. Assets and
-    scripts are served from this process (no CDN: the service may run without internet).
+    scripts are served from this process (no CDN: the service may run without internet); plotly.js
+    is the basic bundle in `assets/`, which `dcc.Graph` picks up as `window.Plotly` instead of
+    fetching Dash's full one (assets/PROVENANCE.md).
     """
     prefix = _normalise(url_prefix)
     if server is True:
@@ -84,6 +86,10 @@ def create_dash(reader: TwinReader, *, server: Any = True, url_prefix: str = "/"
         title=TITLE,
         update_title="",  # keep the tab title while callbacks run
         serve_locally=True,
+        # No gzip here: Starlette's GZipMiddleware recompresses every response at level 9, on the
+        # process that also reads the store; measured on loopback it slowed the cold first render
+        # (bench/dash_render.py at 50 hosts: 1.31 s → 1.58 s median). Across a slow link, let the
+        # reverse proxy compress (and cache) the static scripts instead.
         compress=False,
         requests_pathname_prefix=prefix,
         # Mounted, the app sees paths relative to the mount point (see _AppRelativePath).

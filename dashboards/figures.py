@@ -3,7 +3,9 @@
 No Dash, no I/O, no state: the overview's render functions call these, and tests call them with
 hand-made values. Every builder accepts empty input and then says "no data yet" on the figure
 instead of raising, because a site that has not reported yet is a normal sight on this page.
-Every trace carries at most `MAX_POINTS` points, whatever the reader handed over.
+Every trace carries at most `MAX_POINTS` points, whatever the reader handed over, and every trace
+is one of `TRACE_TYPES`: the page loads a plotly.js bundle with only those (dashboards/assets,
+see its PROVENANCE.md), a quarter of the full one's size and start-up cost.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ __all__ = [
     "MANY_HOSTS",
     "MAX_POINTS",
     "STATE_COLOURS",
-    "WEBGL_FROM",
+    "TRACE_TYPES",
     "continuum_figure",
     "downsample",
     "empty_figure",
@@ -37,8 +39,11 @@ __all__ = [
 
 MAX_POINTS = 2000
 """Points per trace sent to the browser: the budget that keeps a first render fast."""
-WEBGL_FROM = 1000
-"""Longer traces are drawn with WebGL (Scattergl); short ones stay SVG, which needs no GPU."""
+TRACE_TYPES = frozenset({"scatter", "bar", "pie"})
+"""The trace types of the plotly.js "basic" bundle the page ships; a figure using any other type
+would draw nothing. No `scattergl`: at `MAX_POINTS` an SVG line draws in milliseconds, needs no
+GPU (headless browsers and thin clients fall back to slow software WebGL), and does not use up
+the browser's small budget of WebGL contexts."""
 MARKERS_UNTIL = 30
 """Traces this short also show their points."""
 MANY_HOSTS = 8
@@ -278,12 +283,11 @@ def _values(series: pl.Series) -> np.ndarray[Any, Any]:
     return series.cast(pl.Float64).to_numpy()
 
 
-def _line(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any], **kwargs: Any) -> go.Scatter | go.Scattergl:
-    """SVG for short traces, WebGL for long ones; both capped upstream at MAX_POINTS. A short trace
-    also gets markers: right after start-up a host has a point or two, which a bare line hides."""
-    cls = go.Scattergl if len(x) > WEBGL_FROM else go.Scatter
+def _line(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any], **kwargs: Any) -> go.Scatter:
+    """An SVG line, capped upstream at MAX_POINTS (see TRACE_TYPES for why never WebGL). A short
+    trace also gets markers: right after start-up a host has a point or two, which a bare line hides."""
     kwargs.setdefault("mode", "lines" if len(x) > MARKERS_UNTIL else "lines+markers")
-    return cls(x=x, y=y, **kwargs)
+    return go.Scatter(x=x, y=y, **kwargs)
 
 
 def _time_layout(fig: go.Figure, *, height: int, revision: str) -> go.Figure:

@@ -3,48 +3,61 @@
 Layout and callback wiring live here; everything a callback computes is a `render_*` function of
 the reader and plain values, so it is tested without Dash running. The reader reaches callbacks
 through `register`'s closure, never a module global (several apps, several workers, tests).
-The selected site lives in the URL (`?site=NAME`), so a drill-down can be shared as a link.
+The selected site and the drill-down's range live in the URL (`?site=NAME&range=24h`, see
+`dashboards.urlstate`), so a drill-down can be shared as a link.
 
 The drill-down is a fixed skeleton whose properties the callbacks set (table rows, figures,
 visibility), rather than children rebuilt each tick: Dash remounts returned children, which
-would replot both figures and lose the user's zoom every five seconds.
+would replot both figures and lose the user's zoom every five seconds. It has two callbacks: the
+live part (title, collectors, range selector, nodes table) from the twin's snapshot on the 5 s
+tick, and the history figures, which read the store, on a slower clock of their own
+(`HISTORY_REFRESH_MS`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
-from urllib.parse import parse_qs, urlencode
 
 import dash
 import plotly.graph_objects as go
-from dash import Input, Output, dcc, html
+from dash import Input, Output, State, dcc, html
 from dash.development.base_component import Component
 
 from dashboards import fmt, ids
-from dashboards.figures import continuum_figure, empty_figure, node_history_figure, site_history_figure
-from dashboards.parts import badge, collectors_table, links_table, node_rows, nodes_table, site_card
-from twin.view import SiteView, TwinReader
+from dashboards.figures import MAX_POINTS, continuum_figure, empty_figure, node_history_figure, site_history_figure
+from dashboards.parts import badge, collectors_table, links_table, node_rows, nodes_table, range_links, site_card
+from dashboards.urlstate import DEFAULT_RANGE, RANGE_PHRASES, RANGES, RangeKey, drill_query, parse, selected_site
+from twin.view import NodeView, SiteView, TwinReader
 
 __all__ = [
-    "HISTORY_WINDOW_S",
+    "HISTORY_REFRESH_MS",
     "REFRESH_MS",
     "Drilldown",
+    "History",
     "Overview",
     "layout",
     "register",
     "render_click",
     "render_drilldown",
+    "render_history",
     "render_overview",
     "selected_site",
 ]
 
 REFRESH_MS = 5000
 """Live refresh period: the collectors' usual interval, so every tick can show something new."""
-HISTORY_WINDOW_S = 3600.0
-"""The drill-down shows the last hour."""
+HISTORY_REFRESH_MS: Mapping[RangeKey, int] = {"1h": REFRESH_MS, "6h": 15_000, "24h": 60_000}
+"""How often the history figures are re-read, per range: about when a range can show a new step
+(2,000 steps of 24 h are 43 s long). The figures have a clock of their own because Dash drops a
+callback's answer when the same callback is asked again before it answered: on the 5 s tick, a
+read slower than 5 s (24 h of a thousand hosts) would never reach the page. Re-reading a day
+every 5 s would also keep the store busy for nothing."""
+HISTORY_REFRESH_FIRST_MS = max(HISTORY_REFRESH_MS.values())
+"""The history clock's period until the live part has set the range's own: the longest, so the
+first history read is not asked again before it has answered."""
 
 SHOWN: dict[str, str] = {}
 HIDDEN = {"height": "0", "overflow": "hidden"}
@@ -63,14 +76,23 @@ class Overview(NamedTuple):
 
 
 class Drilldown(NamedTuple):
-    """One refresh of the drill-down (in the order of the callback's outputs)."""
+    """One refresh of the drill-down's live part (in the order of the callback's outputs)."""
 
     head: list[Component]
+    ranges: list[Component]
     hosts_style: dict[str, str]
     hosts_title: str
     hosts: list[dict[str, Any]]
-    hosts_figure: go.Figure
     site_style: dict[str, str]
+    history_refresh_ms: int
+    """The history figures' refresh period for the range shown (see HISTORY_REFRESH_MS)."""
+
+
+class History(NamedTuple):
+    """One refresh of the drill-down's history figures (in the order of the callback's outputs)."""
+
+    hosts_figure_title: str
+    hosts_figure: go.Figure
     site_title: str
     site_figure: go.Figure
 
@@ -78,18 +100,12 @@ class Drilldown(NamedTuple):
 # --- URL state -----------------------------------------------------------------------------------
 
 
-def selected_site(search: str | None) -> str | None:
-    """The site named by `?site=NAME`, if any."""
-    values = parse_qs((search or "").lstrip("?")).get("site")
-    return values[0] if values and values[0] else None
-
-
-def render_click(click_data: dict[str, Any] | None) -> Any:
-    """The URL query for a click on a site node of the continuum graph; clicks elsewhere (a link
-    label, an empty spot) change nothing."""
+def render_click(click_data: dict[str, Any] | None, search: str | None = None) -> Any:
+    """The URL query for a click on a site node of the continuum graph, keeping the range shown
+    (`search` is the current query); clicks elsewhere (a link label, an empty spot) change nothing."""
     points = (click_data or {}).get("points") or []
     name = points[0].get("customdata") if points else None
-    return f"?{urlencode({'site': name})}" if isinstance(name, str) and name else dash.no_update
+    return drill_query(name, parse(search).range) if isinstance(name, str) and name else dash.no_update
 
 
 # --- render functions: all a callback does is call one of these ---------------------------------
@@ -106,8 +122,8 @@ def render_overview(reader: TwinReader, search: str | None, *, now_s: float, pre
     """Cards, continuum graph, links table and header line for the current snapshot."""
     sites = reader.sites()
     links = reader.links()
-    chosen = selected_site(search)
-    cards = [site_card(s, selected=s.name == chosen, prefix=prefix) for s in sites]
+    chosen, range_ = parse(search)
+    cards = [site_card(s, selected=s.name == chosen, prefix=prefix, range_=range_) for s in sites]
     if not sites:
         cards = [html.P("No sites yet: the twin has not loaded its configuration.", className="muted")]
     return Overview(cards, continuum_figure(sites, links, selected=chosen), links_table(links), _summary(sites, now_s))
@@ -122,23 +138,44 @@ def _guarded(build: Callable[[], go.Figure]) -> go.Figure:
 
 
 def _nothing(head: list[Component]) -> Drilldown:
-    blank = empty_figure("")
-    return Drilldown(head, HIDDEN, "", [], blank, HIDDEN, "", blank)
+    return Drilldown(head, [], HIDDEN, "", [], HIDDEN, HISTORY_REFRESH_MS[DEFAULT_RANGE])
 
 
-def render_drilldown(reader: TwinReader, search: str | None, *, now_s: float) -> Drilldown:
-    """One site in detail: its collectors, its hosts now and over the last hour, and (for a batch or
-    replayed site) its load and jobs over the last hour. History is in wall time for every site: a
-    replayed site's samples are stamped when they were collected, whatever trace instant they show."""
-    name = selected_site(search)
+class _Shown(NamedTuple):
+    """Which parts of the drill-down a site has; both callbacks decide it the same way."""
+
+    site: SiteView
+    nodes: list[NodeView]
+    hosts: bool
+    history: bool
+
+
+def _shown(reader: TwinReader, name: str | None) -> _Shown | None:
+    """A site with hosts shows them; a batch or replayed site (or one without hosts) shows its load
+    and jobs. None when no site is selected or there is no such site."""
     if name is None:
-        return _nothing([html.P("Click a site card or a site in the graph to see its hosts.", className="muted")])
+        return None
     try:
         site = reader.site(name)
     except KeyError:
+        return None
+    nodes = reader.nodes(name)
+    has_hosts = bool(nodes or site.hosts)
+    batch = site.is_replay or site.nodes_total is not None or site.jobs_running is not None
+    return _Shown(site, nodes, has_hosts, batch or not has_hosts)
+
+
+def render_drilldown(reader: TwinReader, search: str | None, *, now_s: float, prefix: str = "/") -> Drilldown:
+    """One site in detail, from the twin's snapshot only (no store read, so it is quick every tick):
+    its collectors, its range selector, and its hosts now. The history figures are
+    `render_history`'s, on a slower clock."""
+    name, range_ = parse(search)
+    if name is None:
+        return _nothing([html.P("Click a site card or a site in the graph to see its hosts.", className="muted")])
+    shown = _shown(reader, name)
+    if shown is None:
         return _nothing([html.H2(name), html.P(f"There is no site named {name!r}.", className="error")])
-    end = now_s
-    start = end - HISTORY_WINDOW_S
+    site = shown.site
     about = [site.description + " · " if site.description else "", f"data {fmt.age(site.data_age_s)}"]
     head: list[Component] = [
         html.H2([f"{site.name} ", html.Span(site.kind, className="kind"), " ", badge(site.state)]),
@@ -146,33 +183,55 @@ def render_drilldown(reader: TwinReader, search: str | None, *, now_s: float) ->
     ]
     if site.collectors:
         head += [html.H3("Collectors"), collectors_table(site.collectors)]
-
-    nodes = reader.nodes(name)
-    has_hosts = bool(nodes or site.hosts)
-    hosts_figure = (
-        _guarded(lambda: node_history_figure(reader.node_history(name, None, start, end), revision=f"nodes-{name}"))
-        if has_hosts
-        else empty_figure("")
-    )
-    batch = site.is_replay or site.nodes_total is not None or site.jobs_running is not None
-    show_site = batch or not has_hosts
-    site_figure = (
-        _guarded(lambda: site_history_figure(reader.site_history(name, start, end), revision=f"site-{name}"))
-        if show_site
-        else empty_figure("")
-    )
-    replay_note = f" (replay now at {fmt.utc(site.trace_time_s)})" if site.is_replay and site.trace_time_s else ""
-    site_title = "Load and jobs, last hour" + replay_note
     return Drilldown(
         head,
-        SHOWN if has_hosts else HIDDEN,
-        f"Hosts ({len(nodes)})",
-        node_rows(nodes),
-        hosts_figure,
-        SHOWN if show_site else HIDDEN,
-        site_title,
-        site_figure,
+        range_links(name, range_, prefix=prefix),
+        SHOWN if shown.hosts else HIDDEN,
+        f"Hosts ({len(shown.nodes)})",
+        node_rows(shown.nodes),
+        SHOWN if shown.history else HIDDEN,
+        HISTORY_REFRESH_MS[range_],
     )
+
+
+def render_history(reader: TwinReader, search: str | None, *, now_s: float) -> History:
+    """The selected site over the chosen range (`?range=`, the last hour by default): its hosts' CPU
+    and memory, and for a batch or replayed site its load and jobs.
+
+    Every history read asks for at most `MAX_POINTS` points per series, so the store aggregates a
+    long range into steps on the server and no trace sent to the browser outgrows that budget
+    (24 h at 1-minute resolution is 1,440 points per host). History is in wall time for every site:
+    a replayed site's samples are stamped when they were collected, whatever trace instant they show."""
+    name, range_ = parse(search)
+    blank = empty_figure("")
+    shown = _shown(reader, name)
+    if name is None or shown is None:
+        return History("", blank, "", blank)
+    end = now_s
+    start = end - RANGES[range_]
+    phrase = RANGE_PHRASES[range_]
+    # The revision names site and range: a new range resets the zoom, a refresh keeps it.
+    hosts_figure = (
+        _guarded(
+            lambda: node_history_figure(
+                reader.node_history(name, None, start, end, max_points=MAX_POINTS), revision=f"nodes-{name}-{range_}"
+            )
+        )
+        if shown.hosts
+        else blank
+    )
+    site_figure = (
+        _guarded(
+            lambda: site_history_figure(
+                reader.site_history(name, start, end, max_points=MAX_POINTS), revision=f"site-{name}-{range_}"
+            )
+        )
+        if shown.history
+        else blank
+    )
+    site = shown.site
+    replay_note = f" (replay now at {fmt.utc(site.trace_time_s)})" if site.is_replay and site.trace_time_s else ""
+    return History(f"CPU and memory, {phrase}", hosts_figure, f"Load and jobs, {phrase}" + replay_note, site_figure)
 
 
 # --- layout and wiring ---------------------------------------------------------------------------
@@ -185,6 +244,7 @@ def layout() -> Component:
         [
             dcc.Location(id=ids.URL, refresh="callback-nav"),
             dcc.Interval(id=ids.TICK, interval=REFRESH_MS),
+            dcc.Interval(id=ids.HISTORY_TICK, interval=HISTORY_REFRESH_FIRST_MS),
             html.Header([html.H1("Continuum Twin"), html.Span(id=ids.SUMMARY, className="muted")]),
             html.Section(id=ids.CARDS, className="cards"),
             html.Section(
@@ -202,11 +262,12 @@ def layout() -> Component:
             html.Section(
                 [
                     html.Div(id=ids.DRILL_HEAD),
+                    html.Nav(id=ids.RANGE, className="ranges"),
                     html.Div(
                         [
                             html.H3(id=ids.HOSTS_TITLE),
                             nodes_table(),
-                            html.H3("CPU and memory, last hour"),
+                            html.H3(id=ids.NODES_GRAPH_TITLE),
                             dcc.Graph(id=ids.NODES_GRAPH, figure=blank, config=_GRAPH_CONFIG),
                         ],
                         id=ids.HOSTS_SECTION,
@@ -243,19 +304,34 @@ def register(app: dash.Dash, reader: TwinReader, *, prefix: str) -> None:
 
     @app.callback(
         Output(ids.DRILL_HEAD, "children"),
+        Output(ids.RANGE, "children"),
         Output(ids.HOSTS_SECTION, "style"),
         Output(ids.HOSTS_TITLE, "children"),
         Output(ids.NODES_TABLE, "data"),
-        Output(ids.NODES_GRAPH, "figure"),
         Output(ids.SITE_SECTION, "style"),
-        Output(ids.SITE_TITLE, "children"),
-        Output(ids.SITE_GRAPH, "figure"),
+        Output(ids.HISTORY_TICK, "interval"),
         Input(ids.URL, "search"),
         Input(ids.TICK, "n_intervals"),
     )
     async def _drilldown(search: str | None, _tick: int | None) -> Drilldown:
-        return await asyncio.to_thread(render_drilldown, reader, search, now_s=time.time())
+        return await asyncio.to_thread(render_drilldown, reader, search, now_s=time.time(), prefix=prefix)
 
-    @app.callback(Output(ids.URL, "search"), Input(ids.CONTINUUM, "clickData"), prevent_initial_call=True)
-    def _click(click_data: dict[str, Any] | None) -> Any:
-        return render_click(click_data)
+    @app.callback(
+        Output(ids.NODES_GRAPH_TITLE, "children"),
+        Output(ids.NODES_GRAPH, "figure"),
+        Output(ids.SITE_TITLE, "children"),
+        Output(ids.SITE_GRAPH, "figure"),
+        Input(ids.URL, "search"),
+        Input(ids.HISTORY_TICK, "n_intervals"),
+    )
+    async def _history(search: str | None, _tick: int | None) -> History:
+        return await asyncio.to_thread(render_history, reader, search, now_s=time.time())
+
+    @app.callback(
+        Output(ids.URL, "search"),
+        Input(ids.CONTINUUM, "clickData"),
+        State(ids.URL, "search"),
+        prevent_initial_call=True,
+    )
+    def _click(click_data: dict[str, Any] | None, search: str | None) -> Any:
+        return render_click(click_data, search)

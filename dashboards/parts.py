@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlencode
 
 from dash import dcc, html
 from dash.dash_table.DataTable import DataTable
@@ -19,6 +18,7 @@ from dash.development.base_component import Component
 
 from dashboards import fmt, ids
 from dashboards.figures import STATE_COLOURS
+from dashboards.urlstate import DEFAULT_RANGE, RANGE_PHRASES, RANGES, RangeKey, drill_query
 from twin.view import CollectorHealth, LinkView, NodeView, SiteView, State
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "links_table",
     "node_rows",
     "nodes_table",
+    "range_links",
     "site_card",
     "site_href",
 ]
@@ -38,8 +39,9 @@ NODES_PAGE_SIZE = 25
 see every host."""
 
 
-def site_href(prefix: str, name: str) -> str:
-    return f"{prefix}?{urlencode({'site': name})}"
+def site_href(prefix: str, name: str, range_: RangeKey = DEFAULT_RANGE) -> str:
+    """The link to `name`'s drill-down over `range_` (so switching sites keeps the chosen range)."""
+    return prefix + drill_query(name, range_)
 
 
 def _attr(name: str, value: str) -> dict[str, Any]:
@@ -73,9 +75,9 @@ def _facts(site: SiteView) -> list[tuple[str, str]]:
     return rows
 
 
-def site_card(site: SiteView, *, selected: bool, prefix: str) -> Component:
-    """One site as a card linking to its drill-down; unhealthy sites still show, with their data
-    age and last error, because a missing card would read as "no such site"."""
+def site_card(site: SiteView, *, selected: bool, prefix: str, range_: RangeKey = DEFAULT_RANGE) -> Component:
+    """One site as a card linking to its drill-down (over the range being shown); unhealthy sites
+    still show, with their data age and last error, because a missing card would read as "no such site"."""
     error = _last_error(site.collectors) if site.state != "ok" else None
     body: list[Component] = [
         html.Div(
@@ -90,7 +92,25 @@ def site_card(site: SiteView, *, selected: bool, prefix: str) -> Component:
         body.append(html.Div(f"last error: {fmt.clip(error)}", className="error", title=error))
     classes = f"card state-{site.state}" + (" selected" if selected else "")
     card = html.Div(body, **_attr(ids.SITE_ATTR, site.name))
-    return dcc.Link(card, href=site_href(prefix, site.name), className=classes)
+    return dcc.Link(card, href=site_href(prefix, site.name, range_), className=classes)
+
+
+def range_links(site: str, chosen: RangeKey, *, prefix: str) -> list[Component]:
+    """The drill-down's range selector: plain links that rewrite the URL, like the site cards.
+
+    Links rather than a form control, because the URL is the page's only state: a control would
+    have to mirror the URL and the URL the control, a loop Dash can only close with logic in a
+    callback. A link needs none, and opening one in a new tab or sharing it just works. The range
+    key sits on an inner span (`data-range`), as `dcc.Link` takes no `data-*` attributes."""
+    return [
+        dcc.Link(
+            html.Span(key.removesuffix("h") + " h", **_attr(ids.RANGE_ATTR, key)),
+            href=site_href(prefix, site, key),
+            className="range selected" if key == chosen else "range",
+            title=f"show the {RANGE_PHRASES[key]}",
+        )
+        for key in RANGES
+    ]
 
 
 def _table(head: Sequence[str], rows: list[html.Tr], *, numeric: Sequence[str] = (), **attrs: Any) -> html.Table:

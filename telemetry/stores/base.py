@@ -76,6 +76,13 @@ class Store(ABC):
         value per series and step-aligned bucket (ts_ns = bucket start), aggregated by `agg`."""
 
     @abstractmethod
+    def query_grouped(self, selection: Selection, step_ns: int, by: str, agg: Aggregation = "avg") -> pl.DataFrame:
+        """Downsampled and pivoted in the store: one row per (value of label `by`, step-aligned
+        bucket), one column per selected metric (null where it has no sample); columns `by`,
+        ts_ns, then the metrics in selection order. For many series (a thousand hosts × a day)
+        this is one pass instead of moving every series to the caller. Needs selection.metrics."""
+
+    @abstractmethod
     def latest(self, selection: Selection) -> pl.DataFrame:
         """The newest sample of every matching series (metric, labels, ts_ns, value)."""
 

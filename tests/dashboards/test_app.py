@@ -115,3 +115,19 @@ def test_prefix_is_normalised_and_server_checked(reader: FakeReader) -> None:
     assert create_dash(reader, url_prefix="ui").config.requests_pathname_prefix == "/ui/"
     with pytest.raises(TypeError):
         create_dash(reader, server=object())
+
+
+def test_the_page_ships_the_basic_plotly_bundle_of_dash_s_plotly_version(standalone: TestClient) -> None:
+    """dcc.Graph uses `window.Plotly` when a bundle defined it, so the vendored basic bundle (1.2 MB)
+    replaces Dash's full one (4.8 MB) on the page; it must be the same plotly.js version
+    (dashboards/assets/PROVENANCE.md)."""
+    from plotly.offline import get_plotlyjs_version
+
+    scripts = re.findall(r'<script[^>]*src="([^"]+)"', standalone.get("/").text)
+    bundles = [s for s in scripts if "/assets/plotly-basic-" in s]
+    assert len(bundles) == 1, scripts
+    assert not any("plotly.min.js" in s for s in scripts)  # Dash's own: fetched only without window.Plotly
+    body = standalone.get(bundles[0])
+    assert body.status_code == 200
+    assert f"plotly.js (basic - minified) v{get_plotlyjs_version()}" in body.text[:200]
+    assert "window.Plotly = Plotly" in body.text[-200:]

@@ -13,7 +13,7 @@ from dashboards.figures import (
     MANY_HOSTS,
     MAX_POINTS,
     STATE_COLOURS,
-    WEBGL_FROM,
+    TRACE_TYPES,
     continuum_figure,
     downsample,
     empty_figure,
@@ -118,8 +118,7 @@ def test_node_history_keeps_the_point_budget(hosts: int, step_s: float) -> None:
     fig = node_history_figure(_day(hosts, step_s))
     counts = points_per_trace(fig)
     assert counts and max(counts) <= MAX_POINTS
-    long = [t for t in fig.data if len(t.x) > WEBGL_FROM]
-    assert all(isinstance(t, go.Scattergl) for t in long)
+    assert all(isinstance(t, go.Scatter) for t in fig.data)  # SVG: the shipped bundle has no WebGL
 
 
 def test_few_hosts_get_a_line_each_many_get_a_band() -> None:
@@ -200,3 +199,17 @@ def test_empty_figure_says_why() -> None:
     fig = empty_figure("no data yet: nothing here")
     assert annotations(fig) == ["no data yet: nothing here"]
     json.loads(fig.to_json())
+
+
+def test_every_figure_uses_only_trace_types_of_the_shipped_plotly_bundle(reader: FakeReader) -> None:
+    """The page loads plotly.js "basic" (dashboards/assets): a trace of another type would not draw."""
+    reader.step_s = 10.0
+    figures = [
+        continuum_figure(reader.sites(), reader.links(), selected="local"),
+        node_history_figure(_day(3)),
+        node_history_figure(_day(200, 10.0)),
+        site_history_figure(reader.site_history("hpc1", NOW_S - DAY_S, NOW_S)),
+        empty_figure(),
+    ]
+    used = {t.type for fig in figures for t in fig.data}
+    assert used and used <= TRACE_TYPES

@@ -34,9 +34,12 @@ pytestmark = pytest.mark.integration
 
 
 def _wait(driver: Any, predicate: Any, what: str, timeout: float = TIMEOUT_S) -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(predicate, message=f"timed out waiting for {what}")
+    # Dash re-renders on its 5 s refresh: an element found a moment ago may be replaced: look again
+    wait = WebDriverWait(driver, timeout, poll_frequency=0.05, ignored_exceptions=(StaleElementReferenceException,))
+    return wait.until(predicate, message=f"timed out waiting for {what}")
 
 
 def _graph_label(element: Any) -> str:
@@ -115,6 +118,43 @@ def check_graph_click(driver: Any, site: str) -> None:
         lambda d: d.find_elements(By.CSS_SELECTOR, f"#{ids.SITE_GRAPH} .scatterlayer .trace path.js-line"),
         f"{site}'s load figure",
     )
+
+
+def check_range(driver: Any, site: str, range_: str, phrase: str) -> None:
+    """Click the drill-down's `range_` link (e.g. "24h"): the URL keeps the site and names the
+    range, the link is marked, and the CPU/memory figure is redrawn over that range."""
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.CSS_SELECTOR, f'#{ids.RANGE} [{ids.RANGE_ATTR}="{range_}"]').click()
+    _wait(driver, lambda d: f"site={site}" in d.current_url and f"range={range_}" in d.current_url, "URL with range")
+    check_range_shown(driver, range_, phrase)
+
+
+def check_range_shown(driver: Any, range_: str, phrase: str) -> None:
+    """The range selector marks `range_` and the CPU/memory figure shows that window."""
+    from selenium.webdriver.common.by import By
+
+    _wait(
+        driver,
+        lambda d: (
+            [e.text for e in d.find_elements(By.CSS_SELECTOR, f"#{ids.RANGE} a.selected")]
+            == [range_.removesuffix("h") + " h"]
+        ),
+        f"the {range_} link to be marked",
+    )
+    _wait(driver, lambda d: phrase in d.find_element(By.ID, ids.NODES_GRAPH_TITLE).text, f"the {phrase} title")
+    lines = f"#{ids.NODES_GRAPH} .scatterlayer .trace path.js-line"
+    _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, lines), "the figure over the new range")
+
+
+def plotly_on_the_page(driver: Any) -> tuple[str | None, list[str]]:
+    """`window.Plotly`'s version and the plotly bundles the page fetched (the vendored basic one
+    only: Dash's full plotly.min.js is fetched only when no bundle defined `window.Plotly`)."""
+    version, fetched = driver.execute_script(
+        "return [window.Plotly ? window.Plotly.version : null,"
+        " performance.getEntriesByType('resource').map((r) => r.name).filter((n) => n.includes('plotly'))];"
+    )
+    return version, [str(n).rsplit("/", 1)[-1].split("?")[0] for n in fetched]
 
 
 def check_shared_link(driver: Any, base_url: str, site: str) -> None:
@@ -209,9 +249,13 @@ def test_overview_shows_every_site_and_drills_down(driver: Any, base_url: str) -
 
     hosts = check_drilldown(driver, base_url, "local")
     assert hosts == ["edge-a", "edge-b", "this-host"]
+    check_range_shown(driver, "1h", "last hour")
+    check_range(driver, "local", "24h", "last 24 hours")
     shot = os.environ.get("CTWIN_SCREENSHOT")
     if shot:
         driver.save_screenshot(str(Path(shot)))
+    version, fetched = plotly_on_the_page(driver)
+    assert version is not None and fetched == [f"plotly-basic-{version}.min.js"]
 
     check_graph_click(driver, "hpc1")
     assert severe_console_messages(driver) == []
@@ -219,6 +263,8 @@ def test_overview_shows_every_site_and_drills_down(driver: Any, base_url: str) -
 
 def test_a_shared_link_opens_drilled_down(driver: Any, base_url: str) -> None:
     check_shared_link(driver, base_url, "swf-replay")
+    driver.get(f"{base_url}?site=local&range=6h")
+    check_range_shown(driver, "6h", "last 6 hours")
     assert severe_console_messages(driver) == []
 
 
@@ -284,5 +330,6 @@ def test_served_page_shows_this_host_live_and_drills_down(driver: Any, served_ur
     assert "down" in cards["broken"] and "Connection refused" in cards["broken"]
     assert "running" in cards["kth-sp2"] and "replay at" in cards["kth-sp2"]
     assert check_drilldown(driver, served_url, "local") == [socket.gethostname()]
+    check_range(driver, "local", "24h", "last 24 hours")  # the real store, asked for a day
     check_graph_click(driver, "kth-sp2")
     assert severe_console_messages(driver) == []

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import dash
 import pytest
 
 from dashboards import ids
+from dashboards.figures import MAX_POINTS
 from dashboards.overview import (
     HIDDEN,
-    HISTORY_WINDOW_S,
+    HISTORY_REFRESH_MS,
+    REFRESH_MS,
     SHOWN,
+    layout,
     render_click,
     render_drilldown,
+    render_history,
     render_overview,
     selected_site,
 )
 from dashboards.parts import site_href
-from tests.dashboards.dom import text, with_attr
+from dashboards.urlstate import DEFAULT_RANGE, RANGE_PHRASES, RANGES, RangeKey, drill_query, parse, selected_range
+from tests.dashboards.dom import text, walk, with_attr
 from tests.dashboards.twin_double import NOW_S, FakeReader
+
+HOUR_S = RANGES["1h"]
+DAY_S = RANGES["24h"]
 
 
 def cards(reader: FakeReader, search: str | None = None, prefix: str = "/") -> dict[str, str]:
@@ -85,22 +95,29 @@ def test_drill_down_shows_the_nodes_table_and_last_hour(reader: FakeReader) -> N
         "age": "2 s ago",
     }
     assert out.hosts[1]["cpu"] is None  # no CPU sample yet: an empty cell, not a zero
-    assert {t.name for t in out.hosts_figure.data} == {"edge-a", "edge-b", "this-host"}
     assert out.site_style == HIDDEN
-    assert reader.history_calls == [("node", "local", NOW_S - HISTORY_WINDOW_S, NOW_S, 2000)]
     assert "local" in text(out.head) and "Collectors" in text(out.head)
+    assert reader.history_calls == []  # the live part reads no history: it must stay quick every tick
+    history = render_history(reader, "?site=local", now_s=NOW_S)
+    assert {t.name for t in history.hosts_figure.data} == {"edge-a", "edge-b", "this-host"}
+    assert reader.history_calls == [("node", "local", NOW_S - HOUR_S, NOW_S, 2000)]
+    assert history.hosts_figure_title == "CPU and memory, last hour"
+    assert not history.site_figure.data
 
 
 def test_drill_down_into_a_batch_site_shows_load_and_jobs(reader: FakeReader) -> None:
     out = render_drilldown(reader, "?site=hpc1", now_s=NOW_S)
     assert out.hosts_style == HIDDEN and out.hosts == []
-    assert out.site_style == SHOWN and out.site_title == "Load and jobs, last hour"
-    assert {t.name for t in out.site_figure.data} == {"CPU allocated", "jobs running", "jobs pending"}
+    assert out.site_style == SHOWN
+    history = render_history(reader, "?site=hpc1", now_s=NOW_S)
+    assert history.site_title == "Load and jobs, last hour"
+    assert {t.name for t in history.site_figure.data} == {"CPU allocated", "jobs running", "jobs pending"}
+    assert not history.hosts_figure.data
 
 
 def test_a_replayed_site_shows_its_last_wall_hour_and_the_trace_instant(reader: FakeReader) -> None:
-    out = render_drilldown(reader, "?site=swf-replay", now_s=NOW_S)
-    assert reader.history_calls == [("site", "swf-replay", NOW_S - HISTORY_WINDOW_S, NOW_S, 2000)]
+    out = render_history(reader, "?site=swf-replay", now_s=NOW_S)
+    assert reader.history_calls == [("site", "swf-replay", NOW_S - HOUR_S, NOW_S, 2000)]
     assert out.site_title.endswith("(replay now at 2007-01-28 16:00 UTC)")
 
 
@@ -109,7 +126,7 @@ def test_drill_down_into_a_stale_site_shows_its_collectors_errors(reader: FakeRe
     head = text(out.head)
     assert "stale" in head and "kubelet" in head and "ReadTimeout" in head and "7 min ago" in head
     assert out.hosts_title == "Hosts (12)" and {r["state"] for r in out.hosts} == {"stale"}
-    assert len(out.hosts_figure.data) == 6  # twelve hosts: mean and band per metric
+    assert len(render_history(reader, "?site=cloud-eu", now_s=NOW_S).hosts_figure.data) == 6  # mean and band per metric
 
 
 def test_drill_down_without_or_with_an_unknown_site(reader: FakeReader) -> None:
@@ -118,14 +135,17 @@ def test_drill_down_without_or_with_an_unknown_site(reader: FakeReader) -> None:
     assert nothing.hosts_style == HIDDEN and nothing.site_style == HIDDEN
     unknown = render_drilldown(reader, "?site=atlantis", now_s=NOW_S)
     assert "There is no site named 'atlantis'" in text(unknown.head)
+    for search in (None, "?site=atlantis"):
+        history = render_history(reader, search, now_s=NOW_S)
+        assert not history.hosts_figure.data and not history.site_figure.data and not history.site_title
     assert reader.history_calls == []
 
 
 def test_a_failing_history_read_is_shown_not_raised(reader: FakeReader) -> None:
     reader.history_error = OSError("store is closed")
-    out = render_drilldown(reader, "?site=local", now_s=NOW_S)
-    assert "history unavailable: OSError: store is closed" in out.hosts_figure.layout.annotations[0].text
-    assert len(out.hosts) == 3  # the live values still show
+    history = render_history(reader, "?site=local", now_s=NOW_S)
+    assert "history unavailable: OSError: store is closed" in history.hosts_figure.layout.annotations[0].text
+    assert len(render_drilldown(reader, "?site=local", now_s=NOW_S).hosts) == 3  # the live values still show
 
 
 @pytest.mark.parametrize(
@@ -142,3 +162,99 @@ def test_a_click_on_a_site_node_selects_it_and_other_clicks_do_not() -> None:
     assert render_click({"points": [{"x": 0.1}]}) is dash.no_update
     assert render_click(None) is dash.no_update
     assert site_href("/", "a&b") == "/?site=a%26b"
+
+
+# --- the drill-down's range ----------------------------------------------------------------------
+
+
+def test_range_keys_windows_and_phrases_agree() -> None:
+    assert tuple(RANGES) == get_args(RangeKey) == ("1h", "6h", "24h")
+    assert set(RANGE_PHRASES) == set(RANGES) and DEFAULT_RANGE == "1h"
+    assert [RANGES[k] for k in RANGES] == [3600.0, 6 * 3600.0, 86400.0]
+
+
+@pytest.mark.parametrize(
+    ("search", "expected"),
+    [
+        (None, (None, "1h")),
+        ("", (None, "1h")),
+        ("?site=hpc1", ("hpc1", "1h")),
+        ("?site=hpc1&range=6h", ("hpc1", "6h")),
+        ("site=hpc1&range=24h", ("hpc1", "24h")),  # without the "?"
+        ("?range=24h&site=a%20b", ("a b", "24h")),
+        ("?site=hpc1&range=24H", ("hpc1", "24h")),
+        ("?site=hpc1&range=7d", ("hpc1", "1h")),  # unknown: the default, not an error
+        ("?site=hpc1&range=", ("hpc1", "1h")),
+        ("?site=hpc1&range=86400", ("hpc1", "1h")),
+        ("?site=hpc1&range=24h&range=6h", ("hpc1", "24h")),  # the first one wins
+    ],
+)
+def test_site_and_range_from_the_query_string(search: str | None, expected: tuple[str | None, str]) -> None:
+    assert parse(search) == expected
+    assert selected_range(search) == expected[1]
+
+
+@pytest.mark.parametrize("range_", list(RANGES))
+@pytest.mark.parametrize("site_name", ["hpc1", "a b", "a&b=c", "ünï"])
+def test_drill_query_round_trips(site_name: str, range_: RangeKey) -> None:
+    query = drill_query(site_name, range_)
+    assert parse(query) == (site_name, range_)
+    assert ("range=" in query) == (range_ != DEFAULT_RANGE)  # the default stays out of the link
+
+
+def test_drill_down_over_24_hours_reads_at_most_2000_points_and_says_so(reader: FakeReader) -> None:
+    out = render_history(reader, "?site=local&range=24h", now_s=NOW_S)
+    assert reader.history_calls == [("node", "local", NOW_S - DAY_S, NOW_S, MAX_POINTS)]
+    assert out.hosts_figure_title == "CPU and memory, last 24 hours"
+    assert max(len(t.x) for t in out.hosts_figure.data) <= MAX_POINTS
+    assert out.hosts_figure.layout.uirevision == "nodes-local-24h"  # a new range resets the zoom
+
+
+@pytest.mark.parametrize("site_name", ["local", "cloud-eu", "swf-replay"])
+def test_no_trace_outgrows_2000_points_at_24_hours_even_from_a_reader_that_ignores_the_cap(
+    reader: FakeReader, site_name: str
+) -> None:
+    """A reader that hands over 24 h at 10 s (8,640 points per host): the figures still cap."""
+    reader.step_s, reader.ignore_max_points = 10.0, True
+    out = render_history(reader, f"?site={site_name}&range=24h", now_s=NOW_S)
+    assert all(call[-1] == MAX_POINTS for call in reader.history_calls)
+    figures = [f for f in (out.hosts_figure, out.site_figure) if f.data]
+    assert figures
+    points = [len(t.x) for f in figures for t in f.data]
+    assert max(points) <= MAX_POINTS and max(points) > 1000  # capped, not starved
+
+
+def test_the_range_selector_marks_the_chosen_range_and_keeps_the_site(reader: FakeReader) -> None:
+    out = render_drilldown(reader, "?site=a%20site&range=6h", now_s=NOW_S)
+    assert out.ranges == []  # no such site: nothing to choose a range for
+    out = render_drilldown(reader, "?site=hpc1&range=6h", now_s=NOW_S, prefix="/ui/")
+    links = {text(link): link for link in out.ranges}
+    assert list(links) == ["1 h", "6 h", "24 h"]
+    assert [link.href for link in links.values()] == [
+        "/ui/?site=hpc1",
+        "/ui/?site=hpc1&range=6h",
+        "/ui/?site=hpc1&range=24h",
+    ]
+    assert [("selected" in link.className) for link in links.values()] == [False, True, False]
+    keys = [c.to_plotly_json()["props"].get(ids.RANGE_ATTR) for link in out.ranges for c in walk(link.children)]
+    assert keys == ["1h", "6h", "24h"]
+    assert render_history(reader, "?site=hpc1&range=6h", now_s=NOW_S).site_title == "Load and jobs, last 6 hours"
+    assert render_drilldown(reader, None, now_s=NOW_S).ranges == []
+
+
+def test_switching_site_keeps_the_range(reader: FakeReader) -> None:
+    page = render_overview(reader, "?site=local&range=24h", now_s=NOW_S, prefix="/")
+    hrefs = {c.children.to_plotly_json()["props"][ids.SITE_ATTR]: c.href for c in page.cards}
+    assert hrefs["hpc1"] == "/?site=hpc1&range=24h"
+    assert render_click({"points": [{"customdata": "hpc1"}]}, "?site=local&range=6h") == "?site=hpc1&range=6h"
+    assert render_click({"points": [{"customdata": "hpc1"}]}, "?site=local") == "?site=hpc1"
+
+
+def test_history_refreshes_on_a_clock_of_its_own_slower_for_longer_ranges(reader: FakeReader) -> None:
+    """Dash drops an answer when the same callback is asked again first: a 24 h read of a thousand
+    hosts on the 5 s tick would never land. The live part sets the history clock for the range."""
+    periods = {r: render_drilldown(reader, f"?site=local&range={r}", now_s=NOW_S).history_refresh_ms for r in RANGES}
+    assert periods == HISTORY_REFRESH_MS
+    assert periods["1h"] == REFRESH_MS and periods["1h"] < periods["6h"] < periods["24h"]
+    intervals = {c.id: c.interval for c in walk(layout()) if getattr(c, "interval", None) is not None}
+    assert intervals == {ids.TICK: REFRESH_MS, ids.HISTORY_TICK: max(HISTORY_REFRESH_MS.values())}

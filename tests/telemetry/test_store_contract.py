@@ -194,3 +194,30 @@ def test_reads_while_writing(store: Store) -> None:
     assert not errors
     assert counts == sorted(counts)  # readers see committed, growing data
     assert store.count() % 50 == 0  # never a half-written batch
+
+
+def test_grouped_query_pivots_metrics_per_label_value_and_bucket(store: Store) -> None:
+    samples = []
+    for t in range(0, 120, 10):  # two 60 s buckets per host
+        for h in ("a", "b"):
+            labels = {"site": "s", "host": h}
+            samples.append(Sample("node_cpu_busy_ratio", t / 100 + (h == "b"), labels, t * 1_000_000_000))
+            if t < 60:  # memory only in the first bucket
+                samples.append(Sample("node_memory_used_ratio", 0.5, labels, t * 1_000_000_000))
+    samples.append(Sample("node_cpu_busy_ratio", 9.0, {"site": "other", "host": "a"}, 0))
+    store.append(Batch.from_samples(samples))
+    sel = Selection(metrics=("node_cpu_busy_ratio", "node_memory_used_ratio"), labels={"site": "s"})
+    grouped = store.query_grouped(sel, step_ns=60_000_000_000, by="host")
+    assert grouped.columns == ["host", "ts_ns", "node_cpu_busy_ratio", "node_memory_used_ratio"]
+    assert grouped["host"].to_list() == ["a", "a", "b", "b"]
+    assert grouped["ts_ns"].to_list() == [0, 60_000_000_000] * 2
+    assert grouped["node_cpu_busy_ratio"].to_list() == pytest.approx([0.25, 0.85, 1.25, 1.85])
+    assert grouped["node_memory_used_ratio"].to_list() == [0.5, None, 0.5, None]
+    last = store.query_grouped(sel, step_ns=60_000_000_000, by="host", agg="max")
+    assert last["node_cpu_busy_ratio"].to_list() == pytest.approx([0.5, 1.1, 1.5, 2.1])
+    with pytest.raises(QueryError):
+        store.query_grouped(Selection(), step_ns=1, by="host")
+    with pytest.raises(QueryError):
+        store.query_grouped(sel, step_ns=1, by="bad-label")
+    empty = store.query_grouped(Selection(metrics=("nothing",)), step_ns=1, by="host")
+    assert empty.is_empty() and empty.columns == ["host", "ts_ns", "nothing"]

@@ -1,0 +1,39 @@
+"""The live twin over a real DuckDB store: snapshot views and downsampled history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from telemetry.schema import Batch, Sample
+from telemetry.stores.duckdb_store import DuckDBStore
+from twin.live import LiveTwin
+from twin.topology import CollectorSpec, SiteSpec, Topology
+
+S = 1_000_000_000
+
+
+def test_node_history_is_downsampled_per_host_and_views_come_from_the_snapshot(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    topology = Topology((SiteSpec("edge", "edge", collectors=(CollectorSpec("edge/node", "node", 60.0),)),))
+    twin = LiveTwin(topology, store, clock=lambda: 3600.0)
+    samples = [
+        Sample(metric, value, {"site": "edge", "host": host}, t * S)
+        for t in range(0, 3600, 60)
+        for host in ("h1", "h2")
+        for metric, value in (("node_cpu_busy_ratio", t / 3600), ("node_memory_used_ratio", 0.25))
+    ]
+    batch = Batch.from_samples(samples)
+    store.append(batch)
+    twin.write(batch)
+    history = twin.node_history("edge", None, 0, 3600, max_points=6)  # 10-minute buckets
+    assert history.columns == ["host", "ts_s", "cpu_util", "mem_used_frac"]
+    assert history.filter(history["host"] == "h1").height == 6
+    first = history.row(0, named=True)
+    assert first["ts_s"] == 0 and first["cpu_util"] == pytest.approx(sum(range(0, 600, 60)) / 10 / 3600)
+    assert twin.node_history("edge", ["h2"], 0, 3600)["host"].unique().to_list() == ["h2"]
+    nodes = twin.nodes("edge")
+    assert [n.host for n in nodes] == ["h1", "h2"]
+    assert nodes[0].cpu_util == pytest.approx(3540 / 3600) and nodes[0].data_age_s == pytest.approx(60)
+    store.close()
