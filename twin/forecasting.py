@@ -94,6 +94,10 @@ def build_state(
         corrections["wider_than_site"] = too_wide
     queue = queue.filter(fits)
     running_rows = queue.filter((pl.col("state") == "RUNNING") & pl.col("start_s").is_not_null())
+    busy = int(running_rows.select(pl.coalesce("alloc_cores", "req_cores").fill_null(1).sum()).item() or 0)
+    if busy > processors:  # the scheduler runs more than we were told it has: believe the jobs
+        corrections["capacity_raised_to_running"] = busy - processors
+        processors = busy
     pending_rows = queue.filter(pl.col("state") == "PENDING").sort("submit_s", "job_id")
     running = tuple(
         RunningJob(job, min(int(start), now))
@@ -134,6 +138,7 @@ def forecast_queue(
     """Predicted start of every pending job, and of each hypothetical `extra` job."""
     started = time.perf_counter()
     state, corrections = build_state(queue, processors, site, finished=finished)
+    processors = state.site.partitions[0].processors  # raised if more was running than reported
     extra = [replace(job, submit_s=state.now_s) for job in extra]  # hypothetical jobs arrive now
     chosen = predictor_for(predictor) if isinstance(predictor, str) else predictor
     name = predictor if isinstance(predictor, str) else type(predictor).__name__

@@ -110,3 +110,36 @@ def test_tracker_scores_first_forecasts_when_jobs_start() -> None:
     tracker.observe("s", _queue([{"site": "s", "job_id": "a", "state": "RUNNING", "start_s": NOW + 300}]))
     acc = tracker.accuracy("s")
     assert acc.scored == 1 and acc.median_abs_error_s == 300 and acc.within_10min == 1.0 and acc.within_1min == 0.0
+
+
+def test_more_running_than_reported_capacity_raises_the_pool_and_says_so() -> None:
+    """Real logs (and schedulers between two reads) can show more running than the site's size."""
+    queue = _queue(
+        [
+            {
+                "site": "s",
+                "job_id": str(i),
+                "state": "RUNNING",
+                "submit_s": 0,
+                "start_s": 900,
+                "req_walltime_s": 300,
+                "alloc_cores": 6,
+                "observed_s": NOW,
+            }
+            for i in range(2)
+        ]
+        + [
+            {
+                "site": "s",
+                "job_id": "p",
+                "state": "PENDING",
+                "submit_s": 990,
+                "req_walltime_s": 60,
+                "req_cores": 2,
+                "observed_s": NOW,
+            }
+        ]
+    )
+    result = forecast_queue(queue, 8, "s", predictor="requested")
+    assert result.processors == 12 and result.corrections == {"capacity_raised_to_running": 4}
+    assert result.jobs["predicted_start_s"].to_list() == [1200]
