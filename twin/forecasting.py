@@ -28,7 +28,7 @@ from typing import Literal
 
 import polars as pl
 
-from twin.sim import Job, Policy, RunningJob, Site, SiteState, forecast
+from twin.sim import Job, Policy, RunningJob, Site, SiteState, forecast, queue_order
 from twin.sim.predictors import Ave2, History, Predictor, RequestedTime
 
 __all__ = [
@@ -104,8 +104,13 @@ def build_state(
         for job, start in zip(_jobs(running_rows, default_req, corrections), running_rows["start_s"], strict=True)
     )
     pending = tuple(
-        j if j.submit_s <= now else Job(j.job_id, now, j.run_s, j.req_s, j.procs, user=j.user)
-        for j in _jobs(pending_rows, default_req, corrections)
+        sorted(  # submit order, numeric ids by value ("9" before "10"), as the simulator orders
+            (
+                j if j.submit_s <= now else Job(j.job_id, now, j.run_s, j.req_s, j.procs, user=j.user)
+                for j in _jobs(pending_rows, default_req, corrections)
+            ),
+            key=queue_order,
+        )
     )
     history = None
     if finished is not None and finished.height:
@@ -134,8 +139,11 @@ def forecast_queue(
     finished: pl.DataFrame | None = None,
     extra: Sequence[Job] = (),
     policy: Policy | None = None,
+    plan: Literal["prediction", "requested"] = "requested",
 ) -> Forecast:
-    """Predicted start of every pending job, and of each hypothetical `extra` job."""
+    """Predicted start of every pending job, and of each hypothetical `extra` job. By default the
+    site's scheduler is taken to plan with the requested times (as Slurm's backfill does) while
+    jobs run for the predicted time; `plan="prediction"` models an EASY++ scheduler."""
     started = time.perf_counter()
     state, corrections = build_state(queue, processors, site, finished=finished)
     processors = state.site.partitions[0].processors  # raised if more was running than reported
@@ -145,7 +153,7 @@ def forecast_queue(
     for job in extra:
         if job.procs > processors:
             raise ValueError(f"the job needs {job.procs} CPUs; {site} has {processors} in service")
-    frame = forecast(state, policy or Policy.easy(), chosen, extra=list(extra), oversize="drop")
+    frame = forecast(state, policy or Policy.easy(), chosen, extra=list(extra), oversize="drop", plan=plan)
     frame = frame.with_columns(pl.col("job_id").cast(pl.String), pl.col("hypothetical").cast(pl.Boolean))
     known = pl.DataFrame(
         {

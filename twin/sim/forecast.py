@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Literal
 
 import numpy as np
 import polars as pl
@@ -40,12 +41,17 @@ def forecast(
     *,
     extra: Sequence[Job] = (),
     oversize: Oversize = "error",
+    plan: Literal["prediction", "requested"] = "prediction",
 ) -> pl.DataFrame:
     """Predicted start of every pending job of `state`, then of each `extra` (hypothetical) job.
 
     Columns: job_id, partition, hypothetical, predicted_start_s, predicted_end_s (both null for a
     job left out by oversize="drop"), and start_early_s / start_late_s when the predictor gives
     p10/p90. Hypothetical jobs are queued now, after every pending job.
+    `plan` says what the site's scheduler plans with: its own predictions (EASY++), or the
+    requested times (Slurm's backfill, most production schedulers) while the jobs still run for the
+    predicted time; the latter reproduces such a scheduler's decisions (a job it will not backfill
+    because its limit crosses a reservation) and, with good predictions, its real start times.
     Raises SimTimeError for a running job started after `now_s` or a pending job submitted after it."""
     now = state.now_s
     for r in state.running:
@@ -69,7 +75,12 @@ def forecast(
         _running_plan(p, r.job, now - r.start_s, policy)
         for p, r in zip(planned[: len(running)], state.running, strict=True)
     ]
-    starts = _simulate(state, policy, queued, planned, planned, oversize)
+    scheduled = planned
+    if plan == "requested":  # the scheduler plans with the limits; a job past its limit ends now
+        scheduled = [job.req_s or 1 for job in everyone]
+        for i, r in enumerate(state.running):
+            scheduled[i] = max(scheduled[i], now - r.start_s, planned[i])
+    starts = _simulate(state, policy, queued, scheduled, planned, oversize)
     columns: dict[str, object] = {
         "job_id": [j.job_id for j in queued],
         "partition": [j.partition or state.site.partitions[0].name for j in queued],
@@ -80,7 +91,7 @@ def forecast(
     for column, band in (("start_early_s", prediction.p10), ("start_late_s", prediction.p90)):
         if band is not None:
             runs = _band_runs(band, everyone, state, planned)
-            columns[column] = _simulate(state, policy, queued, planned, runs, oversize)
+            columns[column] = _simulate(state, policy, queued, scheduled, runs, oversize)
     return pl.DataFrame(columns, schema_overrides={c: pl.Int64 for c in columns if c.endswith("_s")})
 
 
