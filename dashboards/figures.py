@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
+import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 from plotly.colors import qualitative
@@ -22,17 +23,18 @@ from plotly.subplots import make_subplots
 from dashboards import fmt
 from twin.view import LinkView, SiteView, State
 
-if TYPE_CHECKING:
-    import numpy as np
-
 __all__ = [
     "MANY_HOSTS",
+    "MAX_GANTT_JOBS",
     "MAX_POINTS",
     "STATE_COLOURS",
     "TRACE_TYPES",
+    "by_predicted_start",
     "continuum_figure",
     "downsample",
     "empty_figure",
+    "error_cdf_figure",
+    "forecast_figure",
     "node_history_figure",
     "site_history_figure",
 ]
@@ -44,6 +46,9 @@ TRACE_TYPES = frozenset({"scatter", "bar", "pie"})
 would draw nothing. No `scattergl`: at `MAX_POINTS` an SVG line draws in milliseconds, needs no
 GPU (headless browsers and thin clients fall back to slow software WebGL), and does not use up
 the browser's small budget of WebGL contexts."""
+MAX_GANTT_JOBS = 200
+"""Pending jobs drawn on the forecast figure: the next ones to start, which are what a user acts on;
+beyond a couple of hundred rows the bars are thinner than a pixel and the table serves better."""
 MARKERS_UNTIL = 30
 """Traces this short also show their points."""
 MANY_HOSTS = 8
@@ -428,3 +433,192 @@ def site_history_figure(frame: pl.DataFrame, *, max_points: int = MAX_POINTS, re
         else:
             fig.update_yaxes(rangemode="tozero", row=row, col=1)
     return _time_layout(fig, height=200 + 170 * len(rows), revision=revision)
+
+
+# --- the queue forecast --------------------------------------------------------------------------
+
+
+def by_predicted_start(jobs: pl.DataFrame) -> pl.DataFrame:
+    """Pending jobs in the order they are predicted to start (ties: submit order, then job id); a
+    job without a predicted start (one the site cannot run) goes last. The table and the figure
+    share this order, so the figure's top rows are the table's first page."""
+    keys = [c for c in ("predicted_start_s", "submit_s", "job_id") if c in jobs.columns]
+    return jobs.sort(keys, nulls_last=True) if keys else jobs
+
+
+def _col(frame: pl.DataFrame, name: str) -> pl.Series:
+    """A column, or nulls where the forecast did not produce it (no band, no scheduler estimate)."""
+    return frame.get_column(name) if name in frame.columns else pl.Series(name, [None] * frame.height, pl.Int64)
+
+
+def _hours_from(series: pl.Series, now_s: float) -> np.ndarray[Any, Any]:
+    return ((series.cast(pl.Float64) - now_s) / 3600.0).to_numpy()
+
+
+_CPU_SCALE = [[0.0, "#9ecae1"], [0.5, "#3182bd"], [1.0, "#08306b"]]
+"""Light to dark blue, starting visible: a one-CPU job must not draw as a white bar."""
+
+
+def forecast_figure(
+    jobs: pl.DataFrame,
+    now_s: float,
+    *,
+    processors: int | None = None,
+    max_jobs: int = MAX_GANTT_JOBS,
+    revision: str = "forecast",
+) -> go.Figure:
+    """The forecast as a Gantt chart: one horizontal bar per pending job from its predicted start to
+    its predicted end, in hours from the site's clock (so a replayed 1996 log reads like a live
+    queue), the next to start on top, coloured by CPUs (up to `processors`, the whole site, when
+    given). The scheduler's own estimate and the p10–p90 start band are drawn over the bars where
+    the forecast has them.
+
+    Bars rather than a step chart of CPUs in use: the forecast holds pending jobs only, so a CPU
+    curve would leave out the running jobs and understate the load; per-job bars show exactly
+    what was simulated. A `bar` with `base` is a Gantt in the basic plotly.js bundle.
+    """
+    needed = {"job_id", "predicted_start_s", "predicted_end_s"}
+    if jobs.is_empty() or not needed <= set(jobs.columns):
+        return empty_figure("no pending jobs: nothing to forecast")
+    ordered = by_predicted_start(jobs).filter(pl.col("predicted_start_s").is_not_null())
+    if ordered.is_empty():
+        return empty_figure("no pending job can start here (each is wider than the site)")
+    shown = ordered.head(max(1, max_jobs))
+    ids = shown.get_column("job_id").cast(pl.String).to_list()
+    start = _hours_from(shown.get_column("predicted_start_s"), now_s)
+    end = _hours_from(shown.get_column("predicted_end_s"), now_s)
+    procs = _col(shown, "procs").cast(pl.Float64).to_numpy()
+    hover = [
+        [fmt.count(p), fmt.starts_in(w), fmt.duration(r)]
+        for p, w, r in zip(
+            _col(shown, "procs").to_list(),
+            (shown.get_column("predicted_start_s") - now_s).to_list(),
+            (shown.get_column("predicted_end_s") - shown.get_column("predicted_start_s")).to_list(),
+            strict=True,
+        )
+    ]
+    fig = go.Figure(
+        go.Bar(
+            y=ids,
+            x=end - start,
+            base=start,
+            orientation="h",
+            name="predicted run",
+            customdata=hover,
+            marker={
+                "color": procs,
+                "colorscale": _CPU_SCALE,
+                "cmin": 1,
+                **({"cmax": processors} if processors else {}),
+                "showscale": True,
+                "colorbar": {"title": {"text": "CPUs"}, "thickness": 12, "len": 0.8},
+                "line": {"width": 0},
+            },
+            hovertemplate=(
+                "job %{y}<br>%{customdata[0]} CPUs<br>starts %{customdata[1]}"
+                "<br>runs %{customdata[2]} (predicted)<extra></extra>"
+            ),
+        )
+    )
+    early, late = _col(shown, "start_early_s"), _col(shown, "start_late_s")
+    if early.null_count() < shown.height and late.null_count() < shown.height:
+        fig.add_trace(
+            go.Scatter(
+                y=ids,
+                x=start,
+                mode="markers",
+                name="p10–p90 start",
+                marker={"size": 4, "color": _PALETTE[1]},
+                error_x={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": np.maximum(_hours_from(late, now_s) - start, 0),
+                    # a job cannot start before now: the band's early end is clamped there, as in the table
+                    "arrayminus": np.maximum(start - np.maximum(_hours_from(early, now_s), 0), 0),
+                    "color": _PALETTE[1],
+                    "thickness": 1.5,
+                    "width": 2,
+                },
+                hoverinfo="skip",
+            )
+        )
+    scheduler = _col(shown, "scheduler_start_s")
+    if scheduler.null_count() < shown.height:
+        fig.add_trace(
+            go.Scatter(
+                y=ids,
+                x=_hours_from(scheduler, now_s),
+                mode="markers",
+                name="scheduler's estimate",
+                marker={"symbol": "diamond", "size": 7, "color": _PALETTE[3], "line": {"width": 0}},
+                hovertemplate="job %{y}: the scheduler says %{x:.1f} h<extra></extra>",
+            )
+        )
+    fig.add_vline(x=0, line={"color": _MUTED, "width": 1, "dash": "dot"})
+    more = ordered.height - shown.height
+    title = f"the next {shown.height} of {ordered.height} pending jobs" if more else f"{shown.height} pending jobs"
+    fig.update_layout(
+        template="plotly_white",
+        height=min(720, max(240, 110 + 14 * shown.height)),
+        margin={"l": 70, "r": 10, "t": 40, "b": 40},
+        title={"text": title, "font": {"size": 13, "color": _MUTED}, "x": 0, "xanchor": "left"},
+        showlegend=fig.data is not None and len(fig.data) > 1,
+        legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom", "xanchor": "left"},
+        hovermode="closest",
+        bargap=0.15,
+        uirevision=revision,
+    )
+    fig.update_xaxes(title={"text": "hours from now (the site's clock)"}, zeroline=False)
+    fig.update_yaxes(type="category", autorange="reversed", title={"text": "job"}, tickfont={"size": 10})
+    return fig
+
+
+_ERROR_TICKS = ((1, "1 s"), (60, "1 min"), (600, "10 min"), (3600, "1 h"), (86_400, "1 d"), (604_800, "1 wk"))
+
+
+def error_cdf_figure(errors_s: Sequence[float], *, max_points: int = MAX_POINTS, revision: str = "errors") -> go.Figure:
+    """How far off past forecasts were: the share of scored forecasts (y) whose start was within x of
+    the real one, on a log axis ticked at 1 min, 10 min and 1 h, so the page's three headline shares
+    are read off the curve.
+
+    A CDF of the absolute error rather than a histogram: errors span seconds to days, no single bin
+    width shows both, and the basic plotly.js bundle has no `histogram` trace. Errors under a second
+    sit at 1 s (a log axis has no zero). At most `max_points` points, evenly spaced in rank.
+    """
+    values = sorted(abs(float(e)) for e in errors_s if e is not None and math.isfinite(e))
+    if not values:
+        return empty_figure("no forecast scored yet", height=240)
+    n = len(values)
+    keep = n if n <= max_points else max(2, max_points)
+    ranks = [round(i * (n - 1) / (keep - 1)) for i in range(keep)] if keep > 1 else [0]
+    x = [max(1.0, values[i]) for i in ranks]
+    y = [(i + 1) / n for i in ranks]
+    text = [fmt.duration(values[i]) for i in ranks]
+    fig = go.Figure(
+        _line(
+            x,  # type: ignore[arg-type]
+            y,  # type: ignore[arg-type]
+            name="share of forecasts",
+            text=text,
+            line={"color": _PALETTE[0], "width": 2, "shape": "hv"},
+            hovertemplate="%{y:.0%} within %{text}<extra></extra>",
+        )
+    )
+    top = max(x)
+    ticks = [(v, t) for v, t in _ERROR_TICKS if v <= max(top * 10, 3600)]
+    fig.update_layout(
+        template="plotly_white",
+        height=260,
+        margin={"l": 50, "r": 10, "t": 20, "b": 40},
+        hovermode="closest",
+        showlegend=False,
+        uirevision=revision,
+    )
+    fig.update_xaxes(
+        type="log",
+        tickvals=[v for v, _ in ticks],
+        ticktext=[t for _, t in ticks],
+        title={"text": "absolute error of the predicted start"},
+    )
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.02], title={"text": "forecasts within"})
+    return fig

@@ -80,3 +80,29 @@ def clip(text: str, limit: int = 200) -> str:
     """Collector errors can be whole tracebacks; a card shows the start."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def duration(seconds: float | None) -> str:
+    """A span of queue time at the precision a user plans with: `45 s`, `35 min`, `2 h 10 min`,
+    `3 d 4 h` (two units at most: "2 h 10 min 3 s" is false precision for a forecast)."""
+    if seconds is None or not _known(seconds):
+        return UNKNOWN
+    s = round(abs(seconds))
+    if s < 90:
+        return f"{s} s"
+    minutes = round(s / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(round(s / 3600), 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def starts_in(seconds: float | None) -> str:
+    """A predicted start relative to the site's clock: `in 35 min`, or `now` for a job predicted to
+    start at once (or whose predicted start has just passed)."""
+    if seconds is None or not _known(seconds):
+        return UNKNOWN
+    return "now" if seconds < 1 else f"in {duration(seconds)}"

@@ -17,15 +17,19 @@ from dash.dash_table.Format import Format, Scheme
 from dash.development.base_component import Component
 
 from dashboards import fmt, ids
-from dashboards.figures import STATE_COLOURS
+from dashboards.figures import STATE_COLOURS, by_predicted_start
 from dashboards.urlstate import DEFAULT_RANGE, RANGE_PHRASES, RANGES, RangeKey, drill_query
-from twin.view import CollectorHealth, LinkView, NodeView, SiteView, State
+from twin.view import CollectorHealth, LinkView, NodeView, QueueForecast, SiteView, State
 
 __all__ = [
+    "accuracy_stats",
     "collectors_table",
     "links_table",
     "node_rows",
     "nodes_table",
+    "queue_columns",
+    "queue_rows",
+    "queue_table",
     "range_links",
     "site_card",
     "site_href",
@@ -37,6 +41,10 @@ _FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, 
 NODES_PAGE_SIZE = 25
 """Rows per page of the nodes table: a thousand-host site stays quick, sorting and filtering still
 see every host."""
+QUEUE_PAGE_SIZE = 25
+MAX_QUEUE_ROWS = 1000
+"""Pending jobs sent to the queue table, the next to start first: a 5,000-job queue would put
+~1 MB on the wire every refresh, and nobody pages past the first thousand predicted starts."""
 
 
 def site_href(prefix: str, name: str, range_: RangeKey = DEFAULT_RANGE) -> str:
@@ -214,3 +222,114 @@ def nodes_table() -> DataTable:
         style_header={"fontWeight": 600, "color": "#6b7280", "backgroundColor": "white"},
         style_data_conditional=state_colours,
     )
+
+
+# --- the queue forecast --------------------------------------------------------------------------
+
+_QUEUE_COLUMNS: list[tuple[str, str]] = [
+    ("job", "job"),
+    ("cpus", "CPUs"),
+    ("requested", "requested time"),
+    ("waiting", "waiting since submit"),
+    ("start", "predicted start"),
+]
+_SCHEDULER_COLUMN = ("scheduler", "scheduler's estimate")
+_BAND_COLUMN = ("band", "start p10–p90")
+
+
+def _has(jobs: Any, column: str) -> bool:
+    return column in jobs.columns and jobs.get_column(column).null_count() < jobs.height
+
+
+def queue_columns(forecast: QueueForecast | None) -> list[dict[str, Any]]:
+    """The queue table's columns: the scheduler's estimate and the p10–p90 band only when the
+    forecast has them (a replay has no scheduler, `ave2` no band), so no column is all dashes."""
+    columns = list(_QUEUE_COLUMNS)
+    if forecast is not None and _has(forecast.jobs, "scheduler_start_s"):
+        columns.append(_SCHEDULER_COLUMN)
+    if forecast is not None and _has(forecast.jobs, "start_early_s") and _has(forecast.jobs, "start_late_s"):
+        columns.append(_BAND_COLUMN)
+    return [{"id": c, "name": n, **({"type": "numeric"} if c == "cpus" else {})} for c, n in columns]
+
+
+def _since(now_s: int, t: int | None) -> float | None:
+    return None if t is None else t - now_s
+
+
+def queue_rows(forecast: QueueForecast, *, limit: int = MAX_QUEUE_ROWS) -> list[dict[str, Any]]:
+    """The queue table's data: pending jobs in predicted-start order, times relative to the site's
+    clock ("in 35 min", "2 h 10 min" waiting). The text is formatted here because DataTable has no
+    duration format; the rows therefore come sorted and the table does not re-sort them."""
+    jobs = by_predicted_start(forecast.jobs).head(max(0, limit))
+    now = forecast.now_s
+    rows = []
+    for r in jobs.iter_rows(named=True):
+        start = r.get("predicted_start_s")
+        row: dict[str, Any] = {
+            "job": str(r.get("job_id")),
+            "cpus": r.get("procs"),
+            "requested": fmt.duration(r.get("req_s")),
+            "waiting": fmt.duration(None if r.get("submit_s") is None else now - r["submit_s"]),
+            "start": fmt.starts_in(_since(now, start)) if start is not None else "never: wider than the site",
+            "scheduler": fmt.starts_in(_since(now, r.get("scheduler_start_s"))),
+        }
+        early, late = r.get("start_early_s"), r.get("start_late_s")
+        row["band"] = (
+            f"{fmt.starts_in(_since(now, early))} – {fmt.starts_in(_since(now, late))}"
+            if early is not None and late is not None
+            else fmt.UNKNOWN
+        )
+        rows.append(row)
+    return rows
+
+
+def queue_table() -> DataTable:
+    """The empty queue table of a batch site's drill-down; callbacks set its `columns` and `data`.
+
+    Not sortable: its cells are formatted durations ("in 2 h" would sort before "in 35 min"), and
+    the rows already come in the order that matters, the predicted start."""
+    columns: list[Any] = queue_columns(None)  # typed loosely: the stubs want TypedDicts, Dash takes dicts
+    return DataTable(
+        id=ids.QUEUE_TABLE,
+        columns=columns,
+        data=[],
+        sort_action="none",
+        page_action="native",
+        page_size=QUEUE_PAGE_SIZE,
+        style_as_list_view=True,
+        style_cell={"fontFamily": _FONT, "fontSize": 13, "padding": "3px 8px", "textAlign": "right"},
+        style_cell_conditional=[{"if": {"column_id": "job"}, "textAlign": "left"}],
+        style_header={"fontWeight": 600, "color": "#6b7280", "backgroundColor": "white"},
+        style_data_conditional=[
+            {"if": {"filter_query": '{start} = "now"', "column_id": "start"}, "color": STATE_COLOURS["ok"]},
+        ],
+    )
+
+
+def _stat(value: str, label: str) -> html.Div:
+    return html.Div([html.Span(value, className="big"), html.Span(label)], className="stat")
+
+
+def accuracy_stats(forecast: QueueForecast) -> list[Component]:
+    """The forecast's past accuracy in a few figures: shares within ±1 min / ±10 min / ±1 h of the
+    real start, the median absolute error and how many forecasts were scored (a share of three
+    scores is no evidence; the count says so). Before the first score, a sentence says why."""
+    if forecast.scored == 0:
+        return [
+            html.P(
+                "No forecast scored yet: each pending job's first forecast is scored when the job is seen starting.",
+                className="muted",
+            )
+        ]
+    errors = forecast.recent_errors_s
+    late = sum(1 for e in errors if e < 0) / len(errors) if errors else None
+    stats = [
+        _stat(fmt.percent(forecast.within_1min), "within ±1 min"),
+        _stat(fmt.percent(forecast.within_10min), "within ±10 min"),
+        _stat(fmt.percent(forecast.within_1h), "within ±1 h"),
+        _stat(fmt.duration(forecast.median_abs_error_s), "median error"),
+        _stat(fmt.count(forecast.scored), "forecast scored" if forecast.scored == 1 else "forecasts scored"),
+    ]
+    if late is not None:
+        stats.append(_stat(fmt.percent(late), "started later than forecast"))
+    return [html.Div(stats, className="stats")]

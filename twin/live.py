@@ -36,7 +36,7 @@ from twin.forecasting import Forecast, ForecastTracker, PredictorName, forecast_
 from twin.sim import Job
 from twin.sim.predictors import Predictor
 from twin.topology import SiteSpec, Topology
-from twin.view import CollectorHealth, ContainerView, LinkView, NodeView, SiteView, State
+from twin.view import CollectorHealth, ContainerView, LinkView, NodeView, QueueForecast, SiteView, State
 
 __all__ = ["WATCHED", "LiveTwin", "Point", "Snapshot"]
 
@@ -193,6 +193,29 @@ class LiveTwin:
         if not extra:
             self.forecasts.record(result)
         return result
+
+    def queue_forecast(self, site: str, predictor: PredictorName = "ave2") -> QueueForecast:
+        """`forecast` and the tracker's past accuracy as one plain value (twin.view), so the Dash
+        page needs no simulator types. Recorded for scoring like any forecast without hypothetical
+        jobs; a page left open does not skew the score, as only a job's first forecast is kept.
+        KeyError: unknown site; LookupError: no batch queue there (yet)."""
+        result = self.forecast(site, predictor)
+        accuracy = self.forecasts.accuracy(site)
+        return QueueForecast(
+            site=result.site,
+            now_s=result.now_s,
+            processors=result.processors,
+            predictor=result.predictor,
+            jobs=result.jobs.filter(~pl.col("hypothetical")),
+            corrections=dict(result.corrections),
+            seconds=result.seconds,
+            scored=accuracy.scored,
+            within_1min=accuracy.within_1min,
+            within_10min=accuracy.within_10min,
+            within_1h=accuracy.within_1h,
+            median_abs_error_s=accuracy.median_abs_error_s,
+            recent_errors_s=accuracy.errors_s,
+        )
 
     def queue(self, site: str) -> pl.DataFrame:
         """Pending and running jobs of a batch site as last collected (JOB_SCHEMA); KeyError if unknown."""

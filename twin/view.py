@@ -1,13 +1,15 @@
 """The twin's read interface: what the API, `/metrics` and the Dash pages may ask of the live state.
 
 Everything here is a plain immutable value, computed from the twin's current snapshot (no I/O)
-except the `*_history` calls, which read the store with server-side downsampling. Dashboards
-depend on this Protocol only, so figures can be tested against any implementation.
+except the `*_history` calls, which read the store with server-side downsampling, and
+`queue_forecast`, which simulates a batch site's queue forward (reading its recent job history).
+Dashboards depend on this Protocol only, so figures can be tested against any implementation.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import polars as pl
@@ -17,6 +19,7 @@ __all__ = [
     "ContainerView",
     "LinkView",
     "NodeView",
+    "QueueForecast",
     "SiteKind",
     "SiteView",
     "State",
@@ -108,6 +111,44 @@ class LinkView:
     tx_bps: float | None
 
 
+@dataclass(frozen=True, eq=False)
+class QueueForecast:
+    """A batch site's pending jobs with their predicted starts, and how good such forecasts have been.
+
+    One value for the dashboards, so they depend on this module only and not on the simulator's
+    types (`twin.forecasting.Forecast` and `ForecastAccuracy` are what LiveTwin builds it from).
+    `eq=False`: a polars frame has no truth value, so value equality would raise; compare fields.
+    """
+
+    site: str
+    now_s: int
+    """The site's clock when its queue was read (trace time for a replayed site): every relative
+    time on the page ("in 35 min", "waiting 2 h") is measured from it, never from the wall clock."""
+    processors: int
+    """CPUs in service the forecast packed the jobs into."""
+    predictor: str
+    """The runtime predictor: "ave2" (the user's last two runs), "requested" (what Slurm assumes)…"""
+    jobs: pl.DataFrame
+    """One row per pending job: job_id (str), submit_s, procs, req_s, predicted_start_s,
+    predicted_end_s, predicted_wait_s (null start/end: the job cannot run there), scheduler_start_s
+    (the scheduler's own estimate, often null), and start_early_s / start_late_s when the predictor
+    gives a p10–p90 band. All times in the site's clock (unix s)."""
+    corrections: Mapping[str, int] = field(default_factory=dict)
+    """Jobs changed or left out to make the forecast possible, by reason (never silently)."""
+    seconds: float = 0.0
+    """How long the forecast took."""
+    scored: int = 0
+    """Past forecasts scored against the start that followed."""
+    within_1min: float | None = None
+    """Share of scored forecasts within ±1 min of the real start, 0..1; None before any is scored."""
+    within_10min: float | None = None
+    within_1h: float | None = None
+    median_abs_error_s: float | None = None
+    recent_errors_s: tuple[int, ...] = ()
+    """The most recent errors, predicted − actual start in seconds (positive: the job started
+    earlier than forecast), at most a few thousand, for a plot."""
+
+
 class TwinReader(Protocol):
     def sites(self) -> list[SiteView]: ...
 
@@ -130,4 +171,9 @@ class TwinReader(Protocol):
 
     def site_history(self, site: str, start_s: float, end_s: float, max_points: int = 2000) -> pl.DataFrame:
         """A site's load over time: columns ts_s, load, jobs_running, jobs_pending (nulls where unknown)."""
+        ...
+
+    def queue_forecast(self, site: str) -> QueueForecast:
+        """A batch site's queue simulated forward from its last collected state, with the forecast's
+        past accuracy. KeyError: no such site; LookupError: no batch scheduler state there (yet)."""
         ...

@@ -3,7 +3,8 @@
 The checks are functions of a base URL, so the same ones can run against `ctwin serve`; here the
 server is uvicorn in a thread serving `create_dash` over the in-test reader. (The mounted and
 host-app ways of serving it are checked over HTTP in test_app.py; a browser is the slow part.)
-Set CTWIN_SCREENSHOT=/path.png to keep a picture of the drilled-down page.
+Set CTWIN_SCREENSHOT=/path.png to keep a picture of the drilled-down page, and
+CTWIN_FORECAST_SCREENSHOT=/path.png for the served replay's queue and forecast.
 """
 
 from __future__ import annotations
@@ -147,6 +148,38 @@ def check_range_shown(driver: Any, range_: str, phrase: str) -> None:
     _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, lines), "the figure over the new range")
 
 
+def check_forecast(driver: Any, site: str) -> dict[str, Any]:
+    """The drilled-down batch `site` shows its queue and forecast: the section is open, the queue
+    table lists jobs with a predicted start, the Gantt figure has drawn its bars and the accuracy
+    part says something (figures or "no forecast scored yet"). Returns what it saw."""
+    from selenium.webdriver.common.by import By
+
+    def cells(d: Any, column: str) -> list[str]:
+        return [e.text for e in d.find_elements(By.CSS_SELECTOR, f'#{ids.QUEUE_TABLE} td[data-dash-column="{column}"]')]
+
+    _wait(driver, lambda d: d.find_element(By.ID, ids.FORECAST_SECTION).size["height"] > 100, f"{site}'s forecast")
+    jobs = _wait(driver, lambda d: cells(d, "job"), f"{site}'s queue table")
+    starts = cells(driver, "start")
+    bars = _wait(
+        driver,
+        lambda d: d.find_elements(By.CSS_SELECTOR, f"#{ids.FORECAST_GRAPH} .barlayer .point path"),
+        f"{site}'s forecast bars",
+    )
+    accuracy = _wait(driver, lambda d: d.find_element(By.ID, ids.ACCURACY_STATS).text, f"{site}'s forecast accuracy")
+    # The load figure above must end where the section begins, not spill over the table: plotly's
+    # resize on a site switch once left it 0 px tall with its drawing overflowing (overview.sized).
+    spill = (
+        "const svg = document.querySelector(arguments[0]); const top = document.getElementById(arguments[1]);"
+        "return svg ? svg.getBoundingClientRect().bottom - top.getBoundingClientRect().top : 0;"
+    )
+    _wait(
+        driver,
+        lambda d: d.execute_script(spill, f"#{ids.SITE_GRAPH} .main-svg", ids.FORECAST_SECTION) <= 1,
+        "the load figure to end above the forecast section",
+    )
+    return {"jobs": jobs, "starts": starts, "bars": len(bars), "accuracy": accuracy}
+
+
 def plotly_on_the_page(driver: Any) -> tuple[str | None, list[str]]:
     """`window.Plotly`'s version and the plotly bundles the page fetched (the vendored basic one
     only: Dash's full plotly.min.js is fetched only when no bundle defined `window.Plotly`)."""
@@ -165,6 +198,22 @@ def check_shared_link(driver: Any, base_url: str, site: str) -> None:
     _wait(
         driver, lambda d: site in d.find_element(By.CSS_SELECTOR, f"#{ids.DRILLDOWN} h2").text, f"{site}'s drill-down"
     )
+
+
+def save_element_screenshot(driver: Any, element_id: str, path: Path) -> None:
+    """A PNG of the whole element, however far it reaches below the window (Chrome's DevTools
+    capture), once the figures have settled after the last refresh."""
+    import base64
+
+    time.sleep(1.0)  # a site switch re-lays out every figure; a shot taken meanwhile overlaps them
+    x, y, width, height = driver.execute_script(
+        "const r = document.getElementById(arguments[0]).getBoundingClientRect();"
+        "return [r.left + window.scrollX, r.top + window.scrollY, r.width, r.height];",
+        element_id,
+    )
+    clip = {"x": x, "y": y, "width": width, "height": height, "scale": 1}
+    png = driver.execute_cdp_cmd("Page.captureScreenshot", {"captureBeyondViewport": True, "clip": clip})
+    path.write_bytes(base64.b64decode(png["data"]))
 
 
 def severe_console_messages(driver: Any) -> list[str]:
@@ -258,6 +307,10 @@ def test_overview_shows_every_site_and_drills_down(driver: Any, base_url: str) -
     assert version is not None and fetched == [f"plotly-basic-{version}.min.js"]
 
     check_graph_click(driver, "hpc1")
+    forecast = check_forecast(driver, "hpc1")
+    assert len(forecast["jobs"]) == 25 and forecast["bars"] == 45  # a page of the table, every job drawn
+    assert forecast["starts"][:2] == ["now", "in 15 min"]  # next to start first
+    assert "No forecast scored yet" in forecast["accuracy"]
     assert severe_console_messages(driver) == []
 
 
@@ -332,4 +385,10 @@ def test_served_page_shows_this_host_live_and_drills_down(driver: Any, served_ur
     assert check_drilldown(driver, served_url, "local") == [socket.gethostname()]
     check_range(driver, "local", "24h", "last 24 hours")  # the real store, asked for a day
     check_graph_click(driver, "kth-sp2")
+    forecast = check_forecast(driver, "kth-sp2")  # the replayed log's queue, simulated forward
+    assert forecast["bars"] > 0 and all(s == "now" or s.startswith("in ") for s in forecast["starts"]), forecast
+    assert "within ±1 h" in forecast["accuracy"] or "No forecast scored yet" in forecast["accuracy"]
+    shot = os.environ.get("CTWIN_FORECAST_SCREENSHOT")
+    if shot:
+        save_element_screenshot(driver, ids.DRILLDOWN, Path(shot))
     assert severe_console_messages(driver) == []

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import polars as pl
 
-from twin.view import CollectorHealth, ContainerView, LinkView, NodeView, SiteView, State
+from twin.view import CollectorHealth, ContainerView, LinkView, NodeView, QueueForecast, SiteView, State
 
 GIB = 2.0**30
 NOW_S = 1_800_000_000.0
@@ -84,6 +84,10 @@ class FakeReader:
     ignore_max_points: bool = False
     history_error: Exception | None = None
     history_calls: list[tuple[str, str, float, float, int]] = field(default_factory=list)
+    forecasts: dict[str, QueueForecast | Exception] = field(default_factory=dict)
+    """Per site, the forecast to answer or the exception to raise; a known site without an entry
+    raises LookupError, like a batch site whose scheduler state has not arrived."""
+    forecast_calls: list[str] = field(default_factory=list)
 
     def sites(self) -> list[SiteView]:
         return list(self.site_list)
@@ -134,6 +138,80 @@ class FakeReader:
                 "jobs_pending": (30 + 10 * phase.sin()).round().cast(pl.Int64),
             }
         )
+
+    def queue_forecast(self, site: str) -> QueueForecast:
+        self.forecast_calls.append(site)
+        self.site(site)  # KeyError for an unknown site
+        answer = self.forecasts.get(site)
+        if answer is None:
+            raise LookupError(f"site {site!r} has no batch scheduler state (yet)")
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def forecast_jobs(now_s: int, n: int, *, scheduler: bool = False, band: bool = False, wide: int = 0) -> pl.DataFrame:
+    """`n` pending jobs as a forecast frame: job i was submitted (i + 1) × 10 min before `now_s`,
+    asks for 2^(i mod 6) CPUs and (i mod 4 + 1) h, and is predicted to start i × 15 min from now
+    in reverse job order (so sorting by predicted start is visible), running (i mod 3 + 1) × 20 min.
+    `scheduler`: the scheduler's estimate, 1 h later than ours; `band`: ±10 min; `wide`: extra
+    jobs the site cannot run (no predicted start)."""
+    idx = list(range(n))
+    starts = [now_s + (n - 1 - i) * 900 for i in idx]
+    frame = pl.DataFrame(
+        {
+            "job_id": [str(1000 + i) for i in idx] + [str(9000 + k) for k in range(wide)],
+            "hypothetical": [False] * (n + wide),
+            "submit_s": [now_s - (i + 1) * 600 for i in idx] + [now_s - 60] * wide,
+            "procs": [2 ** (i % 6) for i in idx] + [100_000] * wide,
+            "req_s": [(i % 4 + 1) * 3600 for i in idx] + [3600] * wide,
+            "predicted_start_s": starts + [None] * wide,
+            "predicted_end_s": [s + ((i % 3) + 1) * 1200 for i, s in zip(idx, starts, strict=True)] + [None] * wide,
+            "predicted_wait_s": [s - now_s for s in starts] + [None] * wide,
+            "scheduler_start_s": ([s + 3600 for s in starts] if scheduler else [None] * n) + [None] * wide,
+        },
+        schema_overrides={"scheduler_start_s": pl.Int64, "predicted_start_s": pl.Int64, "predicted_end_s": pl.Int64},
+    )
+    if band:
+        frame = frame.with_columns(
+            (pl.col("predicted_start_s") - 600).alias("start_early_s"),
+            (pl.col("predicted_start_s") + 600).alias("start_late_s"),
+        )
+    return frame
+
+
+def queue_forecast(
+    site_name: str, now_s: int, jobs: pl.DataFrame, *, errors: Sequence[int] = (), **kw: object
+) -> QueueForecast:
+    """A forecast with its accuracy computed from `errors` (predicted − actual, s), as the tracker would."""
+    absolute = sorted(abs(e) for e in errors)
+    n = len(absolute)
+
+    def share(limit: int) -> float | None:
+        return sum(1 for e in absolute if e <= limit) / n if n else None
+
+    median = None if not n else float(absolute[n // 2] if n % 2 else (absolute[n // 2 - 1] + absolute[n // 2]) / 2)
+    base = QueueForecast(
+        site=site_name,
+        now_s=now_s,
+        processors=128,
+        predictor="ave2",
+        jobs=jobs,
+        corrections={},
+        seconds=0.012,
+        scored=n,
+        within_1min=share(60),
+        within_10min=share(600),
+        within_1h=share(3600),
+        median_abs_error_s=median,
+        recent_errors_s=tuple(errors),
+    )
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+REPLAY_ERRORS_S = (-30, 45, 300, -420, 1200, -2400, 5400, -90_000)
+"""The replayed site's scored forecasts: 2 of 8 within ±1 min, 4 within ±10 min, 6 within ±1 h, the median
+absolute error 810 s (13.5 min), half of them late (negative: the job started after the forecast)."""
 
 
 def history_frame(hosts: Sequence[str], ts: Sequence[float]) -> pl.DataFrame:
@@ -218,4 +296,10 @@ def continuum() -> FakeReader:
         LinkView("local", "cloud-eu", "VPN", 1e9, 0.025, "stale", 420.0, None, None),
         LinkView("local", "grid", "GEANT", 100e9, 0.012, "down", None, None, None),
     ]
-    return FakeReader(site_list=sites, node_list=nodes, link_list=links)
+    forecasts: dict[str, QueueForecast | Exception] = {
+        "hpc1": queue_forecast("hpc1", int(NOW_S), forecast_jobs(int(NOW_S), 45, scheduler=True), processors=4096),
+        "swf-replay": queue_forecast(
+            "swf-replay", int(TRACE_TIME_S), forecast_jobs(int(TRACE_TIME_S), 12), errors=REPLAY_ERRORS_S
+        ),
+    }
+    return FakeReader(site_list=sites, node_list=nodes, link_list=links, forecasts=forecasts)
