@@ -35,6 +35,7 @@ __all__ = [
     "empty_figure",
     "error_cdf_figure",
     "forecast_figure",
+    "node_band_figure",
     "node_history_figure",
     "site_history_figure",
 ]
@@ -349,48 +350,66 @@ def node_history_figure(
             *(pl.col(c).min().alias(f"{c}_min") for c in cols),
             *(pl.col(c).max().alias(f"{c}_max") for c in cols),
         )
-        how: dict[str, Agg] = {}
-        for c, _ in metrics:
-            how[f"{c}_min"], how[f"{c}_max"] = "min", "max"
-        stats = downsample(stats.sort("ts_s"), max_points, how=how)
-        x = _epoch_ms(stats.get_column("ts_s"))
-        for row, (col, _) in enumerate(metrics, start=1):
-            colour = _PALETTE[row - 1]
-            band = {"mode": "lines", "line": {"width": 0, "color": colour}, "hoverinfo": "skip"}
-            fig.add_trace(
-                _line(x, _values(stats.get_column(f"{col}_max")), showlegend=False, **band),
-                row=row,
-                col=1,
-            )
-            fig.add_trace(
-                _line(
-                    x,
-                    _values(stats.get_column(f"{col}_min")),
-                    fill="tonexty",
-                    opacity=0.25,
-                    name=f"min–max of {len(hosts)} hosts",
-                    legendgroup="band",
-                    showlegend=row == 1,
-                    **band,
-                ),
-                row=row,
-                col=1,
-            )
-            fig.add_trace(
-                _line(
-                    x,
-                    _values(stats.get_column(col)),
-                    line={"color": colour, "width": 2},
-                    name="mean",
-                    legendgroup="mean",
-                    showlegend=row == 1,
-                    hovertemplate="mean %{y:.1%}<extra></extra>",
-                ),
-                row=row,
-                col=1,
-            )
+        _band_traces(fig, stats, metrics, len(hosts), max_points)
     fig.update_yaxes(tickformat=".0%", range=[0, 1.05])
     return _time_layout(fig, height=200 + 170 * len(metrics), revision=revision)
+
+
+def node_band_figure(
+    stats: pl.DataFrame, hosts: int, *, max_points: int = MAX_POINTS, revision: str = "nodes"
+) -> go.Figure:
+    """Many hosts at once: mean and min–max band per metric, from `TwinReader.node_history_band`
+    (already aggregated across hosts in the store: one row per bucket, whatever the host count)."""
+    metrics = [(c, t) for c, t in (("cpu_util", "CPU busy"), ("mem_used_frac", "Memory used")) if c in stats.columns]
+    if stats.is_empty() or "ts_s" not in stats.columns or not metrics:
+        return empty_figure("no data yet: no host metrics in this window")
+    fig = make_subplots(
+        rows=len(metrics), cols=1, shared_xaxes=True, vertical_spacing=0.1, subplot_titles=[t for _, t in metrics]
+    )
+    _band_traces(fig, stats, metrics, hosts, max_points)
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.05])
+    return _time_layout(fig, height=200 + 170 * len(metrics), revision=revision)
+
+
+def _band_traces(
+    fig: go.Figure, stats: pl.DataFrame, metrics: list[tuple[str, str]], hosts: int, max_points: int
+) -> None:
+    how: dict[str, Agg] = {}
+    for c, _ in metrics:
+        how[f"{c}_min"], how[f"{c}_max"] = "min", "max"
+    stats = downsample(stats.sort("ts_s"), max_points, how=how)
+    x = _epoch_ms(stats.get_column("ts_s"))
+    for row, (col, _) in enumerate(metrics, start=1):
+        colour = _PALETTE[row - 1]
+        band = {"mode": "lines", "line": {"width": 0, "color": colour}, "hoverinfo": "skip"}
+        fig.add_trace(_line(x, _values(stats.get_column(f"{col}_max")), showlegend=False, **band), row=row, col=1)
+        fig.add_trace(
+            _line(
+                x,
+                _values(stats.get_column(f"{col}_min")),
+                fill="tonexty",
+                opacity=0.25,
+                name=f"min–max of {hosts} hosts",
+                legendgroup="band",
+                showlegend=row == 1,
+                **band,
+            ),
+            row=row,
+            col=1,
+        )
+        fig.add_trace(
+            _line(
+                x,
+                _values(stats.get_column(col)),
+                line={"color": colour, "width": 2},
+                name="mean",
+                legendgroup="mean",
+                showlegend=row == 1,
+                hovertemplate="mean %{y:.1%}<extra></extra>",
+            ),
+            row=row,
+            col=1,
+        )
 
 
 def site_history_figure(frame: pl.DataFrame, *, max_points: int = MAX_POINTS, revision: str = "site") -> go.Figure:

@@ -28,11 +28,13 @@ from dash.development.base_component import Component
 
 from dashboards import fmt, ids
 from dashboards.figures import (
+    MANY_HOSTS,
     MAX_POINTS,
     continuum_figure,
     empty_figure,
     error_cdf_figure,
     forecast_figure,
+    node_band_figure,
     node_history_figure,
     site_history_figure,
 )
@@ -268,15 +270,22 @@ def render_history(reader: TwinReader, search: str | None, *, now_s: float) -> H
     start = end - RANGES[range_]
     phrase = RANGE_PHRASES[range_]
     # The revision names site and range: a new range resets the zoom, a refresh keeps it.
-    hosts_figure = (
-        _guarded(
-            lambda: node_history_figure(
-                reader.node_history(name, None, start, end, max_points=MAX_POINTS), revision=f"nodes-{name}-{range_}"
+    revision = f"nodes-{name}-{range_}"
+    hosts = len(shown.nodes)
+    if hosts > MANY_HOSTS:  # one row per bucket, aggregated in the store, whatever the host count
+        hosts_figure = _guarded(
+            lambda: node_band_figure(
+                reader.node_history_band(name, start, end, max_points=MAX_POINTS), hosts, revision=revision
             )
         )
-        if shown.hosts
-        else blank
-    )
+    elif shown.hosts:
+        hosts_figure = _guarded(
+            lambda: node_history_figure(
+                reader.node_history(name, None, start, end, max_points=MAX_POINTS), revision=revision
+            )
+        )
+    else:
+        hosts_figure = blank
     site_figure = (
         _guarded(
             lambda: site_history_figure(

@@ -496,6 +496,27 @@ class LiveTwin:
             pl.col(metrics[1]).alias("mem_used_frac"),
         ).cast(schema)  # type: ignore[arg-type]
 
+    def node_history_band(self, site: str, start_s: float, end_s: float, max_points: int = 2000) -> pl.DataFrame:
+        cols = {nm.CPU_BUSY_RATIO.name: "cpu_util", nm.MEM_USED_RATIO.name: "mem_used_frac"}
+        schema = {
+            "ts_s": pl.Float64,
+            **{f"{c}{sfx}": pl.Float64 for c in cols.values() for sfx in ("", "_min", "_max")},
+        }
+        if self.store is None:
+            return pl.DataFrame(schema=schema)
+        self.topology.site(site)
+        start_ns, end_ns = int(start_s * 1e9), int(end_s * 1e9)
+        step_ns = max(1_000_000_000, math.ceil((end_ns - start_ns) / max(1, max_points)))
+        selection = Selection(metrics=tuple(cols), labels={"site": site}, start_ns=start_ns, end_ns=end_ns)
+        frames = []
+        for agg, suffix in (("avg", ""), ("min", "_min"), ("max", "_max")):
+            part = self.store.query_grouped(selection, step_ns=step_ns, by="site", agg=agg)  # type: ignore[arg-type]
+            frames.append(part.drop("site").rename({m: f"{c}{suffix}" for m, c in cols.items()}))
+        if frames[0].is_empty():
+            return pl.DataFrame(schema=schema)
+        band = frames[0].join(frames[1], on="ts_ns").join(frames[2], on="ts_ns").sort("ts_ns")
+        return band.with_columns((pl.col("ts_ns") / 1e9).alias("ts_s")).select(list(schema)).cast(schema)  # type: ignore[arg-type]
+
     def site_history(self, site: str, start_s: float, end_s: float, max_points: int = 2000) -> pl.DataFrame:
         schema = {"ts_s": pl.Float64, "load": pl.Float64, "jobs_running": pl.Float64, "jobs_pending": pl.Float64}
         frame = self._query((bm.CPUS.name, bm.JOBS.name, nm.CPU_BUSY_RATIO.name), site, start_s, end_s, max_points)

@@ -169,6 +169,12 @@ class TwinReader(Protocol):
         buckets per host: columns host (str), ts_s (float, bucket start), cpu_util, mem_used_frac."""
         ...
 
+    def node_history_band(self, site: str, start_s: float, end_s: float, max_points: int = 2000) -> pl.DataFrame:
+        """Across all of a site's hosts, per bucket: columns ts_s, cpu_util and mem_used_frac (the
+        mean), and their `_min` / `_max` (of the samples in the bucket). For sites with many hosts:
+        one row per bucket whatever the number of hosts, computed in the store."""
+        ...
+
     def site_history(self, site: str, start_s: float, end_s: float, max_points: int = 2000) -> pl.DataFrame:
         """A site's load over time: columns ts_s, load, jobs_running, jobs_pending (nulls where unknown)."""
         ...

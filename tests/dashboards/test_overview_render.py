@@ -258,3 +258,13 @@ def test_history_refreshes_on_a_clock_of_its_own_slower_for_longer_ranges(reader
     assert periods["1h"] == REFRESH_MS and periods["1h"] < periods["6h"] < periods["24h"]
     intervals = {c.id: c.interval for c in walk(layout()) if getattr(c, "interval", None) is not None}
     assert intervals == {ids.TICK: REFRESH_MS, ids.HISTORY_TICK: max(HISTORY_REFRESH_MS.values())}
+
+
+def test_many_hosts_are_drawn_from_the_band_the_store_aggregates(reader: FakeReader) -> None:
+    """cloud-eu has 12 hosts (> MANY_HOSTS): one band query, never the per-host history."""
+    out = render_history(reader, "?site=cloud-eu&range=24h", now_s=NOW_S)
+    kinds = [call[0] for call in reader.history_calls]
+    assert kinds == ["band"]
+    names = {t.name for t in out.hosts_figure.data}
+    assert "mean" in names and any(n and n.startswith("min–max of 12 hosts") for n in names)
+    assert max(len(t.x) for t in out.hosts_figure.data) <= 2000

@@ -124,6 +124,22 @@ class FakeReader:
         ts = self._times(start_s, end_s, max_points)
         return history_frame(names, ts)
 
+    def node_history_band(self, site: str, start_s: float, end_s: float, max_points: int = 2000) -> pl.DataFrame:
+        self.history_calls.append(("band", site, start_s, end_s, max_points))
+        if self.history_error is not None:
+            raise self.history_error
+        frame = history_frame([n.host for n in self.nodes(site)], self._times(start_s, end_s, max_points))
+        cols = ("cpu_util", "mem_used_frac")
+        return (
+            frame.group_by("ts_s")
+            .agg(
+                *(pl.col(c).mean() for c in cols),
+                *(pl.col(c).min().alias(f"{c}_min") for c in cols),
+                *(pl.col(c).max().alias(f"{c}_max") for c in cols),
+            )
+            .sort("ts_s")
+        )
+
     def site_history(self, site: str, start_s: float, end_s: float, max_points: int = 2000) -> pl.DataFrame:
         self.history_calls.append(("site", site, start_s, end_s, max_points))
         if self.history_error is not None:

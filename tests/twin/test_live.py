@@ -37,3 +37,22 @@ def test_node_history_is_downsampled_per_host_and_views_come_from_the_snapshot(t
     assert [n.host for n in nodes] == ["h1", "h2"]
     assert nodes[0].cpu_util == pytest.approx(3540 / 3600) and nodes[0].data_age_s == pytest.approx(60)
     store.close()
+
+
+def test_node_history_band_aggregates_across_hosts_in_the_store(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    topology = Topology((SiteSpec("edge", "edge", collectors=(CollectorSpec("edge/node", "node", 60.0),)),))
+    twin = LiveTwin(topology, store, clock=lambda: 600.0)
+    samples = [
+        Sample(metric, value + h / 10, {"site": "edge", "host": f"h{h}"}, t * S)
+        for t in range(0, 600, 60)
+        for h in range(3)
+        for metric, value in (("node_cpu_busy_ratio", 0.5), ("node_memory_used_ratio", 0.2))
+    ]
+    store.append(Batch.from_samples(samples))
+    band = twin.node_history_band("edge", 0, 600, max_points=10)
+    assert band.height == 10
+    row = band.row(0, named=True)
+    assert row["cpu_util"] == pytest.approx(0.6) and row["cpu_util_min"] == 0.5 and row["cpu_util_max"] == 0.7
+    assert row["mem_used_frac_min"] == pytest.approx(0.2) and row["mem_used_frac_max"] == pytest.approx(0.4)
+    store.close()
