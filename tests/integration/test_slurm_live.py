@@ -20,6 +20,8 @@ from collectors.base import CollectorError, Recorder
 from collectors.slurm import SlurmCollector, SlurmConfig
 from collectors.slurm_json import parse_jobs
 from telemetry.catalog import batch
+from telemetry.pipeline import StoreSink
+from telemetry.stores.duckdb_store import DuckDBStore
 from tests.integration.slurm_cluster import CMD_TIMEOUT, CPUS_PER_NODE, NODES, Cluster, poll
 from tests.integration.slurm_cluster import slurm_cluster as slurm_cluster  # the fixture, module-scoped
 
@@ -37,6 +39,9 @@ def gather(collector: SlurmCollector) -> Recorder:
 def test_real_slurm_jobs_pending_running_finished(slurm_cluster: Cluster) -> None:
     c = slurm_cluster
     cli = SlurmCollector(SlurmConfig(slurm_conf=c.slurm_conf, timeout_s=CMD_TIMEOUT, accounting_window=600))
+    # the job history, as the pipeline keeps it: every gather's job rows upserted under the site
+    history = StoreSink(DuckDBStore(c.workdir / "history.duckdb"))
+    history_states: dict[str, list[str]] = {}
     try:
         first = gather(cli)  # the collector's first look: counters count from here
         assert first.get(batch.NODES, state="idle") == NODES
@@ -56,6 +61,11 @@ def test_real_slurm_jobs_pending_running_finished(slurm_cluster: Cluster) -> Non
         estimates: dict[str, int] = {}
 
         def observe() -> pl.DataFrame:
+            history.write_jobs(cli.job_updates().with_columns(pl.lit("cluster").alias("site")))
+            stored = history.store.jobs(site="cluster").filter(pl.col("job_id").is_in(list(names)))
+            for job, state in stored.select("job_id", "state").iter_rows():
+                if history_states.setdefault(job, [state])[-1] != state:
+                    history_states[job].append(state)
             snap = cli.jobs_snapshot().filter(pl.col("job_id").is_in(list(names)))
             for job, state, expected in snap.select("job_id", "state", "expected_start_s").iter_rows():
                 if not seen[job] or seen[job][-1] != state:
@@ -105,6 +115,14 @@ def test_real_slurm_jobs_pending_running_finished(slurm_cluster: Cluster) -> Non
                 assert seen[job][:1] == ["PENDING"] and "RUNNING" in seen[job], (names[job], seen[job])
         row = snap.filter(pl.col("job_id") == failing).to_dicts()[0]
         assert row["exit_code"] == 3 and row["alloc_cores"] == 1 and row["start_s"] <= row["end_s"]
+        # ... and the job history in the store went through the same states, ending with the same rows
+        stored = history.store.jobs(site="cluster").filter(pl.col("job_id").is_in(list(names)))
+        assert dict(stored.select("job_id", "state").iter_rows()) == final
+        for job in names:
+            if names[job].startswith("wait"):
+                assert history_states[job][0] == "PENDING" and history_states[job][-1] == "COMPLETED", history_states
+        stored_fail = stored.filter(pl.col("job_id") == failing).to_dicts()[0]
+        assert stored_fail["exit_code"] == 3 and stored_fail["source"] == "slurm" and stored_fail["end_s"] is not None
 
         # finished jobs through sacct alone (slurmdbd gets them asynchronously: poll)
         def in_accounting() -> bool:
@@ -162,3 +180,4 @@ def test_real_slurm_jobs_pending_running_finished(slurm_cluster: Cluster) -> Non
         bad.close()
     finally:
         cli.close()
+        history.store.close()
