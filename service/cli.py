@@ -17,6 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from collectors import registry
+from service import cli_models as models_cli
 from service.cli_token import token_app
 from service.compose import build_collectors, build_runtime, open_store, resolve_salt
 from service.config import ConfigError, LoadedConfig, load_config
@@ -36,6 +37,8 @@ export_app = typer.Typer(help="Export datasets for analysis (Parquet or CSV, wit
 app.add_typer(config_app, name="config")
 app.add_typer(export_app, name="export")
 app.add_typer(token_app, name="token")
+app.command("train")(models_cli.train)
+app.command("evaluate")(models_cli.evaluate)
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)

@@ -1,0 +1,25 @@
+"""A real log slice for the model tests: KTH-SP2 as shipped in collectors/traces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from service.cli_models import load_swf
+
+KTH = Path(__file__).resolve().parents[2] / "collectors" / "traces" / "KTH-SP2-1996-2.1-cln.swf.gz"
+
+
+@pytest.fixture(scope="session")
+def kth_history() -> pl.DataFrame:
+    """All 28,467 KTH-SP2 jobs the SC'15 strong filter keeps, as job-history rows."""
+    return load_swf(KTH, "KTH-SP2").collect()
+
+
+@pytest.fixture(scope="session")
+def kth_features(kth_history: pl.DataFrame) -> pl.DataFrame:
+    from models.features import build_features
+
+    return build_features(kth_history).collect()
