@@ -77,6 +77,9 @@ def create_app(
     registry, latency = build_registry()
     state: dict[str, Any] = {}
     twin = LiveTwin(topology_of(loaded), health=lambda: _stats(state.get("pipeline")))
+    models = _model_registry(loaded.models_path(data_dir))
+    if models is not None:
+        twin.runtime_model = lambda: models.current("runtime")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -174,6 +177,17 @@ def create_app(
     app.add_middleware(RequestMetrics, histogram=latency)
     app.state.registry = registry
     return app
+
+
+def _model_registry(path: Path) -> Any:
+    """The hash-checked, hot-reloading registry of learned models; None when scikit-learn and
+    skops are not installed (the `models` extra): forecasts then use AVE2."""
+    try:
+        from models.artifacts import ModelRegistry
+    except ImportError:
+        log.warning("learned models disabled: install the `models` extra (scikit-learn, skops)")
+        return None
+    return ModelRegistry(path)
 
 
 def _stats(pipeline: Pipeline | None) -> dict[str, Any]:

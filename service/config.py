@@ -92,6 +92,14 @@ class AuthConfig(StrictModel):
     )
 
 
+class ModelsConfig(StrictModel):
+    dir: str | None = Field(
+        None,
+        description="Learned-model artefacts (`ctwin train --out`); default <data_dir>/models. Only artefacts "
+        "here whose sha256 matches their card are loaded; a newly trained one is picked up without a restart.",
+    )
+
+
 class PrivacyConfig(StrictModel):
     salt: str | None = Field(
         None,
@@ -175,6 +183,7 @@ class Config(StrictModel):
     serve: ServeConfig = ServeConfig()
     auth: AuthConfig = AuthConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    models: ModelsConfig = ModelsConfig()
     sites: list[SiteConfig] = Field(default_factory=_default_sites)
     links: list[LinkConfig] = Field(default_factory=list)
 
@@ -232,6 +241,11 @@ class LoadedConfig:
         if self.config.store.path:
             return Path(self.config.store.path)
         return self.data_dir(data_dir) / "ctwin.duckdb"
+
+    def models_path(self, data_dir: str | Path | None = None) -> Path:
+        if self.config.models.dir:
+            return Path(self.config.models.dir)
+        return self.data_dir(data_dir) / "models"
 
     def tokens_path(self, data_dir: str | Path | None = None) -> Path:
         if self.config.auth.tokens_file:

@@ -121,6 +121,45 @@ class TwinMetrics(Collector):
             if site.jobs_pending is not None:
                 jobs.add_metric([*key, "pending"], site.jobs_pending)
         yield from (up, age, load, jobs)
+        yield from self._accuracy()
+
+    def _accuracy(self) -> Iterator[Any]:
+        """The closed loop: forecasts and runtime predictions scored against what happened."""
+        labels = ["site"]
+        f_scored = CounterMetricFamily("ctwin_forecast_scored", "Start-time forecasts scored.", labels=labels)
+        f_10 = GaugeMetricFamily(
+            "ctwin_forecast_within_10min_ratio", "Share of scored forecasts within 10 minutes.", labels=labels
+        )
+        f_med = GaugeMetricFamily(
+            "ctwin_forecast_median_abs_error_seconds", "Median absolute start-time error.", labels=labels
+        )
+        r_scored = CounterMetricFamily(
+            "ctwin_model_runtime_scored", "Learned runtime predictions scored.", labels=labels
+        )
+        r_acc = GaugeMetricFamily(
+            "ctwin_model_runtime_mean_accuracy_ratio",
+            "Mean of min(actual, predicted) / max(actual, predicted) of the learned runtime model.",
+            labels=labels,
+        )
+        r_mae = GaugeMetricFamily(
+            "ctwin_model_runtime_mae_seconds", "Mean absolute runtime error of the learned model.", labels=labels
+        )
+        for spec in self.twin.topology.sites:
+            fa = self.twin.forecasts.accuracy(spec.name)
+            if fa.scored:
+                f_scored.add_metric([spec.name], fa.scored)
+                if fa.within_10min is not None:
+                    f_10.add_metric([spec.name], fa.within_10min)
+                if fa.median_abs_error_s is not None:
+                    f_med.add_metric([spec.name], fa.median_abs_error_s)
+            ra = self.twin.runtimes.accuracy(spec.name)
+            if ra.scored:
+                r_scored.add_metric([spec.name], ra.scored)
+                if ra.mean_accuracy is not None:
+                    r_acc.add_metric([spec.name], ra.mean_accuracy)
+                if ra.mae_s is not None:
+                    r_mae.add_metric([spec.name], ra.mae_s)
+        yield from (f_scored, f_10, f_med, r_scored, r_acc, r_mae)
 
     def _nodes(self) -> Iterator[Any]:
         families = {

@@ -20,7 +20,8 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 import polars as pl
 
@@ -33,6 +34,7 @@ from telemetry.pipeline import CollectorStats
 from telemetry.schema import Batch
 from telemetry.stores.base import Selection, Store
 from twin.forecasting import Forecast, ForecastTracker, PredictorName, forecast_queue
+from twin.learned import LearnedRuntime, RuntimeTracker
 from twin.sim import Job
 from twin.sim.predictors import Predictor
 from twin.topology import SiteSpec, Topology
@@ -122,6 +124,9 @@ class LiveTwin:
         self._index_cache: tuple[int, _Index] | None = None
         self._site_of = topology.collector_site()
         self.forecasts = ForecastTracker()
+        self.runtimes = RuntimeTracker()
+        self.runtime_model: Callable[[], Any | None] = lambda: None
+        """The learned runtime model to forecast with (the service wires its model registry here)."""
 
     # ------------------------------------------------------------------ sink
     @property
@@ -156,8 +161,10 @@ class LiveTwin:
             for site in sites:
                 updated[site] = active.filter(pl.col("site") == site)
             self._snapshot = Snapshot(old.version + 1, old.points, updated)
-        for site in sites:  # jobs seen starting score the forecasts made for them
-            self.forecasts.observe(site, jobs.filter(pl.col("site") == site))
+        for site in sites:  # jobs seen starting (ending) score the forecasts (runtimes) made for them
+            rows = jobs.filter(pl.col("site") == site)
+            self.forecasts.observe(site, rows)
+            self.runtimes.observe(site, rows)
 
     def cpus_in_service(self, site: str) -> int | None:
         """A batch site's CPUs that can run jobs (allocated + idle; not down or drained); None for a
@@ -173,28 +180,49 @@ class LiveTwin:
     def forecast(
         self,
         site: str,
-        predictor: PredictorName | Predictor = "ave2",
+        predictor: PredictorName | Literal["auto", "learned"] | Predictor = "auto",
         extra: list[Job] | None = None,
         history_window_s: int = 30 * 86400,
     ) -> Forecast:
-        """Forecast the site's queue from its last collected state (see twin.forecasting). A
-        forecast without hypothetical jobs is remembered, to be scored when the jobs start.
-        KeyError: unknown site; LookupError: no batch queue there (yet)."""
+        """Forecast the site's queue from its last collected state (see twin.forecasting). `auto`:
+        the learned runtime model when one is loaded, else AVE2. A forecast without hypothetical
+        jobs is remembered, and its runtime predictions too, to be scored when the jobs start / end.
+        KeyError: unknown site; LookupError: no batch queue there (yet), or no learned model."""
         processors = self.cpus_in_service(site)
         if processors is None:
             raise LookupError(f"site {site!r} has no batch scheduler state (yet): nothing to forecast")
+        loaded = self.runtime_model() if predictor in ("auto", "learned") else None
+        if predictor == "learned" and loaded is None:
+            raise LookupError("no learned runtime model is loaded: train one with `ctwin train` into the models dir")
         queue = self.queue(site)
         finished = None
-        if self.store is not None and predictor == "ave2":
+        if self.store is not None and predictor != "requested":
             observed = queue["observed_s"].drop_nulls().to_list()
             now = int(max(observed)) if observed else int(self.clock())
-            finished = self.store.jobs(site=site, submitted_from_s=now - history_window_s, submitted_to_s=now)
-        result = forecast_queue(queue, processors, site, predictor=predictor, finished=finished, extra=extra or ())
+            past = self.store.jobs(site=site, submitted_from_s=now - history_window_s, submitted_to_s=now)
+            finished = past.filter(pl.col("end_s").is_not_null() & (pl.col("end_s") <= now))
+        chosen: PredictorName | Predictor
+        learned: LearnedRuntime | None = None
+        if loaded is not None:
+            rows = pl.concat([finished, queue], how="vertical_relaxed") if finished is not None else queue
+            learned = LearnedRuntime(getattr(loaded, "model", loaded), rows)
+            chosen = learned
+        else:
+            chosen = "ave2" if predictor == "auto" else predictor  # type: ignore[assignment]
+        result = forecast_queue(queue, processors, site, predictor=chosen, finished=finished, extra=extra or ())
+        if learned is not None:
+            card = getattr(loaded, "card", None)
+            result = replace(result, predictor=f"learned ({getattr(card, 'artefact', 'model')})")
         if not extra:
             self.forecasts.record(result)
+            if learned is not None:
+                ids = queue["job_id"].cast(pl.String).to_list()
+                self.runtimes.record(site, {i: p for i in ids if (p := learned.p50(i)) is not None})
         return result
 
-    def queue_forecast(self, site: str, predictor: PredictorName = "ave2") -> QueueForecast:
+    def queue_forecast(
+        self, site: str, predictor: PredictorName | Literal["auto", "learned"] = "auto"
+    ) -> QueueForecast:
         """`forecast` and the tracker's past accuracy as one plain value (twin.view), so the Dash
         page needs no simulator types. Recorded for scoring like any forecast without hypothetical
         jobs; a page left open does not skew the score, as only a job's first forecast is kept.

@@ -415,12 +415,20 @@ class ForecastJobOut(BaseModel):
     start_late_s: int | None = None
 
 
+class RuntimeAccuracyOut(BaseModel):
+    scored: int = Field(description="Runtime predictions scored against the runtime that followed")
+    mean_accuracy: float | None = Field(description="mean of min(actual, predicted) / max(actual, predicted)")
+    mae_s: float | None
+    under_share: float | None = Field(description="Share of jobs that ran longer than predicted")
+
+
 class AccuracyOut(BaseModel):
     scored: int = Field(description="Past forecasts scored against the start that followed")
     within_1min: float | None
     within_10min: float | None
     within_1h: float | None
     median_abs_error_s: float | None
+    runtime: RuntimeAccuracyOut = Field(description="The learned runtime model's predictions, scored")
 
 
 class ForecastOut(BaseModel):
@@ -440,7 +448,7 @@ class WhatIfIn(BaseModel):
     cores: int = Field(ge=1, le=10_000_000, description="CPUs the job needs")
     walltime_s: int = Field(ge=1, le=366 * 86400, description="Requested time (its kill limit)")
     user: str | None = Field(None, max_length=128, description="For the user's history (ave2)")
-    predictor: Literal["requested", "ave2"] = "ave2"
+    predictor: Literal["auto", "learned", "ave2", "requested"] = "auto"
 
 
 class WhatIfOut(BaseModel):
@@ -476,6 +484,7 @@ def _accuracy(twin: LiveTwin, site: str) -> dict[str, Any]:
         "within_10min": acc.within_10min,
         "within_1h": acc.within_1h,
         "median_abs_error_s": acc.median_abs_error_s,
+        "runtime": {k: v for k, v in vars(twin.runtimes.accuracy(site)).items() if k != "site"},
     }
 
 
@@ -489,7 +498,10 @@ def _accuracy(twin: LiveTwin, site: str) -> dict[str, Any]:
 def site_forecast(
     request: Request,
     site: str,
-    predictor: Literal["requested", "ave2"] = "ave2",
+    predictor: Annotated[
+        Literal["auto", "learned", "ave2", "requested"],
+        Query(description="auto: the learned runtime model when one is loaded, else ave2"),
+    ] = "auto",
     limit: Annotated[int, Query(ge=1, le=100_000, description="At most this many jobs, in queue order")] = 5000,
 ) -> Response:
     result = _forecast(request, site, predictor)
