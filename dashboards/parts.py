@@ -332,4 +332,16 @@ def accuracy_stats(forecast: QueueForecast) -> list[Component]:
     ]
     if late is not None:
         stats.append(_stat(fmt.percent(late), "started later than forecast"))
-    return [html.Div(stats, className="stats")]
+    out: list[Component] = [html.Div(stats, className="stats")]
+    if forecast.runtime_scored:  # the learned runtime model's own record: drift shows here first
+        out.append(
+            html.Div(
+                [
+                    _stat(fmt.percent(forecast.runtime_mean_accuracy), "runtime accuracy (learned model)"),
+                    _stat(fmt.duration(forecast.runtime_mae_s), "mean runtime error"),
+                    _stat(fmt.count(forecast.runtime_scored), "runtimes scored"),
+                ],
+                className="stats",
+            )
+        )
+    return out

@@ -229,6 +229,7 @@ class LiveTwin:
         KeyError: unknown site; LookupError: no batch queue there (yet)."""
         result = self.forecast(site, predictor)
         accuracy = self.forecasts.accuracy(site)
+        runtimes = self.runtimes.accuracy(site)
         return QueueForecast(
             site=result.site,
             now_s=result.now_s,
@@ -243,6 +244,9 @@ class LiveTwin:
             within_1h=accuracy.within_1h,
             median_abs_error_s=accuracy.median_abs_error_s,
             recent_errors_s=accuracy.errors_s,
+            runtime_scored=runtimes.scored,
+            runtime_mean_accuracy=runtimes.mean_accuracy,
+            runtime_mae_s=runtimes.mae_s,
         )
 
     def queue(self, site: str) -> pl.DataFrame:

@@ -147,6 +147,11 @@ class QueueForecast:
     recent_errors_s: tuple[int, ...] = ()
     """The most recent errors, predicted − actual start in seconds (positive: the job started
     earlier than forecast), at most a few thousand, for a plot."""
+    runtime_scored: int = 0
+    """Runtime predictions of the learned model scored against the runtime that followed."""
+    runtime_mean_accuracy: float | None = None
+    """Mean of min(actual, predicted) / max(actual, predicted), 0..1 (1: perfect)."""
+    runtime_mae_s: float | None = None
 
 
 class TwinReader(Protocol):

@@ -331,3 +331,16 @@ def test_the_live_twin_answers_queue_forecast_and_the_section_renders_it() -> No
     assert scored.scored == 1 and scored.recent_errors_s == (-300,)
     assert (scored.within_1min, scored.within_10min, scored.median_abs_error_s) == (0.0, 1.0, 300.0)
     assert "1 forecast scored" in text(render_forecast(twin, "?site=sp2").accuracy)
+
+
+def test_the_learned_models_runtime_record_shows_when_it_has_one(reader: FakeReader) -> None:
+    """Closing the loop (issue 6): the learned runtime model's scored predictions beside the forecast's."""
+    from dataclasses import replace
+
+    from dashboards.parts import accuracy_stats
+
+    base = reader.queue_forecast("swf-replay")
+    assert "runtime accuracy" not in text(accuracy_stats(base))
+    scored = replace(base, runtime_scored=40, runtime_mean_accuracy=0.57, runtime_mae_s=3600.0)
+    stats = text(accuracy_stats(scored))
+    assert "57 % runtime accuracy (learned model)" in stats and "40 runtimes scored" in stats
