@@ -1,0 +1,239 @@
+"""Decision value of the learned runtime model (issue 6, item 4): EASY++ (requested-time correction,
+predictsim's tie-break) planning with OUR runtime predictions, beside the SC'15 artifact's columns
+(EASY with user estimates, EASY++ with the last-two average, clairvoyant EASY++) on KTH-SP2,
+CTC-SP2, SDSC-SP2, SDSC-BLUE and CEA-Curie.
+
+Same simulation as bench/sim_sc15.py (the SC'15 strong filter, one partition of MaxProcs
+processors, 80,640 for CEA-Curie, `tie_break="predictsim"`, AVEbsld with tau = 10 s).
+
+The predictions never look at the future. The log's job history (service.cli_models.load_swf: the
+strong filter's jobs with their LOGGED run times) gets causal features (models.features); time is
+cut into windows of `--every-days` days (default 30) from the first submit; before each window a
+fresh `RuntimeQuantileRegressor` is fitted on the jobs that ENDED before the window opened, then
+predicts the p50 of every job submitted in it. Jobs before the first fit (the first window, and any
+window with fewer than `--min-train` ended jobs) plan with AVE2 exactly as twin.sim's `Ave2` does.
+In the simulation a job plans with its precomputed p50, capped at its requested time, at least 1 s.
+
+Also shown: EASY++ AVE2 recomputed with our simulator (the reference for ours-learned on the same
+jobs). ratio = share of the logs run where ours-learned AVEbsld <= the artifact's EASY++ AVE2
+column; target 1.0 (every log). The table goes to stdout and bench/results/models_easypp.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from _common import machine_note, result_line
+from sim_common import LOGS, SHARED_SWF, load_log
+from sim_sc15 import ARTIFACT_LOG, MACHINE_PROCS, Theirs, read_artifact
+
+from models.estimators import RuntimeQuantileRegressor
+from models.features import FEATURES, build_features
+from service.cli_models import load_swf
+from twin.sim import Ave2, History, Job, Policy, Site, compute, simulate
+
+NAME = "models_easypp"
+TARGET = 1.0
+OUT = Path(__file__).resolve().parent / "results" / "models_easypp.md"
+DAY_S = 86_400
+CHEAP_FIRST = ("KTH-SP2", "SDSC-SP2", "CTC-SP2", "SDSC-BLUE", "CEA-Curie")
+THEIR_COLUMNS = {
+    "easy": "EASY (user estimates)",
+    "ave2": "EASY++ AVE2 + reqtime correction",
+    "clairvoyant": "EASY++ clairvoyant (exact runtime)",
+}
+
+
+class Precomputed:
+    """Plans each job with its precomputed p50 (capped at the request, at least 1 s); a job without
+    one (submitted before the first fit) plans with AVE2, as twin.sim's Ave2."""
+
+    name = "learned"
+
+    def __init__(self, p50: dict[str, float]) -> None:
+        self.p50 = p50
+        self.fallback = Ave2()
+        self.fallbacks = 0
+
+    def predict(self, job: Job, history: History) -> float:
+        value = self.p50.get(job.job_id)
+        if value is None or not np.isfinite(value):
+            self.fallbacks += 1
+            return self.fallback.predict(job, history)
+        req = job.req_s if job.req_s is not None else value
+        return float(max(1.0, min(float(req), value)))
+
+    def observe(self, job: Job) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Rolling:
+    p50: dict[str, float]
+    fits: int
+    predicted: int
+    jobs: int
+    mae_learned: float
+    mae_ave2: float
+    features_s: float
+    fit_s: float
+
+
+def rolling_predictions(path: Path, name: str, every_s: int, min_train: int) -> Rolling:
+    """Job id → p50 for every job submitted after the first fit, refitting every `every_s` seconds."""
+    started = time.perf_counter()
+    frame = build_features(load_swf(path, name)).collect().sort("submit_s", maintain_order=True)
+    features_s = time.perf_counter() - started
+    submit = frame["submit_s"].to_numpy()
+    end = frame["end_s"].to_numpy().astype(np.float64)
+    runtime = frame["runtime_s"].to_numpy()
+    known = np.isfinite(runtime) & (runtime >= 0)
+    X = frame.select(FEATURES)
+    ids = frame["job_id"].to_list()
+    edges = np.arange(submit[0] + every_s, submit[-1] + every_s, every_s)
+    out: dict[str, float] = {}
+    fits, fit_s, abs_ours, abs_ave2, scored = 0, 0.0, 0.0, 0.0, 0
+    ave2 = frame["ave2_s"].to_numpy()
+    for lo, hi in itertools.pairwise(edges):
+        a, b = int(np.searchsorted(submit, lo, "left")), int(np.searchsorted(submit, hi, "left"))
+        if b <= a:
+            continue
+        train = known & (end < lo)
+        if train.sum() < min_train:
+            continue
+        t0 = time.perf_counter()
+        model = RuntimeQuantileRegressor()
+        rows = np.flatnonzero(train)
+        model.fit(X[rows], runtime[rows])
+        p50 = model.predict_quantiles(X[a:b]).p50
+        fit_s += time.perf_counter() - t0
+        fits += 1
+        for job_id, value in zip(ids[a:b], p50, strict=True):
+            out[job_id] = float(value)
+        ok = known[a:b]
+        abs_ours += float(np.abs(p50[ok] - runtime[a:b][ok]).sum())
+        abs_ave2 += float(np.abs(ave2[a:b][ok] - runtime[a:b][ok]).sum())
+        scored += int(ok.sum())
+    mae = (abs_ours / scored, abs_ave2 / scored) if scored else (float("nan"), float("nan"))
+    return Rolling(out, fits, len(out), frame.height, *mae, features_s, fit_s)
+
+
+@dataclass
+class LogResult:
+    log: str
+    jobs: int
+    theirs: dict[str, Theirs]
+    ours_ave2: float
+    ours_learned: float
+    rolling: Rolling
+    fallbacks: int
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return "ave2" in self.theirs and self.ours_learned <= self.theirs["ave2"].avebsld
+
+
+def run_log(name: str, artifact: dict[tuple[str, str], Theirs], every_s: int, min_train: int) -> LogResult:
+    started = time.perf_counter()
+    loaded = load_log(name)
+    site = Site.single(name, MACHINE_PROCS.get(name, loaded.site.partitions[0].processors))
+    print(f"{name}: {len(loaded.jobs):,} jobs after the strong filter; rolling fits every {every_s // DAY_S} days",
+          flush=True)  # fmt: skip
+    rolling = rolling_predictions(loaded.path, name, every_s, min_train)
+    print(f"  {rolling.fits} fits in {rolling.fit_s:.1f} s (features {rolling.features_s:.1f} s); "
+          f"{rolling.predicted:,} of {rolling.jobs:,} jobs predicted by the model; rolling MAE "
+          f"ours {rolling.mae_learned:,.0f} s vs AVE2 {rolling.mae_ave2:,.0f} s", flush=True)  # fmt: skip
+    policy = Policy.easy_plus_plus("reqtime")
+    t0 = time.perf_counter()
+    ave2 = compute(simulate(loaded.jobs, site, policy, Ave2(), tie_break="predictsim")).avebsld
+    print(f"  EASY++ AVE2     {time.perf_counter() - t0:6.1f} s  AVEbsld {ave2:8.2f}", flush=True)
+    t0 = time.perf_counter()
+    predictor = Precomputed(rolling.p50)
+    learned = compute(simulate(loaded.jobs, site, policy, predictor, tie_break="predictsim")).avebsld
+    print(f"  EASY++ learned  {time.perf_counter() - t0:6.1f} s  AVEbsld {learned:8.2f}"
+          f"  ({predictor.fallbacks:,} jobs planned with AVE2 before the first fit)", flush=True)  # fmt: skip
+    key = ARTIFACT_LOG[name]
+    theirs = {k: artifact[(key, v)] for k, v in THEIR_COLUMNS.items() if (key, v) in artifact}
+    seconds = time.perf_counter() - started
+    return LogResult(name, len(loaded.jobs), theirs, ave2, learned, rolling, predictor.fallbacks, seconds)
+
+
+def _cell(theirs: dict[str, Theirs], key: str) -> str:
+    return f"{theirs[key].avebsld:.2f}" if key in theirs else "—"
+
+
+def table(results: list[LogResult]) -> list[str]:
+    lines = [
+        "| log | jobs | theirs EASY | theirs EASY++ AVE2 | theirs clairvoyant | ours EASY++ AVE2 "
+        "| ours EASY++ learned | learned ≤ their AVE2 | fits | jobs on AVE2 | MAE ours / AVE2 (s) | time (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.log} | {r.jobs:,} | {_cell(r.theirs, 'easy')} | {_cell(r.theirs, 'ave2')} "
+            f"| {_cell(r.theirs, 'clairvoyant')} | {r.ours_ave2:.2f} | {r.ours_learned:.2f} "
+            f"| {'✓' if r.passed else '✗'} | {r.rolling.fits} | {r.fallbacks:,} "
+            f"| {r.rolling.mae_learned:,.0f} / {r.rolling.mae_ave2:,.0f} | {r.seconds:.0f} |"
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--logs", nargs="+", default=list(CHEAP_FIRST), choices=list(LOGS))
+    parser.add_argument("--every-days", type=int, default=30, help="refit step in days (default 30)")
+    parser.add_argument("--min-train", type=int, default=500, help="fewest ended jobs to fit on (else AVE2)")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    artifact = read_artifact()
+    every_s = args.every_days * DAY_S
+    results: list[LogResult] = []
+    skipped: list[str] = []
+    for i, name in enumerate(args.logs, 1):
+        stem = LOGS[name]
+        if not sorted(SHARED_SWF.glob(f"{stem}.swf*")):
+            print(f"[{i}/{len(args.logs)}] SWF log {name} not found: no {stem}.swf* in {SHARED_SWF}; skipped")
+            skipped.append(name)
+            continue
+        print(f"[{i}/{len(args.logs)}] ", end="", flush=True)
+        results.append(run_log(name, artifact, every_s, args.min_train))
+    ratio = sum(r.passed for r in results) / len(results) if results else 0.0
+    lines = table(results)
+    notes = [
+        f"Rolling refit every {args.every_days} days on the jobs that ended before each window "
+        f"(at least {args.min_train}); earlier jobs plan with AVE2. EASY++ = requested-time correction, "
+        "predictsim tie-break. 'MAE' is over the model-predicted jobs against the logged run time.",
+    ]
+    if skipped:
+        notes.append(f"Skipped (log missing): {', '.join(skipped)}.")
+    last = result_line(NAME, ratio, TARGET)
+    print("\n".join(["", *lines, "", *notes, "", machine_note()]))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        "\n".join(
+            [
+                "# EASY++ with the learned runtime model vs the SC'15 artifact: AVEbsld (tau = 10 s)",
+                "",
+                "Produced by `bench/models_easypp.py` (see its docstring for the setup).",
+                "",
+                *lines,
+                "",
+                *notes,
+                "",
+                f"`{last}`",
+                "",
+            ]
+        )
+    )
+    print(f"table written to {args.out}")
+    print(last)
+
+
+if __name__ == "__main__":
+    main()
