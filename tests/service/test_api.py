@@ -319,7 +319,10 @@ sites:
         body_ = _wait(
             client,
             _auth(token),
-            lambda b: {s["name"]: s["state"] for s in b["items"]} == {"cluster": "down", "replayed": "ok"},
+            lambda b: (
+                {s["name"]: s["state"] for s in b["items"]} == {"cluster": "down", "replayed": "ok"}
+                and all(s["jobs_running"] is not None for s in b["items"] if s["name"] == "replayed")
+            ),
         )
         assert client.get("/healthz").status_code == 200
     cluster = next(s for s in body_["items"] if s["name"] == "cluster")
