@@ -5,19 +5,21 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from collectors import registry
 from service import cli_models as models_cli
+from service.cli_common import ConfigOpt, DataDirOpt, JsonOpt, err, out
+from service.cli_common import emit_json as _emit_json
+from service.cli_common import fail as _fail
+from service.cli_common import load as _load
 from service.cli_token import token_app
 from service.compose import build_collectors, build_runtime, open_store, resolve_salt
 from service.config import ConfigError, LoadedConfig, load_config
@@ -39,31 +41,6 @@ app.add_typer(export_app, name="export")
 app.add_typer(token_app, name="token")
 app.command("train")(models_cli.train)
 app.command("evaluate")(models_cli.evaluate)
-
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (default: built-in)")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", "-d", help="Where the store lives (overrides config)")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code)
-
-
-def _load(config: Path | None) -> LoadedConfig:
-    try:
-        return load_config(config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            err.print(problem.render(exc.source), highlight=False, markup=False)
-        raise _fail(f"{len(exc.problems)} problem(s) in the config; fix them and run `ctwin config check`") from None
-
-
-def _emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 # ---------------------------------------------------------------------------- collect
@@ -209,6 +186,14 @@ def run(
 
 
 # ---------------------------------------------------------------------------- export
+def _export_format(output: Path, fmt: str | None) -> Literal["parquet", "csv"]:
+    """--format, else from the file's suffix (.csv: CSV, anything else: Parquet)."""
+    chosen = fmt or ("csv" if output.suffix.lower() == ".csv" else "parquet")
+    if chosen not in ("parquet", "csv"):
+        raise _fail(f"unknown format {chosen!r}: use --format parquet or --format csv")
+    return "csv" if chosen == "csv" else "parquet"
+
+
 @export_app.command("samples")
 def export_samples_cmd(
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write")],
@@ -223,9 +208,7 @@ def export_samples_cmd(
 ) -> None:
     """Write the samples of a time range / metric / label selection, one column per label."""
     loaded = _load(config)
-    chosen = fmt or ("csv" if output.suffix.lower() == ".csv" else "parquet")
-    if chosen not in ("parquet", "csv"):
-        raise _fail(f"unknown format {chosen!r}: use --format parquet or --format csv")
+    fmt_lit = _export_format(output, fmt)
     labels: dict[str, str] = {}
     for item in label or []:
         key, sep, value = item.partition("=")
@@ -242,7 +225,6 @@ def export_samples_cmd(
         store = open_store(loaded, data_dir, read_only=True)
     except (ValueError, QueryError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
-    fmt_lit: Literal["parquet", "csv"] = "csv" if chosen == "csv" else "parquet"
     try:
         if as_json:
             manifest = export_samples(store, selection, output, fmt_lit)
@@ -284,9 +266,7 @@ def export_jobs_cmd(
     from telemetry.jobs import JOB_STATES
 
     loaded = _load(config)
-    chosen = fmt or ("csv" if output.suffix.lower() == ".csv" else "parquet")
-    if chosen not in ("parquet", "csv"):
-        raise _fail(f"unknown format {chosen!r}: use --format parquet or --format csv")
+    fmt_lit = _export_format(output, fmt)
     states = [s.upper() for s in state or []]
     unknown = sorted(set(states) - set(JOB_STATES))
     if unknown:
@@ -298,7 +278,6 @@ def export_jobs_cmd(
         store = open_store(loaded, data_dir, read_only=True)
     except (ValueError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
-    fmt_lit: Literal["parquet", "csv"] = "csv" if chosen == "csv" else "parquet"
     try:
         with Progress(
             TextColumn("exporting jobs"), BarColumn(), TimeElapsedColumn(), console=err, disable=as_json

@@ -2,14 +2,12 @@
 them against the user estimate and the last-two average on the future they did not see.
 
 Job history comes from SWF logs (`--log`: a path, or a name such as CTC-SP2 found in the shared
-data folder or the shipped traces) or, without --log, from the store. The option types and
-`_fail`/`_load`/`_emit_json` mirror service/cli.py; they are repeated rather than imported because
-service.cli imports this module to register it.
+data folder or the shipped traces) or, without --log, from the store. The shared console, options
+and `_fail`/`_load`/`_emit_json` come from service.cli_common.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import sys
@@ -21,21 +19,19 @@ from typing import Annotated, Any
 
 import polars as pl
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from collectors.swf import SwfError, read_swf, strong_filter, to_job_history
-from service.config import ConfigError, LoadedConfig, load_config
+from service.cli_common import ConfigOpt, DataDirOpt, JsonOpt, err, out
+from service.cli_common import emit_json as _emit_json
+from service.cli_common import fail as _fail
+from service.cli_common import load as _load
 from telemetry.schema import parse_duration
 
 __all__ = ["evaluate", "load_history", "models_app", "resolve_log", "train"]
 
 models_app = typer.Typer(help="Train and evaluate the runtime and queue-wait models.", no_args_is_help=True)
-
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIRS = (ROOT.parent / "shared" / "data" / "swf", ROOT / "collectors" / "traces")
@@ -43,32 +39,11 @@ PUBLISHED_BASELINES = (
     ROOT.parent / "shared" / "data" / "baselines" / "computed_runtime_baselines_user_estimate_vs_ave2.csv"
 )
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (default: built-in)")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", "-d", help="Where the store lives (overrides config)")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 LogOpt = Annotated[
     list[str] | None,
     typer.Option("--log", "-l", help="SWF log: a path or a name like CTC-SP2 (repeatable; default: the store)"),
 ]
 SiteOpt = Annotated[str | None, typer.Option("--site", help="Site name (one log), or the store's site to use")]
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
-    return typer.Exit(code)
-
-
-def _load(config: Path | None) -> LoadedConfig:
-    try:
-        return load_config(config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            err.print(problem.render(exc.source), highlight=False, markup=False)
-        raise _fail(f"{len(exc.problems)} problem(s) in the config; fix them and run `ctwin config check`") from None
-
-
-def _emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 # ---------------------------------------------------------------------------- job history

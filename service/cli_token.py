@@ -9,7 +9,6 @@ than imported because service.cli imports this module to register it.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from datetime import datetime
@@ -17,46 +16,26 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from service.auth import SCOPES, AuthError, TokenInfo, TokenSpecError, TokenStore
-from service.config import ConfigError, load_config
+from service.cli_common import ConfigOpt, DataDirOpt, JsonOpt, err, out
+from service.cli_common import emit_json as _emit_json
+from service.cli_common import fail as _fail
+from service.cli_common import load as _load
 from telemetry.schema import parse_duration
 
 __all__ = ["token_app"]
 
 token_app = typer.Typer(help="Create, list and revoke API tokens (stored hashed).", no_args_is_help=True)
 
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (default: built-in)")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", "-d", help="Where the store lives (overrides config)")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
-    return typer.Exit(code)
-
 
 def _store(config: Path | None, data_dir: Path | None) -> TokenStore:
-    try:
-        loaded = load_config(config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            err.print(problem.render(exc.source), highlight=False, markup=False)
-        raise _fail(f"{len(exc.problems)} problem(s) in the config; fix them and run `ctwin config check`") from None
+    loaded = _load(config)
     try:
         return TokenStore(loaded.tokens_path(data_dir))
     except AuthError as exc:
         raise _fail(str(exc), 1) from None
-
-
-def _emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 def _when(seconds: float | None) -> str:

@@ -19,15 +19,14 @@ is seen starting: the forecast's past accuracy, per site, bounded in memory.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import polars as pl
 
+from twin.scoring import FirstPredictions
 from twin.sim import Job, Policy, RunningJob, Site, SiteState, forecast, queue_order
 from twin.sim.predictors import Ave2, History, Predictor, RequestedTime
 
@@ -186,46 +185,23 @@ class ForecastAccuracy:
 
 
 class ForecastTracker:
-    """Remembers the first forecast of each pending job and scores it once the job is seen
-    running: the forecast's past accuracy, live. Bounded: at most `max_pending` open forecasts
-    and `max_scored` scores per site (oldest dropped first)."""
+    """The first forecast of each pending job, scored once the job is seen running: the
+    forecast's past accuracy, live (see twin.scoring)."""
 
     def __init__(self, max_pending: int = 50_000, max_scored: int = 5_000) -> None:
-        self.max_pending = max_pending
-        self.max_scored = max_scored
-        self._open: dict[str, dict[str, int]] = {}
-        self._scored: dict[str, deque[int]] = {}
-        self._lock = threading.Lock()
+        self._log = FirstPredictions(max_pending, max_scored)
 
     def record(self, result: Forecast) -> None:
         rows = result.jobs.filter(~pl.col("hypothetical") & pl.col("predicted_start_s").is_not_null())
-        with self._lock:
-            open_ = self._open.setdefault(result.site, {})
-            for job_id, start in rows.select("job_id", "predicted_start_s").iter_rows():
-                if job_id not in open_:
-                    open_[job_id] = int(start)
-            while len(open_) > self.max_pending:
-                open_.pop(next(iter(open_)))
+        self._log.record(result.site, rows.select("job_id", "predicted_start_s").iter_rows())
 
     def observe(self, site: str, jobs: pl.DataFrame) -> int:
         """Score open forecasts of jobs that now have a start time; returns how many."""
         started = jobs.filter(pl.col("start_s").is_not_null()).select(pl.col("job_id").cast(pl.String), "start_s")
-        n = 0
-        with self._lock:
-            open_ = self._open.get(site)
-            if not open_:
-                return 0
-            scored = self._scored.setdefault(site, deque(maxlen=self.max_scored))
-            for job_id, start in started.iter_rows():
-                predicted = open_.pop(job_id, None)
-                if predicted is not None:
-                    scored.append(predicted - int(start))
-                    n += 1
-        return n
+        return self._log.score(site, started.iter_rows())
 
     def accuracy(self, site: str) -> ForecastAccuracy:
-        with self._lock:
-            errors = list(self._scored.get(site, ()))
+        errors = [int(predicted - actual) for predicted, actual in self._log.pairs(site)]
         if not errors:
             return ForecastAccuracy(site, 0, None, None, None, None, ())
         absolute = sorted(abs(e) for e in errors)

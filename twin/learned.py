@@ -11,8 +11,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from twin.scoring import FirstPredictions
 from twin.sim.model import Job
 from twin.sim.predictors import Ave2, History, RuntimePrediction
 
@@ -74,44 +73,23 @@ class RuntimeAccuracy:
 
 
 class RuntimeTracker:
-    """First runtime prediction per job, scored when the job ends. Bounded per site."""
+    """First runtime prediction per job, scored when the job ends (see twin.scoring)."""
 
     def __init__(self, max_open: int = 100_000, max_scored: int = 5_000) -> None:
-        self.max_open = max_open
-        self.max_scored = max_scored
-        self._open: dict[str, dict[str, float]] = {}
-        self._scored: dict[str, deque[tuple[float, float]]] = {}
-        self._lock = threading.Lock()
+        self._log = FirstPredictions(max_open, max_scored)
 
     def record(self, site: str, predictions: dict[str, float]) -> None:
-        with self._lock:
-            open_ = self._open.setdefault(site, {})
-            for job_id, p50 in predictions.items():
-                open_.setdefault(job_id, p50)
-            while len(open_) > self.max_open:
-                open_.pop(next(iter(open_)))
+        self._log.record(site, predictions.items())
 
     def observe(self, site: str, jobs: pl.DataFrame) -> int:
         """Score the open predictions of jobs that have ended; returns how many."""
-        done = jobs.filter(pl.col("start_s").is_not_null() & pl.col("end_s").is_not_null()).select(
-            pl.col("job_id").cast(pl.String), (pl.col("end_s") - pl.col("start_s")).alias("run")
-        )
-        n = 0
-        with self._lock:
-            open_ = self._open.get(site)
-            if not open_:
-                return 0
-            scored = self._scored.setdefault(site, deque(maxlen=self.max_scored))
-            for job_id, run in done.iter_rows():
-                predicted = open_.pop(job_id, None)
-                if predicted is not None and run is not None and run >= 0:
-                    scored.append((predicted, float(run)))
-                    n += 1
-        return n
+        done = jobs.filter(
+            pl.col("start_s").is_not_null() & pl.col("end_s").is_not_null() & (pl.col("end_s") >= pl.col("start_s"))
+        ).select(pl.col("job_id").cast(pl.String), (pl.col("end_s") - pl.col("start_s")).cast(pl.Float64))
+        return self._log.score(site, done.iter_rows())
 
     def accuracy(self, site: str) -> RuntimeAccuracy:
-        with self._lock:
-            pairs = list(self._scored.get(site, ()))
+        pairs = self._log.pairs(site)
         if not pairs:
             return RuntimeAccuracy(site, 0, None, None, None)
         p = np.array([a for a, _ in pairs])

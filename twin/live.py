@@ -64,6 +64,8 @@ WATCHED: frozenset[str] = frozenset((*HOST_METRICS, *CONTAINER_METRICS, *LINK_ME
 """The families the twin keeps current; everything else is only in the store."""
 
 ACTIVE_STATES = ("PENDING", "RUNNING")
+_HOST_HISTORY = {nm.CPU_BUSY_RATIO.name: "cpu_util", nm.MEM_USED_RATIO.name: "mem_used_frac"}
+"""The per-host series the history views draw, and the column each becomes."""
 HealthSource = Callable[[], Mapping[str, CollectorStats]]
 
 
@@ -124,6 +126,7 @@ class LiveTwin:
         self._index_cache: tuple[int, _Index] | None = None
         self._site_of = topology.collector_site()
         self.forecasts = ForecastTracker()
+        self._forecast_cache: dict[str, tuple[tuple[object, ...], Forecast]] = {}
         self.runtimes = RuntimeTracker()
         self.runtime_model: Callable[[], Any | None] = lambda: None
         """The learned runtime model to forecast with (the service wires its model registry here)."""
@@ -195,6 +198,14 @@ class LiveTwin:
         if predictor == "learned" and loaded is None:
             raise LookupError("no learned runtime model is loaded: train one with `ctwin train` into the models dir")
         queue = self.queue(site)
+        # The same queue, capacity and model give the same forecast: the API, every open Dash tab
+        # and the forecast loop share one until the site's collector reports a new queue.
+        inputs = (queue, loaded, processors, predictor)
+        cached = self._forecast_cache.get(site) if not extra else None
+        if cached is not None:
+            (c_queue, c_loaded, c_processors, c_predictor), hit = cached
+            if c_queue is queue and c_loaded is loaded and (c_processors, c_predictor) == (processors, predictor):
+                return hit
         finished = None
         if self.store is not None and predictor != "requested":
             observed = queue["observed_s"].drop_nulls().to_list()
@@ -218,6 +229,7 @@ class LiveTwin:
             if learned is not None:
                 ids = queue["job_id"].cast(pl.String).to_list()
                 self.runtimes.record(site, {i: p for i in ids if (p := learned.p50(i)) is not None})
+            self._forecast_cache[site] = (inputs, result)
         return result
 
     def queue_forecast(
@@ -493,6 +505,16 @@ class LiveTwin:
         return out
 
     # ------------------------------------------------------------------ history
+    def _window(
+        self, metrics: tuple[str, ...], site: str, start_s: float, end_s: float, max_points: int
+    ) -> tuple[Selection, int]:
+        """A site's selection over [start, end) and the step that keeps it within `max_points`
+        buckets per series (at least 1 s): how every history read is downsampled in the store."""
+        self.topology.site(site)
+        start_ns, end_ns = int(start_s * 1e9), int(end_s * 1e9)
+        step_ns = max(1_000_000_000, math.ceil((end_ns - start_ns) / max(1, max_points)))
+        return Selection(metrics=metrics, labels={"site": site}, start_ns=start_ns, end_ns=end_ns), step_ns
+
     def _query(
         self, metrics: tuple[str, ...], site: str, start_s: float, end_s: float, max_points: int
     ) -> pl.DataFrame:
@@ -500,10 +522,7 @@ class LiveTwin:
             return pl.DataFrame(
                 schema={"metric": pl.String, "labels": pl.String, "ts_ns": pl.Int64, "value": pl.Float64}
             )
-        self.topology.site(site)
-        start_ns, end_ns = int(start_s * 1e9), int(end_s * 1e9)
-        step_ns = max(1_000_000_000, math.ceil((end_ns - start_ns) / max(1, max_points)))
-        selection = Selection(metrics=metrics, labels={"site": site}, start_ns=start_ns, end_ns=end_ns)
+        selection, step_ns = self._window(metrics, site, start_s, end_s, max_points)
         return self.store.query(selection, step_ns=step_ns, agg="avg")
 
     def node_history(
@@ -512,11 +531,7 @@ class LiveTwin:
         schema = {"host": pl.String, "ts_s": pl.Float64, "cpu_util": pl.Float64, "mem_used_frac": pl.Float64}
         if self.store is None:
             return pl.DataFrame(schema=schema)
-        self.topology.site(site)
-        start_ns, end_ns = int(start_s * 1e9), int(end_s * 1e9)
-        step_ns = max(1_000_000_000, math.ceil((end_ns - start_ns) / max(1, max_points)))
-        metrics = (nm.CPU_BUSY_RATIO.name, nm.MEM_USED_RATIO.name)
-        selection = Selection(metrics=metrics, labels={"site": site}, start_ns=start_ns, end_ns=end_ns)
+        selection, step_ns = self._window(tuple(_HOST_HISTORY), site, start_s, end_s, max_points)
         # Pivoted and downsampled in the store: a thousand hosts × a day is one pass there.
         wide = self.store.query_grouped(selection, step_ns=step_ns, by="host")
         if hosts:
@@ -524,22 +539,18 @@ class LiveTwin:
         return wide.select(
             pl.col("host"),
             (pl.col("ts_ns") / 1e9).alias("ts_s"),
-            pl.col(metrics[0]).alias("cpu_util"),
-            pl.col(metrics[1]).alias("mem_used_frac"),
+            *(pl.col(metric).alias(column) for metric, column in _HOST_HISTORY.items()),
         ).cast(schema)  # type: ignore[arg-type]
 
     def node_history_band(self, site: str, start_s: float, end_s: float, max_points: int = 2000) -> pl.DataFrame:
-        cols = {nm.CPU_BUSY_RATIO.name: "cpu_util", nm.MEM_USED_RATIO.name: "mem_used_frac"}
+        cols = _HOST_HISTORY
         schema = {
             "ts_s": pl.Float64,
             **{f"{c}{sfx}": pl.Float64 for c in cols.values() for sfx in ("", "_min", "_max")},
         }
         if self.store is None:
             return pl.DataFrame(schema=schema)
-        self.topology.site(site)
-        start_ns, end_ns = int(start_s * 1e9), int(end_s * 1e9)
-        step_ns = max(1_000_000_000, math.ceil((end_ns - start_ns) / max(1, max_points)))
-        selection = Selection(metrics=tuple(cols), labels={"site": site}, start_ns=start_ns, end_ns=end_ns)
+        selection, step_ns = self._window(tuple(cols), site, start_s, end_s, max_points)
         frames = []
         for agg, suffix in (("avg", ""), ("min", "_min"), ("max", "_max")):
             part = self.store.query_grouped(selection, step_ns=step_ns, by="site", agg=agg)  # type: ignore[arg-type]

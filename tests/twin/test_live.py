@@ -56,3 +56,25 @@ def test_node_history_band_aggregates_across_hosts_in_the_store(tmp_path: Path) 
     assert row["cpu_util"] == pytest.approx(0.6) and row["cpu_util_min"] == 0.5 and row["cpu_util_max"] == 0.7
     assert row["mem_used_frac_min"] == pytest.approx(0.2) and row["mem_used_frac_max"] == pytest.approx(0.4)
     store.close()
+
+
+def test_forecasts_are_shared_until_the_site_reports_a_new_queue() -> None:
+    import polars as pl
+
+    from telemetry.jobs import conform_jobs
+
+    topology = Topology((SiteSpec("hpc", "hpc", collectors=(CollectorSpec("hpc/slurm", "slurm", 30.0),)),))
+    twin = LiveTwin(topology, None, clock=lambda: 1_000.0)
+    twin.write(Batch.from_samples([Sample("batch_cpus", 8, {"site": "hpc", "state": "idle"}, 1)]))
+
+    def queue(observed: int) -> pl.DataFrame:
+        row = {"site": "hpc", "job_id": "1", "state": "PENDING", "submit_s": 900, "req_walltime_s": 60,
+               "req_cores": 2, "observed_s": observed}  # fmt: skip
+        return conform_jobs(pl.DataFrame([row])).collect()
+
+    twin.write_jobs(queue(950))
+    first = twin.forecast("hpc", "requested")
+    assert twin.forecast("hpc", "requested") is first  # nothing new: the same answer, not a new simulation
+    assert twin.forecast("hpc", "ave2") is not first
+    twin.write_jobs(queue(960))
+    assert twin.forecast("hpc", "requested").now_s == 960

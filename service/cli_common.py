@@ -1,0 +1,45 @@
+"""What every `ctwin` command shares: the consoles, the --config/--data-dir/--json options, and how
+a command fails, loads its config and prints JSON. One module, so the sub-apps (tokens, models)
+need not import service.cli, which imports them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from service.config import ConfigError, LoadedConfig, load_config
+
+__all__ = ["ConfigOpt", "DataDirOpt", "JsonOpt", "emit_json", "err", "fail", "load", "out"]
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (default: built-in)")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", "-d", help="Where the store lives (overrides config)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print the reason (as text: brackets in it are not markup) and return the exit to raise."""
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    return typer.Exit(code)
+
+
+def load(config: Path | None) -> LoadedConfig:
+    """The config, or every problem with its file and line, then exit 2."""
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err.print(problem.render(exc.source), highlight=False, markup=False)
+        raise fail(f"{len(exc.problems)} problem(s) in the config; fix them and run `ctwin config check`") from None
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
