@@ -220,6 +220,9 @@ class RequestMetrics:
     def __init__(self, app: ASGIApp, histogram: Histogram) -> None:
         self.app = app
         self.histogram = histogram
+        self._children: dict[tuple[str, str, int], Any] = {}
+        """Labelled histograms by (method, template, status): `labels()` validates and locks on
+        every call, a tenth of a hot request's cost; the label set is bounded, so keep them."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -241,7 +244,11 @@ class RequestMetrics:
             template = getattr(route, "path", None)
             if template is None:
                 template = "ui" if scope.get("root_path") or status < 404 else "unmatched"
-            self.histogram.labels(scope.get("method", ""), template, str(status)).observe(time.perf_counter() - started)
+            key = (scope.get("method", ""), template, status)
+            child = self._children.get(key)
+            if child is None:
+                child = self._children[key] = self.histogram.labels(key[0], template, str(status))
+            child.observe(time.perf_counter() - started)
 
 
 def build_registry() -> tuple[CollectorRegistry, Histogram]:

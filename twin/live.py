@@ -38,7 +38,7 @@ from twin.learned import LearnedRuntime, RuntimeTracker
 from twin.sim import Job
 from twin.sim.predictors import Predictor
 from twin.topology import SiteSpec, Topology
-from twin.view import CollectorHealth, ContainerView, LinkView, NodeView, QueueForecast, SiteView, State
+from twin.view import Aging, CollectorHealth, ContainerView, LinkView, NodeView, QueueForecast, SiteView, State
 
 __all__ = ["WATCHED", "LiveTwin", "Point", "Snapshot"]
 
@@ -124,6 +124,7 @@ class LiveTwin:
         self._labels: dict[str, dict[str, str]] = {}
         self._write_lock = threading.Lock()
         self._index_cache: tuple[int, _Index] | None = None
+        self._rows_cache: tuple[int, list[Aging[NodeView]], list[Aging[ContainerView]]] | None = None
         self._site_of = topology.collector_site()
         self.forecasts = ForecastTracker()
         self._forecast_cache: dict[str, tuple[tuple[object, ...], Forecast]] = {}
@@ -416,65 +417,73 @@ class LiveTwin:
         )
 
     def nodes(self, site: str | None = None) -> list[NodeView]:
+        now = self.clock()
+        return [row.at(now) for row in self.node_rows(site)]
+
+    def containers(self, site: str | None = None) -> list[ContainerView]:
+        now = self.clock()
+        return [row.at(now) for row in self.container_rows(site)]
+
+    def node_rows(self, site: str | None = None) -> list[Aging[NodeView]]:
+        """`nodes()` before the clock is applied (built once per snapshot)."""
         if site is not None:
             self.topology.site(site)  # KeyError for an unknown site
-        now = self.clock()
+        rows = self._rows()[0]
+        return rows if site is None else [r for r in rows if r.view.site == site]
+
+    def container_rows(self, site: str | None = None) -> list[Aging[ContainerView]]:
+        """`containers()` before the clock is applied (built once per snapshot)."""
+        if site is not None:
+            self.topology.site(site)
+        rows = self._rows()[1]
+        return rows if site is None else [r for r in rows if r.view.site == site]
+
+    def _rows(self) -> tuple[list[Aging[NodeView]], list[Aging[ContainerView]]]:
+        version = self._snapshot.version
+        cached = self._rows_cache
+        if cached is not None and cached[0] == version:
+            return cached[1], cached[2]
         index = self._index()
-        out: list[NodeView] = []
+        nodes: list[Aging[NodeView]] = []
         seen: set[tuple[str, str]] = set()
         for (s, host), points in sorted(index.hosts.items()):
-            if site is not None and s != site:
-                continue
             seen.add((s, host))
-            newest = max(p.ts_ns for p in points.values()) / 1e9
-            age = max(0.0, now - newest)
-            state: State = "ok" if age <= self.stale_after_intervals * self._fresh_interval(s) else "stale"
             total = _value(points, nm.MEM_TOTAL.name)
             avail = _value(points, nm.MEM_AVAILABLE.name)
             cpus = _value(points, nm.CPU_COUNT.name)
-            out.append(
-                NodeView(
-                    site=s,
-                    host=host,
-                    state=state,
-                    data_age_s=age,
-                    cpus=int(cpus) if cpus is not None else None,
-                    cpu_util=_value(points, nm.CPU_BUSY_RATIO.name),
-                    load1=_value(points, nm.LOAD1.name),
-                    mem_total_bytes=total,
-                    mem_used_bytes=(total - avail) if total is not None and avail is not None else None,
-                )
+            view = NodeView(
+                site=s,
+                host=host,
+                state="ok",
+                data_age_s=None,
+                cpus=int(cpus) if cpus is not None else None,
+                cpu_util=_value(points, nm.CPU_BUSY_RATIO.name),
+                load1=_value(points, nm.LOAD1.name),
+                mem_total_bytes=total,
+                mem_used_bytes=(total - avail) if total is not None and avail is not None else None,
             )
+            newest = max(p.ts_ns for p in points.values()) / 1e9
+            nodes.append(Aging(view, newest, self.stale_after_intervals * self._fresh_interval(s)))
         for spec in self.topology.sites:  # declared hosts that never reported
-            if site is not None and spec.name != site:
-                continue
             for host in spec.nodes:
                 if (spec.name, host) not in seen:
-                    out.append(NodeView(spec.name, host, "down", None, None, None, None, None, None))
-        return out
-
-    def containers(self, site: str | None = None) -> list[ContainerView]:
-        if site is not None:
-            self.topology.site(site)
-        now = self.clock()
-        out = []
-        for (s, host, name), points in sorted(self._index().containers.items()):
-            if site is not None and s != site:
-                continue
-            newest = max(p.ts_ns for p in points.values()) / 1e9
+                    never = NodeView(spec.name, host, "down", None, None, None, None, None, None)
+                    nodes.append(Aging(never, None, None))
+        containers: list[Aging[ContainerView]] = []
+        for (s, host, name), points in sorted(index.containers.items()):
             cpu = points.get(cm.CPU_USAGE.name)
-            out.append(
-                ContainerView(
-                    site=s,
-                    host=host,
-                    container=name,
-                    data_age_s=max(0.0, now - newest),
-                    cpu_cores=cpu.rate() if cpu else None,
-                    mem_bytes=_value(points, cm.MEM_USAGE.name),
-                    mem_limit_bytes=_value(points, cm.MEM_LIMIT.name),
-                )
+            view_c = ContainerView(
+                site=s,
+                host=host,
+                container=name,
+                data_age_s=None,
+                cpu_cores=cpu.rate() if cpu else None,
+                mem_bytes=_value(points, cm.MEM_USAGE.name),
+                mem_limit_bytes=_value(points, cm.MEM_LIMIT.name),
             )
-        return out
+            containers.append(Aging(view_c, max(p.ts_ns for p in points.values()) / 1e9, None))
+        self._rows_cache = (version, nodes, containers)
+        return nodes, containers
 
     def links(self) -> list[LinkView]:
         now = self.clock()

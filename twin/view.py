@@ -9,12 +9,13 @@ Dashboards depend on this Protocol only, so figures can be tested against any im
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Generic, Literal, Protocol, TypeVar
 
 import polars as pl
 
 __all__ = [
+    "Aging",
     "CollectorHealth",
     "ContainerView",
     "LinkView",
@@ -109,6 +110,38 @@ class LinkView:
     rx_bps: float | None
     """Measured receive rate in bits per second, when the link names a local interface."""
     tx_bps: float | None
+
+
+Row = TypeVar("Row", NodeView, ContainerView)
+
+
+@dataclass(frozen=True)
+class Aging(Generic[Row]):
+    """A latest-value row as of one snapshot, before the clock is applied: only its age (and a
+    node's ok/stale state) changes between snapshots, so readers that answer every second (the
+    API's JSON cache) render the rest once per snapshot. `at(now)` is the row a reader sees."""
+
+    view: Row
+    """The row with `data_age_s` unset (a node's state as if fresh, or `down` if it never reported)."""
+    newest_s: float | None
+    """Unix seconds of the row's newest sample; None for a declared node that never reported."""
+    stale_after_s: float | None
+    """Age beyond which a node turns `stale`; None for rows without a state (containers)."""
+
+    def freshness(self, now: float) -> tuple[State | None, float | None]:
+        """(the state if the row has one that ages, else None; the data age in seconds or None)."""
+        if self.newest_s is None:
+            return None, None
+        age = max(0.0, now - self.newest_s)
+        if self.stale_after_s is None:
+            return None, age
+        return ("ok" if age <= self.stale_after_s else "stale"), age
+
+    def at(self, now: float) -> Row:
+        state, age = self.freshness(now)
+        if state is None:
+            return replace(self.view, data_age_s=age)
+        return replace(self.view, data_age_s=age, state=state)  # type: ignore[call-arg]  # nodes only
 
 
 @dataclass(frozen=True, eq=False)

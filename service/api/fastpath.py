@@ -1,16 +1,17 @@
 """A fast path for the hottest reads: `GET /v1/{sites,nodes,containers,links}` answered from the
-snapshot cache before FastAPI's routing and dependency machinery.
+latest-value cache (service/api/latest.py) before FastAPI's routing and dependency machinery.
 
 Why: schedulers and dashboards poll the latest values; answering a thousand nodes is a cache
 lookup, and FastAPI's per-request routing, dependency solving and thread-pool hop cost 5-10× more
 than the lookup itself (bench/api_latest.py). The fast path takes only the plain, valid,
-authorised request; anything else (no or bad token, unknown site, extra parameters, HEAD, a
-cache miss on the event loop) falls through to the FastAPI route, which answers the same bytes
-or the same error body. So the API has one behaviour and one OpenAPI description.
+authorised request; anything else (no or bad token, unknown site, extra parameters, HEAD, an
+error while building) falls through to the FastAPI route, which answers the same bytes or the
+same error body. So the API has one behaviour and one OpenAPI description.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 from urllib.parse import parse_qsl
@@ -18,13 +19,13 @@ from urllib.parse import parse_qsl
 import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.api.v1 import LATEST_VIEWS, json_cache, latest_key
+from service.api.latest import LATEST_PATHS, SITE_FILTERED, json_cache, latest_key
 from service.auth import COOKIE_NAME, TokenInfo, authorize
 
 __all__ = ["LatestFastPath"]
 
+log = logging.getLogger(__name__)
 _SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_SITE_FILTERED = {"/v1/nodes", "/v1/containers"}
 
 
 class _Route:
@@ -36,7 +37,7 @@ class _Route:
         self.path = path
 
 
-_ROUTES = {path: _Route(path) for path in LATEST_VIEWS}
+_ROUTES = {path: _Route(path) for path in LATEST_PATHS}
 
 
 def _headers(scope: Scope) -> tuple[dict[str, str], dict[str, str]]:
@@ -59,7 +60,7 @@ class LatestFastPath:
         self.fastapi_app = fastapi_app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] not in LATEST_VIEWS:
+        if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] not in LATEST_PATHS:
             await self.app(scope, receive, send)
             return
         body = await self._answer(scope)
@@ -82,7 +83,7 @@ class LatestFastPath:
         query = scope.get("query_string", b"")
         if query:
             params = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
-            if path not in _SITE_FILTERED or len(params) != 1 or params[0][0] != "site":
+            if path not in SITE_FILTERED or len(params) != 1 or params[0][0] != "site":
                 return None
             site = params[0][1]
             if not _SITE.match(site) or len(site) > 128:
@@ -100,8 +101,11 @@ class LatestFastPath:
         if not isinstance(authorize("read", state.tokens, headers, cookies), TokenInfo):
             return None
         cache = json_cache(self.fastapi_app)
-        key = latest_key(path, site)
-        body = cache.peek(twin, key)
+        body = cache.peek(twin, latest_key(path, site))
         if body is None:  # build off the event loop; concurrent misses wait for one build
-            body = await anyio.to_thread.run_sync(cache.get, twin, key, LATEST_VIEWS[path](twin, site))
+            try:
+                body = await anyio.to_thread.run_sync(cache.latest, twin, path, site)
+            except Exception:  # the route builds again and answers with the API's error body
+                log.exception("building %s failed", path)
+                return None
         return body

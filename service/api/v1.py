@@ -2,7 +2,8 @@
 downsampled time-series query, and dataset export. Every route needs a token with a scope.
 
 Current values come from the live twin's snapshot (no store I/O); list answers are serialised
-once per snapshot version and second (`_cached_json`), so a thousand-node answer costs a lookup.
+once per snapshot version and second (service/api/latest.py), so a thousand-node answer costs a
+lookup.
 Handlers contain no logic beyond translating HTTP to twin/store calls and errors to 4xx.
 """
 
@@ -11,10 +12,8 @@ from __future__ import annotations
 import json
 import math
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import fields
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,6 +24,7 @@ from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
 from service.api.errors import ApiError, ErrorBody
+from service.api.latest import dumps, json_cache
 from service.auth import AUTH_RESPONSES, require_scope
 from service.timeparse import parse_time_ns
 from telemetry.export import export_jobs, export_samples
@@ -33,7 +33,7 @@ from telemetry.stores.base import AGGREGATIONS, QueryError, Selection
 from twin.live import LiveTwin
 from twin.view import ContainerView, LinkView, NodeView, SiteView
 
-__all__ = ["LATEST_VIEWS", "JsonCache", "json_cache", "latest_key", "router"]
+__all__ = ["router"]
 
 SiteName = Annotated[str, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=128)]
 Responses = dict[int | str, dict[str, Any]]
@@ -94,84 +94,10 @@ def _twin(request: Request) -> LiveTwin:
     return twin
 
 
-def _clean(value: Any) -> Any:
-    """JSON-ready: dataclasses as dicts, non-finite floats as null (JSON has no NaN)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, tuple | list):
-        return [_clean(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if hasattr(value, "__dataclass_fields__"):
-        return {f.name: _clean(getattr(value, f.name)) for f in fields(value)}
-    return value
-
-
-class JsonCache:
-    """Serialised answers keyed by (what, snapshot version, whole second): ages stay right to the
-    second, and all requests between two snapshots within a second share one serialisation.
-    Single-flight: one request builds a missing entry while the others wait for it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._building: dict[str, threading.Lock] = {}
-        self._entries: dict[str, tuple[tuple[int, int], bytes]] = {}
-
-    def peek(self, twin: LiveTwin, what: str) -> bytes | None:
-        """The cached answer if it is current (no building; safe on the event loop)."""
-        hit = self._entries.get(what)
-        if hit is not None and hit[0] == (twin.snapshot.version, int(twin.clock())):
-            return hit[1]
-        return None
-
-    def get(self, twin: LiveTwin, what: str, build: Callable[[float], Any]) -> bytes:
-        body = self.peek(twin, what)
-        if body is not None:
-            return body
-        with self._lock:
-            if len(self._entries) > 256:
-                self._entries.clear()
-            building = self._building.setdefault(what, threading.Lock())
-        with building:
-            body = self.peek(twin, what)
-            if body is not None:  # built by the request we waited for
-                return body
-            now = twin.clock()
-            key = (twin.snapshot.version, int(now))
-            body = json.dumps(_clean(build(now)), separators=(",", ":")).encode()
-            self._entries[what] = (key, body)
-            return body
-
-
-def json_cache(app: Any) -> JsonCache:
-    cache: JsonCache | None = getattr(app.state, "json_cache", None)
-    if cache is None:
-        cache = app.state.json_cache = JsonCache()
-    return cache
-
-
-def _cache(request: Request) -> JsonCache:
-    return json_cache(request.app)
-
-
-LATEST_VIEWS: dict[str, Callable[[LiveTwin, str | None], Callable[[float], Any]]] = {
-    "/v1/sites": lambda twin, site: lambda now: {"generated_at_s": now, "items": twin.sites()},
-    "/v1/nodes": lambda twin, site: lambda now: {"generated_at_s": now, "items": twin.nodes(site)},
-    "/v1/containers": lambda twin, site: lambda now: {"generated_at_s": now, "items": twin.containers(site)},
-    "/v1/links": lambda twin, site: lambda now: {"generated_at_s": now, "items": twin.links()},
-}
-"""The latest-value lists: path → (twin, site filter) → builder. Shared by the routes below and
-the fast path (service/api/fastpath.py), so both answer the same bytes."""
-
-
-def latest_key(path: str, site: str | None) -> str:
-    return f"{path}?site={site}" if path not in ("/v1/sites", "/v1/links") else path
-
-
 def _latest(request: Request, path: str, site: str | None = None) -> Response:
     twin = _twin(request)
     _known_site(twin, site)
-    return _json(_cache(request).get(twin, latest_key(path, site), LATEST_VIEWS[path](twin, site)))
+    return _json(json_cache(request.app).latest(twin, path, site))
 
 
 def _json(body: bytes) -> Response:
@@ -229,7 +155,7 @@ def sites(request: Request) -> Response:
 def site(request: Request, site: str) -> Response:
     twin = _twin(request)
     _known_site(twin, site)
-    return _json(json.dumps(_clean(twin.site(site))).encode())
+    return _json(dumps(twin.site(site)))
 
 
 @router.get(
@@ -244,7 +170,7 @@ def site_jobs(request: Request, site: str) -> Response:
     _known_site(twin, site)
     queue = twin.queue(site).drop("user", "group")  # people are not named by the read scope
     body = {"site": site, "generated_at_s": twin.clock(), "jobs": queue.to_dicts()}
-    return _json(json.dumps(body, separators=(",", ":")).encode())
+    return _json(dumps(body))
 
 
 @router.get("/nodes", response_model=NodesOut, dependencies=read, responses=_NOT_FOUND, summary="Latest node values")
@@ -307,7 +233,7 @@ def query(
         ]
         out.append({"metric": metric_name, "labels": json.loads(str(labels)), "points": points})
     body = {"start_s": start_ns / 1e9, "end_s": end_ns / 1e9, "step_s": step_ns / 1e9, "agg": agg, "series": out}
-    return _json(json.dumps(body, separators=(",", ":")).encode())
+    return _json(dumps(body))
 
 
 # ------------------------------------------------------------------------------ export
@@ -515,7 +441,7 @@ def site_forecast(
         "jobs": result.jobs.head(limit).to_dicts(),
         "accuracy": _accuracy(_twin(request), site),
     }
-    return _json(json.dumps(_clean(body), separators=(",", ":")).encode())
+    return _json(dumps(body))
 
 
 @router.post(
@@ -541,4 +467,4 @@ def site_whatif(request: Request, site: str, job: WhatIfIn) -> Response:
         "start_early_s": row.get("start_early_s"),
         "start_late_s": row.get("start_late_s"),
     }
-    return _json(json.dumps(_clean(body), separators=(",", ":")).encode())
+    return _json(dumps(body))
