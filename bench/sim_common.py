@@ -48,8 +48,15 @@ def find_log(name: str, directory: Path = SHARED_SWF) -> Path:
 
 def load_log(name: str, directory: Path = SHARED_SWF) -> SimLog:
     """Read, apply the SC'15 strong filter (collectors.swf.strong_filter), map to simulator jobs:
-    job number, submit, run (capped at the request by the filter), requested time, allocated
-    processors, user; one partition of the header's MaxProcs processors."""
+    job number, submit, run (capped at the request by the filter), requested time, requested
+    processors (the allocated count where the log has none), user; one partition of the header's
+    MaxProcs processors.
+
+    Requested, not allocated, processors: pyss sizes a job by its request (its workload parser's
+    `num_requested_processors`, which falls back to the allocation when the field is -1). It
+    matters where sites round allocations up to whole nodes: 19,784 CEA-Curie jobs were given
+    more processors than they asked for (200 -> 224), and on that saturated machine this alone
+    moved EASY++ AVEbsld from 21.3 to 74. CTC-SP2 records no requests; in SDSC-SP2 they are equal."""
     started = time.perf_counter()
     path = find_log(name, directory)
     log = read_swf(path)
@@ -59,7 +66,7 @@ def load_log(name: str, directory: Path = SHARED_SWF) -> SimLog:
         pl.col("submit_time").alias("submit_s"),
         pl.col("run_time").alias("run_s"),
         pl.col("requested_time").alias("req_s"),
-        pl.col("allocated_processors").alias("procs"),
+        pl.col("requested_processors").alias("procs"),
         pl.col("user_id").alias("user"),
     )
     jobs = jobs_from_frame(cleaned)
