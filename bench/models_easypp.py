@@ -10,13 +10,21 @@ The predictions never look at the future. The log's job history (service.cli_mod
 strong filter's jobs with their LOGGED run times) gets causal features (models.features); time is
 cut into windows of `--every-days` days (default 30) from the first submit; before each window a
 fresh `RuntimeQuantileRegressor` is fitted on the jobs that ENDED before the window opened, then
-predicts the p50 of every job submitted in it. Jobs before the first fit (the first window, and any
-window with fewer than `--min-train` ended jobs) plan with AVE2 exactly as twin.sim's `Ave2` does.
-In the simulation a job plans with its precomputed p50, capped at its requested time, at least 1 s.
+predicts the p10/p50/p90 of every job submitted in it. Jobs before the first fit (the first window,
+and any window with fewer than `--min-train` ended jobs) plan with AVE2 exactly as twin.sim's `Ave2`
+does. In the simulation a job plans with its precomputed value, capped at its requested time, at
+least 1 s.
 
-Also shown: EASY++ AVE2 recomputed with our simulator (the reference for ours-learned on the same
-jobs). ratio = share of the logs run where ours-learned AVEbsld <= the artifact's EASY++ AVE2
-column; target 1.0 (every log). The table goes to stdout and bench/results/models_easypp.md.
+Which quantile should EASY++ plan with? Not necessarily the median: a lower one lets more jobs
+backfill, a higher one protects the reservation. It is chosen like everything else, on the past
+only: before each window, the jobs of the previous `--lookback-days` days (default 90) that had
+ended by then are replayed through the same EASY++ with each level of LEVELS (their predictions
+made by the fits before them), and the level with the lowest AVEbsld plans the window's jobs.
+
+Shown per log: EASY++ AVE2 recomputed with our simulator, EASY++ planning with the learned p50,
+and with the level chosen on the past (the levels chosen, window by window). ratio = share of the
+logs run where the chosen-level AVEbsld <= the artifact's EASY++ AVE2 column; target 1.0 (every
+log). The table goes to stdout and bench/results/models_easypp.md.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from _common import machine_note, result_line
 from sim_common import LOGS, SHARED_SWF, load_log
 from sim_sc15 import ARTIFACT_LOG, MACHINE_PROCS, Theirs, read_artifact
 
-from models.estimators import RuntimeQuantileRegressor
+from models.estimators import Quantiles, RuntimeQuantileRegressor
 from models.features import FEATURES, build_features
 from service.cli_models import load_swf
 from twin.sim import Ave2, History, Job, Policy, Site, compute, simulate
@@ -41,6 +49,9 @@ NAME = "models_easypp"
 TARGET = 1.0
 OUT = Path(__file__).resolve().parent / "results" / "models_easypp.md"
 DAY_S = 86_400
+LEVELS = (0.3, 0.5, 0.7)
+"""Planning quantiles to choose from (Quantiles.at: between p10 and p50, the median, between p50 and p90)."""
+MIN_PAST_JOBS = 200
 CHEAP_FIRST = ("KTH-SP2", "SDSC-SP2", "CTC-SP2", "SDSC-BLUE", "CEA-Curie")
 THEIR_COLUMNS = {
     "easy": "EASY (user estimates)",
@@ -50,18 +61,18 @@ THEIR_COLUMNS = {
 
 
 class Precomputed:
-    """Plans each job with its precomputed p50 (capped at the request, at least 1 s); a job without
-    one (submitted before the first fit) plans with AVE2, as twin.sim's Ave2."""
+    """Plans each job with its precomputed run time (capped at the request, at least 1 s); a job
+    without one (submitted before the first fit) plans with AVE2, as twin.sim's Ave2."""
 
     name = "learned"
 
-    def __init__(self, p50: dict[str, float]) -> None:
-        self.p50 = p50
+    def __init__(self, planned: dict[str, float]) -> None:
+        self.planned = planned
         self.fallback = Ave2()
         self.fallbacks = 0
 
     def predict(self, job: Job, history: History) -> float:
-        value = self.p50.get(job.job_id)
+        value = self.planned.get(job.job_id)
         if value is None or not np.isfinite(value):
             self.fallbacks += 1
             return self.fallback.predict(job, history)
@@ -74,7 +85,11 @@ class Precomputed:
 
 @dataclass(frozen=True)
 class Rolling:
-    p50: dict[str, float]
+    quantiles: dict[str, Quantiles]
+    """Job id → its (p10, p50, p90), one-element arrays, from the fit before its window."""
+    end_s: dict[str, float]
+    """Job id → the logged end in seconds after the log's first submit (the clock of the simulator's
+    jobs), so a choice made at an instant uses only jobs that had ended."""
     fits: int
     predicted: int
     jobs: int
@@ -83,9 +98,12 @@ class Rolling:
     features_s: float
     fit_s: float
 
+    def plan(self, level: float) -> dict[str, float]:
+        return {job: float(q.at(level)[0]) for job, q in self.quantiles.items()}
+
 
 def rolling_predictions(path: Path, name: str, every_s: int, min_train: int) -> Rolling:
-    """Job id → p50 for every job submitted after the first fit, refitting every `every_s` seconds."""
+    """Job id → quantiles for every job submitted after the first fit, refitting every `every_s` s."""
     started = time.perf_counter()
     frame = build_features(load_swf(path, name)).collect().sort("submit_s", maintain_order=True)
     features_s = time.perf_counter() - started
@@ -96,7 +114,7 @@ def rolling_predictions(path: Path, name: str, every_s: int, min_train: int) -> 
     X = frame.select(FEATURES)
     ids = frame["job_id"].to_list()
     edges = np.arange(submit[0] + every_s, submit[-1] + every_s, every_s)
-    out: dict[str, float] = {}
+    out: dict[str, Quantiles] = {}
     fits, fit_s, abs_ours, abs_ave2, scored = 0, 0.0, 0.0, 0.0, 0
     ave2 = frame["ave2_s"].to_numpy()
     for lo, hi in itertools.pairwise(edges):
@@ -110,17 +128,57 @@ def rolling_predictions(path: Path, name: str, every_s: int, min_train: int) -> 
         model = RuntimeQuantileRegressor()
         rows = np.flatnonzero(train)
         model.fit(X[rows], runtime[rows])
-        p50 = model.predict_quantiles(X[a:b]).p50
+        q = model.predict_quantiles(X[a:b])
         fit_s += time.perf_counter() - t0
         fits += 1
-        for job_id, value in zip(ids[a:b], p50, strict=True):
-            out[job_id] = float(value)
+        for i, job_id in enumerate(ids[a:b]):
+            out[job_id] = Quantiles(q.p10[i : i + 1], q.p50[i : i + 1], q.p90[i : i + 1])
         ok = known[a:b]
-        abs_ours += float(np.abs(p50[ok] - runtime[a:b][ok]).sum())
+        abs_ours += float(np.abs(q.p50[ok] - runtime[a:b][ok]).sum())
         abs_ave2 += float(np.abs(ave2[a:b][ok] - runtime[a:b][ok]).sum())
         scored += int(ok.sum())
     mae = (abs_ours / scored, abs_ave2 / scored) if scored else (float("nan"), float("nan"))
-    return Rolling(out, fits, len(out), frame.height, *mae, features_s, fit_s)
+    ends = dict(zip(ids, (end - submit[0]).tolist(), strict=True))
+    return Rolling(out, ends, fits, len(out), frame.height, *mae, features_s, fit_s)
+
+
+@dataclass(frozen=True)
+class Chosen:
+    plan: dict[str, float]
+    """Job id → the planned run time at the level chosen for its window."""
+    levels: list[float]
+    """The level chosen for each window, in time order."""
+
+
+def choose_levels(
+    jobs: list[Job], rolling: Rolling, site: Site, policy: Policy, every_s: int, lookback_s: int
+) -> Chosen:
+    """Before each window, the planning quantile that gave the lowest AVEbsld when the jobs of the
+    previous `lookback_s` seconds that had ENDED by then are replayed through the same EASY++ with
+    each level's predictions (made by the fits before them); the median until enough have."""
+    ordered = sorted(jobs, key=lambda j: j.submit_s)
+    submit = np.array([j.submit_s for j in ordered], dtype=np.float64)
+    plans = {level: rolling.plan(level) for level in LEVELS}
+    edges = np.arange(submit[0] + every_s, submit[-1] + every_s, every_s)
+    out: dict[str, float] = {}
+    levels: list[float] = []
+    for lo, hi in itertools.pairwise(edges):
+        a, b = int(np.searchsorted(submit, lo, "left")), int(np.searchsorted(submit, hi, "left"))
+        if b <= a:
+            continue
+        start = int(np.searchsorted(submit, lo - lookback_s, "left"))
+        ended = lo - submit[0]
+        past = [j for j in ordered[start:a] if j.job_id in rolling.quantiles and rolling.end_s[j.job_id] < ended]
+        best = 0.5
+        if len(past) >= MIN_PAST_JOBS:
+            scores = {
+                level: compute(simulate(past, site, policy, Precomputed(plans[level]), tie_break="predictsim")).avebsld
+                for level in LEVELS
+            }
+            best = min(LEVELS, key=lambda level: (scores[level], level != 0.5))
+        levels.append(best)
+        out.update((j.job_id, plans[best][j.job_id]) for j in ordered[a:b] if j.job_id in plans[best])
+    return Chosen(out, levels)
 
 
 @dataclass
@@ -129,17 +187,21 @@ class LogResult:
     jobs: int
     theirs: dict[str, Theirs]
     ours_ave2: float
-    ours_learned: float
+    ours_p50: float
+    ours_chosen: float
+    chosen: Chosen
     rolling: Rolling
     fallbacks: int
     seconds: float
 
     @property
     def passed(self) -> bool:
-        return "ave2" in self.theirs and self.ours_learned <= self.theirs["ave2"].avebsld
+        return "ave2" in self.theirs and self.ours_chosen <= self.theirs["ave2"].avebsld
 
 
-def run_log(name: str, artifact: dict[tuple[str, str], Theirs], every_s: int, min_train: int) -> LogResult:
+def run_log(
+    name: str, artifact: dict[tuple[str, str], Theirs], every_s: int, min_train: int, lookback_s: int
+) -> LogResult:
     started = time.perf_counter()
     loaded = load_log(name)
     site = Site.single(name, MACHINE_PROCS.get(name, loaded.site.partitions[0].processors))
@@ -154,14 +216,24 @@ def run_log(name: str, artifact: dict[tuple[str, str], Theirs], every_s: int, mi
     ave2 = compute(simulate(loaded.jobs, site, policy, Ave2(), tie_break="predictsim")).avebsld
     print(f"  EASY++ AVE2     {time.perf_counter() - t0:6.1f} s  AVEbsld {ave2:8.2f}", flush=True)
     t0 = time.perf_counter()
-    predictor = Precomputed(rolling.p50)
-    learned = compute(simulate(loaded.jobs, site, policy, predictor, tie_break="predictsim")).avebsld
-    print(f"  EASY++ learned  {time.perf_counter() - t0:6.1f} s  AVEbsld {learned:8.2f}"
+    predictor = Precomputed(rolling.plan(0.5))
+    p50 = compute(simulate(loaded.jobs, site, policy, predictor, tie_break="predictsim")).avebsld
+    print(f"  EASY++ p50      {time.perf_counter() - t0:6.1f} s  AVEbsld {p50:8.2f}"
           f"  ({predictor.fallbacks:,} jobs planned with AVE2 before the first fit)", flush=True)  # fmt: skip
+    t0 = time.perf_counter()
+    chosen = choose_levels(loaded.jobs, rolling, site, policy, every_s, lookback_s)
+    learned = compute(simulate(loaded.jobs, site, policy, Precomputed(chosen.plan), tie_break="predictsim")).avebsld
+    print(f"  EASY++ chosen   {time.perf_counter() - t0:6.1f} s  AVEbsld {learned:8.2f}"
+          f"  (levels by window: {_levels(chosen.levels)})", flush=True)  # fmt: skip
     key = ARTIFACT_LOG[name]
     theirs = {k: artifact[(key, v)] for k, v in THEIR_COLUMNS.items() if (key, v) in artifact}
     seconds = time.perf_counter() - started
-    return LogResult(name, len(loaded.jobs), theirs, ave2, learned, rolling, predictor.fallbacks, seconds)
+    return LogResult(name, len(loaded.jobs), theirs, ave2, p50, learned, chosen, rolling, predictor.fallbacks, seconds)
+
+
+def _levels(levels: list[float]) -> str:
+    counts = {level: levels.count(level) for level in LEVELS if level in levels}
+    return ", ".join(f"q{level:g}×{n}" for level, n in counts.items()) or "none"
 
 
 def _cell(theirs: dict[str, Theirs], key: str) -> str:
@@ -171,14 +243,15 @@ def _cell(theirs: dict[str, Theirs], key: str) -> str:
 def table(results: list[LogResult]) -> list[str]:
     lines = [
         "| log | jobs | theirs EASY | theirs EASY++ AVE2 | theirs clairvoyant | ours EASY++ AVE2 "
-        "| ours EASY++ learned | learned ≤ their AVE2 | fits | jobs on AVE2 | MAE ours / AVE2 (s) | time (s) |",
-        "|---|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---|---:|",
+        "| ours EASY++ learned p50 | ours EASY++ learned, level chosen on the past | ≤ their AVE2 "
+        "| levels chosen | fits | jobs on AVE2 | MAE ours / AVE2 (s) | time (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|:---:|---|---:|---:|---|---:|",
     ]
     for r in results:
         lines.append(
             f"| {r.log} | {r.jobs:,} | {_cell(r.theirs, 'easy')} | {_cell(r.theirs, 'ave2')} "
-            f"| {_cell(r.theirs, 'clairvoyant')} | {r.ours_ave2:.2f} | {r.ours_learned:.2f} "
-            f"| {'✓' if r.passed else '✗'} | {r.rolling.fits} | {r.fallbacks:,} "
+            f"| {_cell(r.theirs, 'clairvoyant')} | {r.ours_ave2:.2f} | {r.ours_p50:.2f} | {r.ours_chosen:.2f} "
+            f"| {'✓' if r.passed else '✗'} | {_levels(r.chosen.levels)} | {r.rolling.fits} | {r.fallbacks:,} "
             f"| {r.rolling.mae_learned:,.0f} / {r.rolling.mae_ave2:,.0f} | {r.seconds:.0f} |"
         )
     return lines
@@ -189,6 +262,7 @@ def main() -> None:
     parser.add_argument("--logs", nargs="+", default=list(CHEAP_FIRST), choices=list(LOGS))
     parser.add_argument("--every-days", type=int, default=30, help="refit step in days (default 30)")
     parser.add_argument("--min-train", type=int, default=500, help="fewest ended jobs to fit on (else AVE2)")
+    parser.add_argument("--lookback-days", type=int, default=90, help="past days replayed to choose a level")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     artifact = read_artifact()
@@ -202,13 +276,17 @@ def main() -> None:
             skipped.append(name)
             continue
         print(f"[{i}/{len(args.logs)}] ", end="", flush=True)
-        results.append(run_log(name, artifact, every_s, args.min_train))
+        results.append(run_log(name, artifact, every_s, args.min_train, args.lookback_days * DAY_S))
     ratio = sum(r.passed for r in results) / len(results) if results else 0.0
     lines = table(results)
     notes = [
         f"Rolling refit every {args.every_days} days on the jobs that ended before each window "
         f"(at least {args.min_train}); earlier jobs plan with AVE2. EASY++ = requested-time correction, "
-        "predictsim tie-break. 'MAE' is over the model-predicted jobs against the logged run time.",
+        "predictsim tie-break. 'MAE' is over the model-predicted jobs against the logged run time (p50). "
+        f"Level chosen on the past: before each window, the jobs of the previous {args.lookback_days} days "
+        "that had ended are replayed with each planning quantile "
+        f"({', '.join(f'q{level:g}' for level in LEVELS)}) and the lowest AVEbsld is used for the window "
+        f"(the median until {MIN_PAST_JOBS} such jobs exist); ratio counts this column.",
     ]
     if skipped:
         notes.append(f"Skipped (log missing): {', '.join(skipped)}.")

@@ -15,9 +15,12 @@ the last two runs" exactly, while a correction of zero can; that is what lifts m
 The runtime p10/p90 band is split-conformal: the residuals of that model on the most recent
 `calibration_fraction` of the training rows (held out of the fit, rows in submit order) give the
 band's offsets. That costs one fit instead of three quantile fits, and calibrates the band on the
-period closest to the future it will be used on. The wait model (`interval="cqr"`) adds two
-quantile boosters for the band edges and shifts them the same way (conformalized quantile
-regression), because the spread of a wait depends on the load.
+period closest to the future it will be used on; the top edge is calibrated as it is served,
+capped at the request plus the overrun seen in training. The wait model (`interval="cqr"`) adds
+two quantile boosters for the band edges and shifts them the same way (conformalized quantile
+regression), because the spread of a wait depends on the load, and calibrates the shifts per
+quartile of its predicted median (`calibration_bins=4`, Mondrian conformal): a busier future is
+then covered as busy periods were, not with the calibration period's mix.
 """
 
 from __future__ import annotations
@@ -51,6 +54,18 @@ class Quantiles(NamedTuple):
     p50: np.ndarray
     p90: np.ndarray
 
+    def at(self, level: float) -> np.ndarray:
+        """The `level` quantile (0.1 to 0.9), interpolated between p10, p50 and p90 on the log1p
+        scale the models are fitted on. What a planner should use is not always the median
+        (bench/models_easypp.py chooses it on past windows)."""
+        if not 0.1 <= level <= 0.9:
+            raise ValueError(f"level must be within the band, 0.1 to 0.9; got {level}")
+        if level <= 0.5:
+            low, high, weight = self.p10, self.p50, (level - 0.1) / 0.4
+        else:
+            low, high, weight = self.p50, self.p90, (level - 0.5) / 0.4
+        return np.expm1(np.log1p(low) * (1.0 - weight) + np.log1p(high) * weight)
+
 
 class _LogQuantileRegressor(RegressorMixin, BaseEstimator):
     """Median of log(target) by gradient boosting, with a split-conformal band."""
@@ -62,6 +77,7 @@ class _LogQuantileRegressor(RegressorMixin, BaseEstimator):
         band: tuple[float, float] = (0.1, 0.9),
         calibration_fraction: float = 0.15,
         interval: Literal["residual", "cqr"] = "residual",
+        calibration_bins: int = 1,
         max_iter: int = 100,
         learning_rate: float = 0.1,
         max_leaf_nodes: int = 31,
@@ -77,6 +93,7 @@ class _LogQuantileRegressor(RegressorMixin, BaseEstimator):
         self.band = band
         self.calibration_fraction = calibration_fraction
         self.interval = interval
+        self.calibration_bins = calibration_bins
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
@@ -117,6 +134,8 @@ class _LogQuantileRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"band must be two quantiles around the median, e.g. (0.1, 0.9); got {self.band}")
         if not 0.0 <= self.calibration_fraction < 1.0:
             raise ValueError(f"calibration_fraction must be in [0, 1), got {self.calibration_fraction}")
+        if not isinstance(self.calibration_bins, int | np.integer) or self.calibration_bins < 1:
+            raise ValueError(f"calibration_bins must be a positive integer, got {self.calibration_bins!r}")
         X, target = _validated(self, X, y)
         self.encoding_: Encoding = fit_encoding(X)
         matrix = self.encoding_.transform(X)
@@ -143,10 +162,30 @@ class _LogQuantileRegressor(RegressorMixin, BaseEstimator):
         else:
             self.band_estimators_ = ()
             edges = [self.estimator_.predict(matrix[cal])] * 2
-        # Per side: the offset that puts exactly `lo` (`hi`) of the held-out rows below the edge.
-        self.band_offsets_ = tuple(
-            float(np.quantile(logs[cal] - edge, level)) for edge, level in zip(edges, (lo, hi), strict=True)
-        )
+        request = self._request(X)
+        self.overrun_s_ = _overrun_s(target, request, hi)
+        # Per side: the offset that puts exactly `lo` (`hi`) of the held-out rows below the edge,
+        # the upper edge as it will be served (capped at the request plus the usual overrun): a
+        # job that ran past that cap cannot be covered by any offset, so it counts against it.
+        low_scores, high_scores = logs[cal] - edges[0], logs[cal] - edges[1]
+        if request is not None:
+            uncoverable = target[cal] > request[cal] + self.overrun_s_
+            high_scores = np.where(uncoverable, np.inf, high_scores)
+        self.band_offsets_ = (float(np.quantile(low_scores, lo)), _upper_quantile(high_scores, hi))
+        # Mondrian calibration: one pair of offsets per bin of the predicted median, so a future
+        # with more long predictions (a busier machine) is covered as each bin was, not as the
+        # calibration period's mix was.
+        self.band_bins_: tuple[np.ndarray, np.ndarray] | None = None
+        if self.calibration_bins > 1:
+            mid = self.estimator_.predict(matrix[cal])
+            cuts = np.quantile(mid, np.arange(1, self.calibration_bins) / self.calibration_bins)
+            which = np.searchsorted(cuts, mid)
+            offsets = np.array([self.band_offsets_] * self.calibration_bins)
+            for b in range(self.calibration_bins):
+                rows = which == b
+                if rows.sum() >= MIN_CALIBRATION_ROWS:
+                    offsets[b] = (np.quantile(low_scores[rows], lo), _upper_quantile(high_scores[rows], hi))
+            self.band_bins_ = (cuts, offsets)
         self.calibrated_in_sample_ = in_sample
         return self
 
@@ -181,8 +220,9 @@ class _LogQuantileRegressor(RegressorMixin, BaseEstimator):
         X = _validated(self, X)[0]
         matrix = self.encoding_.transform(X)
         reference = self._reference(X)
-        mid = self.estimator_.predict(matrix) + reference
-        lo_off, hi_off = self.band_offsets_
+        raw = self.estimator_.predict(matrix)
+        mid = raw + reference
+        lo_off, hi_off = self._offsets(raw)
         if self.band_estimators_:
             lo_edge = self.band_estimators_[0].predict(matrix) + reference
             hi_edge = self.band_estimators_[1].predict(matrix) + reference
@@ -191,12 +231,28 @@ class _LogQuantileRegressor(RegressorMixin, BaseEstimator):
         p10 = self._inverse(np.minimum(lo_edge + lo_off, mid))
         p50 = self._inverse(mid)
         p90 = self._inverse(np.maximum(hi_edge + hi_off, mid))
-        if self.cap_at_request and self.request_column is not None:
-            request = column(X, self.request_column)
-            if request is not None:
-                limit = np.where(np.isnan(request), np.inf, request)
-                p10, p50, p90 = np.minimum(p10, limit), np.minimum(p50, limit), np.minimum(p90, limit)
+        request = self._request(X)
+        if request is not None:
+            limit = np.where(np.isnan(request), np.inf, request)
+            p10, p50 = np.minimum(p10, limit), np.minimum(p50, limit)
+            p90 = np.maximum(np.minimum(p90, limit + getattr(self, "overrun_s_", 0.0)), p50)
         return Quantiles(p10, p50, p90)
+
+    def _offsets(self, mid: np.ndarray) -> tuple[np.ndarray | float, np.ndarray | float]:
+        """The band's (lower, upper) offsets for rows whose median model predicts `mid`."""
+        bins = getattr(self, "band_bins_", None)
+        if bins is None:
+            return self.band_offsets_
+        cuts, offsets = bins
+        which = np.searchsorted(cuts, mid)
+        return offsets[which, 0], offsets[which, 1]
+
+    def _request(self, X: Any) -> np.ndarray | None:
+        """The requested time per row (NaN where unknown) when predictions are capped by it."""
+        if not self.cap_at_request or self.request_column is None:
+            return None
+        request = column(X, self.request_column)
+        return None if request is None else np.asarray(request, dtype=np.float64)
 
 
 class RuntimeQuantileRegressor(_LogQuantileRegressor):
@@ -227,6 +283,7 @@ class WaitQuantileRegressor(_LogQuantileRegressor):
         band: tuple[float, float] = (0.1, 0.9),
         calibration_fraction: float = 0.15,
         interval: Literal["residual", "cqr"] = "cqr",
+        calibration_bins: int = 4,
         max_iter: int = 100,
         learning_rate: float = 0.1,
         max_leaf_nodes: int = 31,
@@ -243,6 +300,7 @@ class WaitQuantileRegressor(_LogQuantileRegressor):
             band=band,
             calibration_fraction=calibration_fraction,
             interval=interval,
+            calibration_bins=calibration_bins,
             max_iter=max_iter,
             learning_rate=learning_rate,
             max_leaf_nodes=max_leaf_nodes,
@@ -260,6 +318,29 @@ class WaitQuantileRegressor(_LogQuantileRegressor):
 
     def _inverse(self, logs: np.ndarray) -> np.ndarray:
         return np.maximum(np.expm1(logs), 0.0)
+
+
+def _overrun_s(target: np.ndarray, request: np.ndarray | None, level: float) -> float:
+    """How far past its request a job may run (s): the `level` quantile of the overruns seen in
+    training (a few percent of jobs on the shared logs, by tens of seconds to minutes: the kill
+    is not instantaneous); 0 when none overran or there is no request."""
+    if request is None:
+        return 0.0
+    over = target - request
+    over = over[np.isfinite(over) & (over > 0)]
+    return float(np.quantile(over, level)) if len(over) else 0.0
+
+
+def _upper_quantile(scores: np.ndarray, level: float) -> float:
+    """np.quantile where +inf marks a row no offset can cover; when the quantile falls on such a
+    row, the largest finite score (cover every row that can be covered)."""
+    finite = np.isfinite(scores)
+    if finite.all():
+        return float(np.quantile(scores, level))
+    if not finite.any():
+        return 0.0
+    top = float(np.max(scores[finite]))
+    return min(float(np.quantile(np.where(finite, scores, np.inf), level, method="higher")), top)
 
 
 def _validated(estimator: Any, X: Any, y: Any = "predict", *, y_required: bool = True) -> tuple[Any, Any]:
