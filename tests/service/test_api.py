@@ -221,7 +221,8 @@ def test_export_jobs_over_the_api_is_pseudonymised(served: tuple[TestClient, dic
 
 
 def test_health_endpoints_and_metrics_are_open_on_loopback(served: tuple[TestClient, dict, Path]) -> None:
-    client, _, _ = served
+    client, tokens, _ = served
+    assert client.get("/v1/nodes", headers={"Authorization": f"Bearer {tokens['read']}"}).status_code == 200
     assert client.get("/healthz").json() == {"status": "alive"}
     assert client.get("/readyz").json()["status"] == "ready"
     text = client.get("/metrics").text
@@ -230,6 +231,11 @@ def test_health_endpoints_and_metrics_are_open_on_loopback(served: tuple[TestCli
     assert 'ctwin_site_up{kind="edge",site="local"} 1.0' in text
     assert 'ctwin_collector_errors_total{collector="broken/prometheus",site="broken"}' in text
     assert 'ctwin_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/v1/nodes"' in text
+    # any token is an HTTP method: unknown ones share one label, so clients cannot grow the label set
+    for method in ("BREW", "X-SPAM-1", "X-SPAM-2"):
+        assert client.request(method, "/v1/nodes").status_code in (401, 405)
+    text = client.get("/metrics").text
+    assert 'method="other",route="/v1/nodes"' in text and "BREW" not in text and "SPAM" not in text
 
 
 def test_closed_metrics_need_a_token_and_shutdown_flushes(tmp_path: Path) -> None:
