@@ -36,12 +36,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 from _common import machine_note, result_line
-from forecast_accuracy import queue_at
+from forecast_accuracy import load, queue_at
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sim_common import LOGS, SHARED_SWF
 from sim_sc15 import MACHINE_PROCS
 
-from collectors.swf import read_swf, to_job_history
 from collectors.traces import TRACES_DIR
 from models.estimators import WaitQuantileRegressor
 from models.features import FEATURES, build_features
@@ -139,15 +138,8 @@ def run_log(name: str, path: Path, sample: int, bar: Progress) -> LogResult:
     learned = model.predict_quantiles(test.select(FEATURES))
     actual = test["wait_s"].to_numpy().astype(np.float64)
 
-    log = read_swf(path)
-    everyone = (
-        to_job_history(log, site=name)
-        .filter(pl.col("submit_s").is_not_null() & pl.col("start_s").is_not_null() & pl.col("end_s").is_not_null())
-        .with_columns(pl.col("job_id").cast(pl.String))
-        .collect()
-        .sort("submit_s")
-    )
-    procs = MACHINE_PROCS.get(name) or log.header.max_procs or int(everyone["req_cores"].max() or 1)
+    everyone, machine = load(path, name)
+    procs = MACHINE_PROCS.get(name, machine)
     simulated = simulate_waits(everyone, test, procs, name, SIMULATORS, bar, f"{name}: test jobs")
     # The blend's weight is chosen on held-out jobs of the TRAINING period (the median model's
     # calibration rows, which its fit never saw), never on the test jobs.
