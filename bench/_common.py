@@ -191,6 +191,14 @@ def fmt_rate(samples: float, seconds: float) -> str:
     return f"{samples / seconds:,.0f} samples/s" if seconds > 0 else "inf samples/s"
 
 
+def write_report(path: Path, title: str, body: Sequence[str], last: str) -> None:
+    """A benchmark's results page: title, body lines, then its result line, so a table in
+    bench/results never travels without its verdict."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([f"# {title}", "", *body, "", f"`{last}`", ""]))
+    print(f"table written to {path}")
+
+
 def result_line(name: str, ratio: float, target: float, *, lower_is_better: bool = False) -> str:
     """The last line of every benchmark: PASS when ratio >= target (or <= with lower_is_better)."""
     ok = ratio <= target if lower_is_better else ratio >= target

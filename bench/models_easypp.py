@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from _common import machine_note, result_line
+from _common import machine_note, result_line, write_report
 from sim_common import LOGS, SHARED_SWF, load_log
 from sim_sc15 import ARTIFACT_LOG, MACHINE_PROCS, Theirs, read_artifact
 
@@ -85,21 +85,26 @@ class Precomputed:
 
 @dataclass(frozen=True)
 class Rolling:
-    quantiles: dict[str, Quantiles]
-    """Job id → its (p10, p50, p90), one-element arrays, from the fit before its window."""
+    ids: list[str]
+    """Ids of the jobs the model predicted (submitted after the first fit), in submit order."""
+    quantiles: Quantiles
+    """Their p10/p50/p90, row by row, each from the fit before the job's window."""
     end_s: dict[str, float]
     """Job id → the logged end in seconds after the log's first submit (the clock of the simulator's
     jobs), so a choice made at an instant uses only jobs that had ended."""
     fits: int
-    predicted: int
     jobs: int
     mae_learned: float
     mae_ave2: float
     features_s: float
     fit_s: float
 
+    @property
+    def predicted(self) -> int:
+        return len(self.ids)
+
     def plan(self, level: float) -> dict[str, float]:
-        return {job: float(q.at(level)[0]) for job, q in self.quantiles.items()}
+        return dict(zip(self.ids, self.quantiles.at(level).tolist(), strict=True))
 
 
 def rolling_predictions(path: Path, name: str, every_s: int, min_train: int) -> Rolling:
@@ -114,7 +119,8 @@ def rolling_predictions(path: Path, name: str, every_s: int, min_train: int) -> 
     X = frame.select(FEATURES)
     ids = frame["job_id"].to_list()
     edges = np.arange(submit[0] + every_s, submit[-1] + every_s, every_s)
-    out: dict[str, Quantiles] = {}
+    predicted_ids: list[str] = []
+    parts: list[Quantiles] = []
     fits, fit_s, abs_ours, abs_ave2, scored = 0, 0.0, 0.0, 0.0, 0
     ave2 = frame["ave2_s"].to_numpy()
     for lo, hi in itertools.pairwise(edges):
@@ -131,15 +137,16 @@ def rolling_predictions(path: Path, name: str, every_s: int, min_train: int) -> 
         q = model.predict_quantiles(X[a:b])
         fit_s += time.perf_counter() - t0
         fits += 1
-        for i, job_id in enumerate(ids[a:b]):
-            out[job_id] = Quantiles(q.p10[i : i + 1], q.p50[i : i + 1], q.p90[i : i + 1])
+        predicted_ids += ids[a:b]
+        parts.append(q)
         ok = known[a:b]
         abs_ours += float(np.abs(q.p50[ok] - runtime[a:b][ok]).sum())
         abs_ave2 += float(np.abs(ave2[a:b][ok] - runtime[a:b][ok]).sum())
         scored += int(ok.sum())
     mae = (abs_ours / scored, abs_ave2 / scored) if scored else (float("nan"), float("nan"))
     ends = dict(zip(ids, (end - submit[0]).tolist(), strict=True))
-    return Rolling(out, ends, fits, len(out), frame.height, *mae, features_s, fit_s)
+    both = Quantiles(*(np.concatenate([getattr(q, k) for q in parts] or [np.zeros(0)]) for k in Quantiles._fields))
+    return Rolling(predicted_ids, both, ends, fits, frame.height, *mae, features_s, fit_s)
 
 
 @dataclass(frozen=True)
@@ -168,7 +175,7 @@ def choose_levels(
             continue
         start = int(np.searchsorted(submit, lo - lookback_s, "left"))
         ended = lo - submit[0]
-        past = [j for j in ordered[start:a] if j.job_id in rolling.quantiles and rolling.end_s[j.job_id] < ended]
+        past = [j for j in ordered[start:a] if j.job_id in plans[0.5] and rolling.end_s[j.job_id] < ended]
         best = 0.5
         if len(past) >= MIN_PAST_JOBS:
             scores = {
@@ -292,24 +299,12 @@ def main() -> None:
         notes.append(f"Skipped (log missing): {', '.join(skipped)}.")
     last = result_line(NAME, ratio, TARGET)
     print("\n".join(["", *lines, "", *notes, "", machine_note()]))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        "\n".join(
-            [
-                "# EASY++ with the learned runtime model vs the SC'15 artifact: AVEbsld (tau = 10 s)",
-                "",
-                "Produced by `bench/models_easypp.py` (see its docstring for the setup).",
-                "",
-                *lines,
-                "",
-                *notes,
-                "",
-                f"`{last}`",
-                "",
-            ]
-        )
+    write_report(
+        args.out,
+        "EASY++ with the learned runtime model vs the SC'15 artifact: AVEbsld (tau = 10 s)",
+        ["Produced by `bench/models_easypp.py` (see its docstring for the setup).", "", *lines, "", *notes],
+        last,
     )
-    print(f"table written to {args.out}")
     print(last)
 
 

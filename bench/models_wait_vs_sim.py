@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from _common import machine_note, result_line
+from _common import machine_note, result_line, write_report
 from forecast_accuracy import load, queue_at
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sim_common import LOGS, SHARED_SWF
@@ -202,12 +202,7 @@ def main() -> None:
         "Made by `.venv/bin/python bench/models_wait_vs_sim.py`."
     )
     print("\n".join(["", *lines, "", note, "", machine_note()]))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        "\n".join(
-            ["# Queue wait: learned model vs the queue simulator, same jobs", "", *lines, "", note, "", f"`{last}`", ""]
-        )
-    )
+    write_report(args.out, "Queue wait: learned model vs the queue simulator, same jobs", [*lines, "", note], last)
     print(last)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-from collectors.swf import read_swf, strong_filter
+from collectors.swf import read_swf, simulator_jobs, strong_filter
 from twin.sim import Job, Site, jobs_from_frame
 
 __all__ = ["LOGS", "SHARED_SWF", "SimLog", "find_log", "load_log"]
@@ -48,9 +48,8 @@ def find_log(name: str, directory: Path = SHARED_SWF) -> Path:
 
 def load_log(name: str, directory: Path = SHARED_SWF) -> SimLog:
     """Read, apply the SC'15 strong filter (collectors.swf.strong_filter), map to simulator jobs:
-    job number, submit, run (capped at the request by the filter), requested time, requested
-    processors (the allocated count where the log has none), user; one partition of the header's
-    MaxProcs processors.
+    collectors.swf.simulator_jobs (run capped at the request by the filter; each job sized by its
+    requested processors); one partition of the header's MaxProcs processors.
 
     Requested, not allocated, processors: pyss sizes a job by its request (its workload parser's
     `num_requested_processors`, which falls back to the allocation when the field is -1). It
@@ -61,14 +60,7 @@ def load_log(name: str, directory: Path = SHARED_SWF) -> SimLog:
     path = find_log(name, directory)
     log = read_swf(path)
     raw = log.jobs.select(pl.len()).collect().item()
-    cleaned = strong_filter(log).jobs.select(
-        pl.col("job_number").alias("job_id"),
-        pl.col("submit_time").alias("submit_s"),
-        pl.col("run_time").alias("run_s"),
-        pl.col("requested_time").alias("req_s"),
-        pl.col("requested_processors").alias("procs"),
-        pl.col("user_id").alias("user"),
-    )
+    cleaned = simulator_jobs(strong_filter(log))
     jobs = jobs_from_frame(cleaned)
     max_procs = log.header.max_procs
     if max_procs is None:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-from _common import machine_note, result_line
+from _common import machine_note, result_line, write_report
 from sim_common import LOGS, SHARED_SWF, find_log, load_log
 
 from twin.sim import Ave2, Clairvoyant, Job, Policy, Predictor, RequestedTime, Site, TieBreak, compute, simulate
@@ -234,26 +234,20 @@ def main() -> None:
     summary = f"{hits} of {len(counted)} counted cells within {TOLERANCE:.0%} of the artifact."
     last = result_line(NAME, ratio, TARGET)
     print("\n".join(["", *lines, "", summary, "", NOTES, "", machine_note()]))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        "\n".join(
-            [
-                "# SC'15 artifact vs twin.sim: AVEbsld (tau = 10 s)",
-                "",
-                "Produced by `bench/sim_sc15.py` (one command; see its docstring for the setup).",
-                "",
-                *lines,
-                "",
-                summary,
-                "",
-                NOTES,
-                "",
-                f"`{last}`",
-                "",
-            ]
-        )
+    write_report(
+        args.out,
+        "SC'15 artifact vs twin.sim: AVEbsld (tau = 10 s)",
+        [
+            "Produced by `bench/sim_sc15.py` (one command; see its docstring for the setup).",
+            "",
+            *lines,
+            "",
+            summary,
+            "",
+            NOTES,
+        ],
+        last,
     )
-    print(f"table written to {args.out}")
     print(last)
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "SwfLog",
     "SwfProblem",
     "read_swf",
+    "simulator_jobs",
     "strong_filter",
     "to_job_history",
 ]
@@ -297,6 +298,22 @@ def strong_filter(log: SwfLog, max_procs: int | None = None) -> SwfLog:
         keep += [pl.col("allocated_processors") <= bound, pl.col("requested_processors") <= bound]
     cleaned = filled.filter(*keep).with_columns(pl.min_horizontal("run_time", "requested_time").alias("run_time"))
     return replace(log, jobs=cleaned)
+
+
+def simulator_jobs(log: SwfLog) -> pl.LazyFrame:
+    """The log's jobs as a batch simulator takes them (twin.sim.jobs_from_frame): job number,
+    submit, run and requested time, user, and processors. A job is sized by its requested
+    processors, as predictsim's pyss sizes it (strong_filter fills a missing request from the
+    allocation): sites that round allocations up to whole nodes (CEA-Curie: 200 -> 224) would
+    otherwise simulate a fuller machine than the scheduler saw."""
+    return log.jobs.select(
+        pl.col("job_number").alias("job_id"),
+        pl.col("submit_time").alias("submit_s"),
+        pl.col("run_time").alias("run_s"),
+        pl.col("requested_time").alias("req_s"),
+        pl.col("requested_processors").alias("procs"),
+        pl.col("user_id").alias("user"),
+    )
 
 
 def to_job_history(log: SwfLog, site: str) -> pl.LazyFrame:

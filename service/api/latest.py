@@ -90,9 +90,9 @@ _PLAIN: dict[str, Callable[[LiveTwin], Sequence[Any]]] = {
     "/v1/sites": lambda twin: twin.sites(),
     "/v1/links": lambda twin: twin.links(),
 }
-_AGING: dict[str, Callable[[LiveTwin, str | None], list[Aging[Any]]]] = {
-    "/v1/nodes": lambda twin, site: twin.node_rows(site),
-    "/v1/containers": lambda twin, site: twin.container_rows(site),
+_AGING: dict[str, Callable[[LiveTwin], list[Aging[Any]]]] = {
+    "/v1/nodes": lambda twin: twin.node_rows(),
+    "/v1/containers": lambda twin: twin.container_rows(),
 }
 LATEST_PATHS = frozenset(_PLAIN) | frozenset(_AGING)
 SITE_FILTERED = frozenset(_AGING)
@@ -105,7 +105,7 @@ def latest_key(path: str, site: str | None) -> str:
 
 class JsonCache:
     """Serialised latest-value answers keyed by (what, snapshot version, whole second), and the
-    row templates of nodes and containers keyed by snapshot version. Single-flight: one request
+    row templates of all nodes and all containers keyed by snapshot version. Single-flight: one request
     builds a missing entry while the others wait for it."""
 
     def __init__(self) -> None:
@@ -130,7 +130,6 @@ class JsonCache:
         with self._lock:
             if len(self._entries) > 256:
                 self._entries.clear()
-                self._templates.clear()
             building = self._building.setdefault(what, threading.Lock())
         with building:
             body = self.peek(twin, what)
@@ -139,22 +138,26 @@ class JsonCache:
             version = twin.snapshot.version
             now = twin.clock()
             if path in _AGING:
-                body = _document(now, render_rows(*self._rows(twin, what, version, path, site), now))
+                body = _document(now, render_rows(*self._rows(twin, version, path, site), now))
             else:
                 body = dumps({"generated_at_s": now, "items": _PLAIN[path](twin)})
             self._entries[what] = ((version, int(now)), body)
             return body
 
     def _rows(
-        self, twin: LiveTwin, what: str, version: int, path: str, site: str | None
+        self, twin: LiveTwin, version: int, path: str, site: str | None
     ) -> tuple[list[Aging[Any]], list[Template]]:
-        cached = self._templates.get(what)
-        if cached is not None and cached[0] == version:
-            return cached[1], cached[2]
-        rows = _AGING[path](twin, site)
-        templates = [row_template(r) for r in rows]
-        self._templates[what] = (version, rows, templates)
-        return rows, templates
+        """The rows of `path` with their templates, built once per snapshot for every site; a
+        site's answer takes its share rather than rendering its rows again."""
+        cached = self._templates.get(path)
+        if cached is None or cached[0] != version:
+            rows = _AGING[path](twin)
+            cached = self._templates[path] = (version, rows, [row_template(r) for r in rows])
+        _, rows, templates = cached
+        if site is None:
+            return rows, templates
+        mine = [i for i, row in enumerate(rows) if row.view.site == site]
+        return [rows[i] for i in mine], [templates[i] for i in mine]
 
 
 def json_cache(app: Any) -> JsonCache:

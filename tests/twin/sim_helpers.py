@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-import polars as pl
-
-from collectors.swf import read_swf, strong_filter
+from collectors.swf import read_swf, simulator_jobs, strong_filter
 from twin.sim import History, Job, SimResult, jobs_from_frame
 
 KTH = Path(__file__).resolve().parents[2] / "collectors" / "traces" / "KTH-SP2-1996-2.1-cln.swf.gz"
@@ -48,16 +46,5 @@ class Fixed:
 
 def kth_slice(n: int = 2000) -> list[Job]:
     """The first `n` jobs of the shipped KTH-SP2 trace after the SC'15 strong filter."""
-    cleaned = (
-        strong_filter(read_swf(KTH))
-        .jobs.head(n)
-        .select(
-            pl.col("job_number").alias("job_id"),
-            pl.col("submit_time").alias("submit_s"),
-            pl.col("run_time").alias("run_s"),
-            pl.col("requested_time").alias("req_s"),
-            pl.col("allocated_processors").alias("procs"),
-            pl.col("user_id").alias("user"),
-        )
-    )
+    cleaned = simulator_jobs(strong_filter(read_swf(KTH))).head(n)
     return jobs_from_frame(cleaned)
