@@ -41,7 +41,7 @@ from sim_common import LOGS, SHARED_SWF, load_log
 from sim_sc15 import ARTIFACT_LOG, MACHINE_PROCS, Theirs, read_artifact
 
 from models.estimators import Quantiles, RuntimeQuantileRegressor
-from models.features import FEATURES, build_features
+from models.features import FEATURES, collect_features
 from service.cli_models import load_swf
 from twin.sim import Ave2, History, Job, Policy, Site, compute, simulate
 
@@ -110,7 +110,7 @@ class Rolling:
 def rolling_predictions(path: Path, name: str, every_s: int, min_train: int) -> Rolling:
     """Job id → quantiles for every job submitted after the first fit, refitting every `every_s` s."""
     started = time.perf_counter()
-    frame = build_features(load_swf(path, name)).collect().sort("submit_s", maintain_order=True)
+    frame = collect_features(load_swf(path, name)).sort("submit_s", maintain_order=True)
     features_s = time.perf_counter() - started
     submit = frame["submit_s"].to_numpy()
     end = frame["end_s"].to_numpy().astype(np.float64)

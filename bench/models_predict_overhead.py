@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import machine_note, result_line
 from models.estimators import RuntimeQuantileRegressor, WaitQuantileRegressor
-from models.features import FEATURES, build_features
+from models.features import FEATURES, collect_features
 from service.cli_models import load_swf, resolve_log
 
 NAME = "models_predict_overhead"
@@ -32,7 +32,7 @@ JOBS = 10_000
 def main() -> None:
     history = load_swf(resolve_log("SDSC-SP2"), "SDSC-SP2").collect().sort("submit_s", maintain_order=True)
     t0 = time.perf_counter()
-    features = build_features(history).collect()
+    features = collect_features(history)
     print(f"features for {features.height:,} jobs: {time.perf_counter() - t0:.2f}s; {machine_note()}")
     train, test = features[:40_000], features[40_000 : 40_000 + JOBS].select(FEATURES)
     runtime = RuntimeQuantileRegressor().fit(train.select(FEATURES), train["runtime_s"].to_numpy())

@@ -24,7 +24,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 
 from bench._common import machine_note, result_line
 from models.estimators import RuntimeQuantileRegressor
-from models.features import FEATURES, build_features
+from models.features import FEATURES, collect_features
 from service.cli_models import load_swf, resolve_log
 
 NAME = "models_train_overhead"
@@ -38,7 +38,7 @@ def main() -> None:
     matrix = target = None
     for _ in range(ROUNDS):
         t0 = time.perf_counter()
-        features = build_features(history).collect().filter(pl.col("runtime_s").is_not_null())
+        features = collect_features(history).filter(pl.col("runtime_s").is_not_null())
         model = RuntimeQuantileRegressor().fit(features.select(FEATURES), features["runtime_s"].to_numpy())
         ours_s.append(time.perf_counter() - t0)
         if matrix is None:

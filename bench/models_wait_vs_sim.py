@@ -43,7 +43,7 @@ from sim_sc15 import MACHINE_PROCS
 
 from collectors.traces import TRACES_DIR
 from models.estimators import WaitQuantileRegressor
-from models.features import FEATURES, build_features
+from models.features import FEATURES, collect_features
 from service.cli_models import load_swf
 from twin.forecasting import forecast_queue
 
@@ -127,7 +127,7 @@ def simulate_waits(
 
 def run_log(name: str, path: Path, sample: int, bar: Progress) -> LogResult:
     started = time.perf_counter()
-    data = build_features(load_swf(path, name)).collect().sort("submit_s", maintain_order=True)
+    data = collect_features(load_swf(path, name)).sort("submit_s", maintain_order=True)
     data = data.filter(pl.col("wait_s").is_not_null() & pl.col("end_s").is_not_null())
     cut = int(0.7 * data.height)
     cut_s = data["submit_s"][cut]

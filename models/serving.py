@@ -9,7 +9,7 @@ from typing import Any
 import polars as pl
 
 from models.estimators import Quantiles
-from models.features import FEATURES, build_features
+from models.features import FEATURES, collect_features
 
 __all__ = ["predict_history"]
 
@@ -19,5 +19,5 @@ def predict_history(model: Any, history: pl.LazyFrame | pl.DataFrame) -> Quantil
 
     Pass the jobs to predict together with the history before them: rows of running and
     finished jobs give the user's history and the site's queue and load at each submit."""
-    features = build_features(history).select(FEATURES).collect()
+    features = collect_features(history).select(FEATURES)
     return model.predict_quantiles(features)

@@ -131,9 +131,9 @@ def _progress(label: str, quiet: bool) -> Iterator[Callable[..., None]]:
 
 
 def _features(history: pl.LazyFrame) -> pl.DataFrame:
-    from models.features import build_features
+    from models.features import collect_features
 
-    return build_features(history).collect().sort("site", "submit_s", maintain_order=True)
+    return collect_features(history).sort("site", "submit_s", maintain_order=True)
 
 
 def _runtime_models(include_ours: bool = True) -> dict[str, Any]:

@@ -20,9 +20,9 @@ def kth_history() -> pl.DataFrame:
 
 @pytest.fixture(scope="session")
 def kth_features(kth_history: pl.DataFrame) -> pl.DataFrame:
-    from models.features import build_features
+    from models.features import collect_features
 
-    return build_features(kth_history).collect()
+    return collect_features(kth_history)
 
 
 SDSC = KTH.parent / "SDSC-SP2-1998-4.2-cln.swf.gz"
@@ -32,6 +32,6 @@ SDSC = KTH.parent / "SDSC-SP2-1998-4.2-cln.swf.gz"
 def sdsc_features() -> pl.DataFrame:
     """All 53,999 SDSC-SP2 jobs after the strong filter, with features, in submit order: 7.7 % of
     them ran past their request, which is what the band calibration tests need."""
-    from models.features import build_features
+    from models.features import collect_features
 
-    return build_features(load_swf(SDSC, "SDSC-SP2").collect()).collect().sort("submit_s", maintain_order=True)
+    return collect_features(load_swf(SDSC, "SDSC-SP2").collect()).sort("submit_s", maintain_order=True)
