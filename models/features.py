@@ -221,6 +221,11 @@ def _join_submits(queries: pl.LazyFrame, base: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+_STATE = ("_wj", "_wc", "_ww", "_rj", "_rc", "_rw")
+"""Per-event deltas: waiting jobs, cores and requested work; running jobs, cores, cores×(start+req)."""
+_STATE_NAMES = ("waiting_jobs", "waiting_cores", "waiting_work", "running_jobs", "running_cores", "running_work")
+
+
 def _join_state(queries: pl.LazyFrame, base: pl.LazyFrame) -> pl.LazyFrame:
     """Waiting and running jobs of the site, and of the user there, at submit.
 
@@ -272,7 +277,3 @@ def _join_state(queries: pl.LazyFrame, base: pl.LazyFrame) -> pl.LazyFrame:
         .rename({c: n for c, n in names.items() if c != "site_rw"})
         .drop("site_rw")
     )
-
-
-_STATE = ("_wj", "_wc", "_ww", "_rj", "_rc", "_rw")
-_STATE_NAMES = ("waiting_jobs", "waiting_cores", "waiting_work", "running_jobs", "running_cores", "running_work")
