@@ -83,9 +83,7 @@ _COUNTERS_EXT: tuple[tuple[str, Metric, int], ...] = (
 )
 # Read failures that mean "this port has no such value" rather than a broken host; sysfs returns
 # EINVAL or EOPNOTSUPP for counters some HCAs and port states can't supply.
-_NO_VALUE = frozenset(
-    {errno.ENOENT, errno.ENOTDIR, errno.EINVAL, errno.EOPNOTSUPP, errno.EACCES, errno.EPERM}
-)
+_NO_VALUE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EINVAL, errno.EOPNOTSUPP, errno.EACCES, errno.EPERM})
 
 
 def _read_sysfs(path: str) -> str | None:
@@ -116,9 +114,7 @@ class InterconnectCollector(Collector):
     def __init__(self, config: CollectorConfig | None = None) -> None:
         super().__init__(config)
         if not isinstance(self.config, InterconnectConfig):
-            raise TypeError(
-                f"InterconnectCollector needs an InterconnectConfig, got {type(self.config).__name__}"
-            )
+            raise TypeError(f"InterconnectCollector needs an InterconnectConfig, got {type(self.config).__name__}")
         cfg = self.config
         self._net_dev_path = os.path.join(cfg.root, "proc", "net", "dev")
         self._ib_path = os.path.join(cfg.root, "sys", "class", "infiniband")

@@ -120,9 +120,7 @@ class NodeCollector(Collector):
     name: ClassVar[str] = "node"
     config_model: ClassVar[type[CollectorConfig]] = NodeConfig
 
-    def __init__(
-        self, config: CollectorConfig | None = None, statvfs: Callable[[str], StatVFS] = os.statvfs
-    ) -> None:
+    def __init__(self, config: CollectorConfig | None = None, statvfs: Callable[[str], StatVFS] = os.statvfs) -> None:
         super().__init__(config)
         if not isinstance(self.config, NodeConfig):
             raise TypeError(f"NodeCollector needs a NodeConfig, got {type(self.config).__name__}")

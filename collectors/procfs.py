@@ -68,9 +68,7 @@ class DeviceFilter:
 
     __slots__ = ("_exclude", "_include", "_limit", "_seen")
 
-    def __init__(
-        self, include: re.Pattern[str] | None, exclude: re.Pattern[str] | None, limit: int = 4096
-    ) -> None:
+    def __init__(self, include: re.Pattern[str] | None, exclude: re.Pattern[str] | None, limit: int = 4096) -> None:
         self._include = include
         self._exclude = exclude
         self._limit = limit
@@ -178,9 +176,7 @@ def parse_diskstats(text: str, keep: Callable[[str], bool] | None = None) -> lis
         out.append(
             (
                 f[2],
-                DiskStats(
-                    int(f[3]), int(f[5]), int(f[6]), int(f[7]), int(f[9]), int(f[10]), int(f[11]), int(f[12])
-                ),
+                DiskStats(int(f[3]), int(f[5]), int(f[6]), int(f[7]), int(f[9]), int(f[10]), int(f[11]), int(f[12])),
             )
         )
     return out
@@ -260,9 +256,7 @@ def parse_net_dev(text: str, keep: Callable[[str], bool] | None = None) -> list[
         out.append(
             (
                 name,
-                NetDevStats(
-                    int(f[0]), int(f[1]), int(f[2]), int(f[3]), int(f[8]), int(f[9]), int(f[10]), int(f[11])
-                ),
+                NetDevStats(int(f[0]), int(f[1]), int(f[2]), int(f[3]), int(f[8]), int(f[9]), int(f[10]), int(f[11])),
             )
         )
     return out

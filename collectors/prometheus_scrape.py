@@ -138,8 +138,8 @@ class PrometheusScrapeCollector(Collector):
         metrics: dict[str, Metric] = {}
         for family in families:
             # Undo the parser's `_total` suffix when the exporter declared the counter without it.
-            strip_total = family.type == "counter" and family.name in counters and (
-                family.name + "_total" not in counters
+            strip_total = (
+                family.type == "counter" and family.name in counters and (family.name + "_total" not in counters)
             )
             for sample in family.samples:
                 name = sample.name[:-6] if strip_total and sample.name.endswith("_total") else sample.name

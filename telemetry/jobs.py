@@ -71,8 +71,5 @@ def conform_jobs(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     lf = frame.lazy()
     have = set(lf.collect_schema().names())
     return lf.select(
-        [
-            (pl.col(name) if name in have else pl.lit(None)).cast(dtype).alias(name)
-            for name, dtype in JOB_SCHEMA.items()
-        ]
+        [(pl.col(name) if name in have else pl.lit(None)).cast(dtype).alias(name) for name, dtype in JOB_SCHEMA.items()]
     )

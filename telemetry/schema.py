@@ -98,9 +98,7 @@ class Batch:
         missing = set(BATCH_SCHEMA) - set(frame.columns)
         if missing:
             raise ValueError(f"batch frame lacks columns {sorted(missing)}")
-        self.frame = frame.select(
-            [pl.col(name).cast(dtype, strict=True) for name, dtype in BATCH_SCHEMA.items()]
-        )
+        self.frame = frame.select([pl.col(name).cast(dtype, strict=True) for name, dtype in BATCH_SCHEMA.items()])
 
     @classmethod
     def from_samples(cls, samples: Iterable[Sample]) -> Batch:
@@ -140,9 +138,6 @@ class Batch:
         """Add labels (site, host) to every sample; existing keys win, so a collector can override."""
         if not extra or not len(self):
             return self
-        rows = [
-            canonical_labels({**extra, **json.loads(text)})
-            for text in self.frame["labels"].unique().to_list()
-        ]
+        rows = [canonical_labels({**extra, **json.loads(text)}) for text in self.frame["labels"].unique().to_list()]
         mapping = dict(zip(self.frame["labels"].unique().to_list(), rows, strict=True))
         return Batch(self.frame.with_columns(pl.col("labels").replace_strict(mapping)))

@@ -38,9 +38,7 @@ def gather(root: Path | str, **options: object) -> Recorder:
 def containers(rec: Recorder, metric: object = None) -> set[str]:
     """Container labels seen, for one metric or for all."""
     name = getattr(metric, "name", None)
-    return {
-        s.labels["container"] for s in rec.samples if "container" in s.labels and name in (None, s.metric)
-    }
+    return {s.labels["container"] for s in rec.samples if "container" in s.labels and name in (None, s.metric)}
 
 
 # -- pure parsers -----------------------------------------------------------------------------------

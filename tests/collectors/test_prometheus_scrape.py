@@ -285,7 +285,11 @@ def test_real_node_exporter(node_exporter: str) -> None:
     cpu = [i for i in cap.items if i.metric.name == "node_cpu_seconds_total"]
     assert cpu and all(i.metric.type == "counter" and {"cpu", "mode"} <= set(i.labels) for i in cpu)
     assert {i.labels["quantile"] for i in cap.items if i.metric.name == "go_gc_duration_seconds"} == {
-        "0", "0.25", "0.5", "0.75", "1"
+        "0",
+        "0.25",
+        "0.5",
+        "0.75",
+        "1",
     }
     assert cap.one("go_gc_duration_seconds_count").metric.type == "counter"
 
