@@ -15,25 +15,21 @@ and any window with fewer than `--min-train` ended jobs) plan with AVE2 exactly 
 does. In the simulation a job plans with its precomputed value, capped at its requested time, at
 least 1 s.
 
-Which quantile should EASY++ plan with? Not necessarily the median: a lower one lets more jobs
-backfill, a higher one protects the reservation. It is chosen like everything else, on the past
-only: before each window, the jobs of the previous `--lookback-days` days (default 90) that had
-ended by then are replayed through the same EASY++ with each level of LEVELS (their predictions
-made by the fits before them), and the level with the lowest AVEbsld plans the window's jobs.
-
-Shown per log: EASY++ AVE2 recomputed with our simulator, EASY++ planning with the learned p50,
-and with the level chosen on the past (the levels chosen, window by window). ratio = share of the
-logs run where the chosen-level AVEbsld <= the artifact's EASY++ AVE2 column; target 1.0 (every
-log). The table goes to stdout and bench/results/models_easypp.md.
+Two ways to plan with the model, both run:
+- "learned p50": the median replaces AVE2, nothing else changes;
+- "learned, running at p90" (the one the ratio counts): `Policy.easy_plus_plus(reserve="p90")`. A
+  waiting job is judged as a backfill candidate by its median; once it runs, its end is planned at
+  its p90, so the head's reservation is not built on ends that half the running jobs outlive.
 
 How much of a difference in AVEbsld is signal? `--replicates K` (default 8) re-runs EASY++ with
-AVE2 and with the chosen plan K times each, adding 1 s to the planned run time of a random 10 % of
-the jobs (`Jittered`, seeds 0..K-1): a change no predictor could be credited or blamed for. The
-table shows each one's median and range over those runs beside the single unperturbed number the
-ratio counts: AVEbsld under EASY++ is chaotic (one job backfilled a second later reorders the
-queue). Measured: on SDSC-SP2 both spreads (AVE2 63-72, ours 66-82) are wider than the gap
-between the two; on CEA-Curie the unperturbed AVE2 run (21.33) is below all eight perturbed ones
-(26-43), while ours stay within 20-25.
+AVE2 and with ours K times each, adding 1 s to the planned run time of a random 10 % of the jobs
+(`Jittered`, seeds 0..K-1): a change no predictor could be credited or blamed for. The table shows
+each one's median and range over those runs beside the single unperturbed number the ratio
+counts: AVEbsld under EASY++ is chaotic (one job backfilled a second later reorders the queue). On
+CEA-Curie, for instance, the unperturbed AVE2 run (21.33) is below all eight perturbed ones (26-43).
+
+ratio = share of the logs run where ours (running at p90) <= the artifact's EASY++ AVE2 column;
+target 1.0 (every log). The table goes to stdout and bench/results/models_easypp.md.
 """
 
 from __future__ import annotations
@@ -53,14 +49,12 @@ from models.estimators import Quantiles, RuntimeQuantileRegressor
 from models.features import FEATURES, collect_features
 from service.cli_models import load_swf
 from twin.sim import Ave2, History, Job, Policy, Site, compute, simulate
+from twin.sim.predictors import RuntimePrediction, predict_all
 
 NAME = "models_easypp"
 TARGET = 1.0
 OUT = Path(__file__).resolve().parent / "results" / "models_easypp.md"
 DAY_S = 86_400
-LEVELS = (0.3, 0.5, 0.7)
-"""Planning quantiles to choose from (Quantiles.at: between p10 and p50, the median, between p50 and p90)."""
-MIN_PAST_JOBS = 200
 CHEAP_FIRST = ("KTH-SP2", "SDSC-SP2", "CTC-SP2", "SDSC-BLUE", "CEA-Curie")
 THEIR_COLUMNS = {
     "easy": "EASY (user estimates)",
@@ -70,13 +64,15 @@ THEIR_COLUMNS = {
 
 
 class Precomputed:
-    """Plans each job with its precomputed run time (capped at the request, at least 1 s); a job
-    without one (submitted before the first fit) plans with AVE2, as twin.sim's Ave2."""
+    """Plans each job with its precomputed median (capped at the request, at least 1 s) and, given
+    `upper`, offers its p90 too; a job without one (submitted before the first fit) plans with AVE2,
+    as twin.sim's Ave2, and has no p90."""
 
     name = "learned"
 
-    def __init__(self, planned: dict[str, float]) -> None:
+    def __init__(self, planned: dict[str, float], upper: dict[str, float] | None = None) -> None:
         self.planned = planned
+        self.upper = upper or {}
         self.fallback = Ave2()
         self.fallbacks = 0
 
@@ -85,16 +81,30 @@ class Precomputed:
         if value is None or not np.isfinite(value):
             self.fallbacks += 1
             return self.fallback.predict(job, history)
-        req = job.req_s if job.req_s is not None else value
-        return float(max(1.0, min(float(req), value)))
+        return _within_request(job, value)
+
+    def predict_batch(self, jobs: list[Job], history: History) -> RuntimePrediction:
+        p50 = [self.predict(job, history) for job in jobs]
+        high = [self.upper.get(job.job_id) for job in jobs]
+        p90 = [
+            np.nan if h is None or not np.isfinite(h) else _within_request(job, h)
+            for job, h in zip(jobs, high, strict=True)
+        ]
+        return RuntimePrediction(np.array(p50), p90=np.array(p90) if self.upper else None)
 
     def observe(self, job: Job) -> None:
         pass
 
 
+def _within_request(job: Job, value: float) -> float:
+    req = job.req_s if job.req_s is not None else value
+    return float(max(1.0, min(float(req), value)))
+
+
 class Jittered:
     """`inner`'s prediction plus `add_s` seconds for a random `share` of the jobs (seeded): a
-    perturbation far below any predictor's error, to measure how chaotic AVEbsld is."""
+    perturbation far below any predictor's error, to measure how chaotic AVEbsld is. The p90, when
+    `inner` gives one, is passed through unchanged."""
 
     def __init__(self, inner: Ave2 | Precomputed, seed: int, share: float = 0.1, add_s: float = 1.0) -> None:
         self.inner = inner
@@ -104,8 +114,12 @@ class Jittered:
         self.add_s = add_s
 
     def predict(self, job: Job, history: History) -> float:
-        value = self.inner.predict(job, history)
-        return value + self.add_s if self.rng.random() < self.share else value
+        return self.predict_batch([job], history).p50[0]
+
+    def predict_batch(self, jobs: list[Job], history: History) -> RuntimePrediction:
+        inner = predict_all(self.inner, jobs, history)
+        bumped = self.rng.random(len(jobs)) < self.share
+        return RuntimePrediction(inner.p50 + np.where(bumped, self.add_s, 0.0), p90=inner.p90)
 
     def observe(self, job: Job) -> None:
         self.inner.observe(job)
@@ -117,9 +131,6 @@ class Rolling:
     """Ids of the jobs the model predicted (submitted after the first fit), in submit order."""
     quantiles: Quantiles
     """Their p10/p50/p90, row by row, each from the fit before the job's window."""
-    end_s: dict[str, float]
-    """Job id → the logged end in seconds after the log's first submit (the clock of the simulator's
-    jobs), so a choice made at an instant uses only jobs that had ended."""
     fits: int
     jobs: int
     mae_learned: float
@@ -131,8 +142,8 @@ class Rolling:
     def predicted(self) -> int:
         return len(self.ids)
 
-    def plan(self, level: float) -> dict[str, float]:
-        return dict(zip(self.ids, self.quantiles.at(level).tolist(), strict=True))
+    def by_id(self, values: np.ndarray) -> dict[str, float]:
+        return dict(zip(self.ids, values.tolist(), strict=True))
 
 
 def rolling_predictions(path: Path, name: str, every_s: int, min_train: int) -> Rolling:
@@ -172,48 +183,8 @@ def rolling_predictions(path: Path, name: str, every_s: int, min_train: int) -> 
         abs_ave2 += float(np.abs(ave2[a:b][ok] - runtime[a:b][ok]).sum())
         scored += int(ok.sum())
     mae = (abs_ours / scored, abs_ave2 / scored) if scored else (float("nan"), float("nan"))
-    ends = dict(zip(ids, (end - submit[0]).tolist(), strict=True))
     both = Quantiles(*(np.concatenate([getattr(q, k) for q in parts] or [np.zeros(0)]) for k in Quantiles._fields))
-    return Rolling(predicted_ids, both, ends, fits, frame.height, *mae, features_s, fit_s)
-
-
-@dataclass(frozen=True)
-class Chosen:
-    plan: dict[str, float]
-    """Job id → the planned run time at the level chosen for its window."""
-    levels: list[float]
-    """The level chosen for each window, in time order."""
-
-
-def choose_levels(
-    jobs: list[Job], rolling: Rolling, site: Site, policy: Policy, every_s: int, lookback_s: int
-) -> Chosen:
-    """Before each window, the planning quantile that gave the lowest AVEbsld when the jobs of the
-    previous `lookback_s` seconds that had ENDED by then are replayed through the same EASY++ with
-    each level's predictions (made by the fits before them); the median until enough have."""
-    ordered = sorted(jobs, key=lambda j: j.submit_s)
-    submit = np.array([j.submit_s for j in ordered], dtype=np.float64)
-    plans = {level: rolling.plan(level) for level in LEVELS}
-    edges = np.arange(submit[0] + every_s, submit[-1] + every_s, every_s)
-    out: dict[str, float] = {}
-    levels: list[float] = []
-    for lo, hi in itertools.pairwise(edges):
-        a, b = int(np.searchsorted(submit, lo, "left")), int(np.searchsorted(submit, hi, "left"))
-        if b <= a:
-            continue
-        start = int(np.searchsorted(submit, lo - lookback_s, "left"))
-        ended = lo - submit[0]
-        past = [j for j in ordered[start:a] if j.job_id in plans[0.5] and rolling.end_s[j.job_id] < ended]
-        best = 0.5
-        if len(past) >= MIN_PAST_JOBS:
-            scores = {
-                level: compute(simulate(past, site, policy, Precomputed(plans[level]), tie_break="predictsim")).avebsld
-                for level in LEVELS
-            }
-            best = min(LEVELS, key=lambda level: (scores[level], level != 0.5))
-        levels.append(best)
-        out.update((j.job_id, plans[best][j.job_id]) for j in ordered[a:b] if j.job_id in plans[best])
-    return Chosen(out, levels)
+    return Rolling(predicted_ids, both, fits, frame.height, *mae, features_s, fit_s)
 
 
 @dataclass
@@ -223,8 +194,8 @@ class LogResult:
     theirs: dict[str, Theirs]
     ours_ave2: float
     ours_p50: float
-    ours_chosen: float
-    chosen: Chosen
+    ours: float
+    """EASY++ with the learned median, running jobs planned at the learned p90: the counted column."""
     rolling: Rolling
     fallbacks: int
     seconds: float
@@ -233,16 +204,11 @@ class LogResult:
 
     @property
     def passed(self) -> bool:
-        return "ave2" in self.theirs and self.ours_chosen <= self.theirs["ave2"].avebsld
+        return "ave2" in self.theirs and self.ours <= self.theirs["ave2"].avebsld
 
 
 def run_log(
-    name: str,
-    artifact: dict[tuple[str, str], Theirs],
-    every_s: int,
-    min_train: int,
-    lookback_s: int,
-    replicates: int,
+    name: str, artifact: dict[tuple[str, str], Theirs], every_s: int, min_train: int, replicates: int
 ) -> LogResult:
     started = time.perf_counter()
     loaded = load_log(name)
@@ -253,26 +219,28 @@ def run_log(
     print(f"  {rolling.fits} fits in {rolling.fit_s:.1f} s (features {rolling.features_s:.1f} s); "
           f"{rolling.predicted:,} of {rolling.jobs:,} jobs predicted by the model; rolling MAE "
           f"ours {rolling.mae_learned:,.0f} s vs AVE2 {rolling.mae_ave2:,.0f} s", flush=True)  # fmt: skip
-    policy = Policy.easy_plus_plus("reqtime")
+    plain, at_p90 = Policy.easy_plus_plus("reqtime"), Policy.easy_plus_plus("reqtime", reserve="p90")
+    p50, p90 = rolling.by_id(rolling.quantiles.p50), rolling.by_id(rolling.quantiles.p90)
+
+    def run(policy: Policy, predictor: Ave2 | Precomputed | Jittered) -> float:
+        return compute(simulate(loaded.jobs, site, policy, predictor, tie_break="predictsim")).avebsld
+
     t0 = time.perf_counter()
-    ave2 = compute(simulate(loaded.jobs, site, policy, Ave2(), tie_break="predictsim")).avebsld
-    print(f"  EASY++ AVE2     {time.perf_counter() - t0:6.1f} s  AVEbsld {ave2:8.2f}", flush=True)
+    ave2 = run(plain, Ave2())
+    print(f"  EASY++ AVE2            {time.perf_counter() - t0:6.1f} s  AVEbsld {ave2:8.2f}", flush=True)
     t0 = time.perf_counter()
-    predictor = Precomputed(rolling.plan(0.5))
-    p50 = compute(simulate(loaded.jobs, site, policy, predictor, tie_break="predictsim")).avebsld
-    print(f"  EASY++ p50      {time.perf_counter() - t0:6.1f} s  AVEbsld {p50:8.2f}"
-          f"  ({predictor.fallbacks:,} jobs planned with AVE2 before the first fit)", flush=True)  # fmt: skip
+    median = Precomputed(p50)
+    learned_p50 = run(plain, median)
+    print(f"  EASY++ p50             {time.perf_counter() - t0:6.1f} s  AVEbsld {learned_p50:8.2f}"
+          f"  ({median.fallbacks:,} jobs planned with AVE2 before the first fit)", flush=True)  # fmt: skip
     t0 = time.perf_counter()
-    chosen = choose_levels(loaded.jobs, rolling, site, policy, every_s, lookback_s)
-    learned = compute(simulate(loaded.jobs, site, policy, Precomputed(chosen.plan), tie_break="predictsim")).avebsld
-    print(f"  EASY++ chosen   {time.perf_counter() - t0:6.1f} s  AVEbsld {learned:8.2f}"
-          f"  (levels by window: {_levels(chosen.levels)})", flush=True)  # fmt: skip
+    ours = run(at_p90, Precomputed(p50, p90))
+    print(f"  EASY++ p50, run at p90 {time.perf_counter() - t0:6.1f} s  AVEbsld {ours:8.2f}", flush=True)
     jittered: dict[str, list[float]] = {"AVE2": [], "learned": []}
     t0 = time.perf_counter()
     for seed in range(replicates):
-        for label, inner in (("AVE2", Ave2()), ("learned", Precomputed(chosen.plan))):
-            run = simulate(loaded.jobs, site, policy, Jittered(inner, seed), tie_break="predictsim")
-            jittered[label].append(compute(run).avebsld)
+        jittered["AVE2"].append(run(plain, Jittered(Ave2(), seed)))
+        jittered["learned"].append(run(at_p90, Jittered(Precomputed(p50, p90), seed)))
     if replicates:
         print(f"  jittered ×{replicates} {time.perf_counter() - t0:5.1f} s  AVEbsld AVE2 {_spread(jittered['AVE2'])}, "
               f"learned {_spread(jittered['learned'])}", flush=True)  # fmt: skip
@@ -280,7 +248,7 @@ def run_log(
     theirs = {k: artifact[(key, v)] for k, v in THEIR_COLUMNS.items() if (key, v) in artifact}
     seconds = time.perf_counter() - started
     return LogResult(
-        name, len(loaded.jobs), theirs, ave2, p50, learned, chosen, rolling, predictor.fallbacks, seconds, jittered
+        name, len(loaded.jobs), theirs, ave2, learned_p50, ours, rolling, median.fallbacks, seconds, jittered
     )
 
 
@@ -291,11 +259,6 @@ def _spread(values: list[float]) -> str:
     return f"{float(np.median(values)):.2f} [{min(values):.2f}–{max(values):.2f}]"
 
 
-def _levels(levels: list[float]) -> str:
-    counts = {level: levels.count(level) for level in LEVELS if level in levels}
-    return ", ".join(f"q{level:g}×{n}" for level, n in counts.items()) or "none"
-
-
 def _cell(theirs: dict[str, Theirs], key: str) -> str:
     return f"{theirs[key].avebsld:.2f}" if key in theirs else "—"
 
@@ -303,17 +266,17 @@ def _cell(theirs: dict[str, Theirs], key: str) -> str:
 def table(results: list[LogResult]) -> list[str]:
     lines = [
         "| log | jobs | theirs EASY | theirs EASY++ AVE2 | theirs clairvoyant | ours EASY++ AVE2 "
-        "| ours EASY++ learned p50 | ours EASY++ learned, level chosen on the past | ≤ their AVE2 "
-        "| jittered AVE2: median [range] | jittered learned, chosen: median [range] "
-        "| levels chosen | fits | jobs on AVE2 | MAE ours / AVE2 (s) | time (s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---|---:|---:|---|---:|",
+        "| ours EASY++ learned p50 | ours EASY++ learned p50, running at p90 | ≤ their AVE2 "
+        "| jittered AVE2: median [range] | jittered learned, running at p90: median [range] "
+        "| fits | jobs on AVE2 | MAE ours / AVE2 (s) | time (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in results:
         lines.append(
             f"| {r.log} | {r.jobs:,} | {_cell(r.theirs, 'easy')} | {_cell(r.theirs, 'ave2')} "
-            f"| {_cell(r.theirs, 'clairvoyant')} | {r.ours_ave2:.2f} | {r.ours_p50:.2f} | {r.ours_chosen:.2f} "
+            f"| {_cell(r.theirs, 'clairvoyant')} | {r.ours_ave2:.2f} | {r.ours_p50:.2f} | {r.ours:.2f} "
             f"| {'✓' if r.passed else '✗'} | {_spread(r.jittered['AVE2'])} | {_spread(r.jittered['learned'])} "
-            f"| {_levels(r.chosen.levels)} | {r.rolling.fits} | {r.fallbacks:,} "
+            f"| {r.rolling.fits} | {r.fallbacks:,} "
             f"| {r.rolling.mae_learned:,.0f} / {r.rolling.mae_ave2:,.0f} | {r.seconds:.0f} |"
         )
     return lines
@@ -324,7 +287,6 @@ def main() -> None:
     parser.add_argument("--logs", nargs="+", default=list(CHEAP_FIRST), choices=list(LOGS))
     parser.add_argument("--every-days", type=int, default=30, help="refit step in days (default 30)")
     parser.add_argument("--min-train", type=int, default=500, help="fewest ended jobs to fit on (else AVE2)")
-    parser.add_argument("--lookback-days", type=int, default=90, help="past days replayed to choose a level")
     parser.add_argument("--replicates", type=int, default=8, help="jittered re-runs of AVE2 and ours (0: none)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
@@ -339,21 +301,18 @@ def main() -> None:
             skipped.append(name)
             continue
         print(f"[{i}/{len(args.logs)}] ", end="", flush=True)
-        results.append(run_log(name, artifact, every_s, args.min_train, args.lookback_days * DAY_S, args.replicates))
+        results.append(run_log(name, artifact, every_s, args.min_train, args.replicates))
     ratio = sum(r.passed for r in results) / len(results) if results else 0.0
     lines = table(results)
     notes = [
         f"Rolling refit every {args.every_days} days on the jobs that ended before each window "
         f"(at least {args.min_train}); earlier jobs plan with AVE2. EASY++ = requested-time correction, "
         "predictsim tie-break. 'MAE' is over the model-predicted jobs against the logged run time (p50). "
-        f"Level chosen on the past: before each window, the jobs of the previous {args.lookback_days} days "
-        "that had ended are replayed with each planning quantile "
-        f"({', '.join(f'q{level:g}' for level in LEVELS)}) and the lowest AVEbsld is used for the window "
-        f"(the median until {MIN_PAST_JOBS} such jobs exist); ratio counts this column.",
+        "'Running at p90': candidates are judged by the learned median, a started job's end is planned at "
+        'its learned p90 (`Policy.easy_plus_plus(reserve="p90")`); ratio counts this column.',
         f"Jittered: {args.replicates} re-runs each, with 1 s added to the planned run time of a random 10 % of "
-        "the jobs (seeds 0.."
-        f"{max(args.replicates - 1, 0)}); the spread is how far AVEbsld moves for reasons no predictor "
-        "controls. The artifact's AVE2 column is one such draw.",
+        f"the jobs (seeds 0..{max(args.replicates - 1, 0)}); the spread is how far AVEbsld moves for reasons "
+        "no predictor controls. The artifact's AVE2 column is one such draw.",
     ]
     if skipped:
         notes.append(f"Skipped (log missing): {', '.join(skipped)}.")

@@ -56,8 +56,8 @@ class Quantiles(NamedTuple):
 
     def at(self, level: float) -> np.ndarray:
         """The `level` quantile (0.1 to 0.9), interpolated between p10, p50 and p90 on the log1p
-        scale the models are fitted on. What a planner should use is not always the median
-        (bench/models_easypp.py chooses it on past windows)."""
+        scale the models are fitted on: for a planner that wants a level other than the three
+        (EASY++ itself plans with the median and, with `reserve="p90"`, runs at the p90)."""
         if not 0.1 <= level <= 0.9:
             raise ValueError(f"level must be within the band, 0.1 to 0.9; got {level}")
         if level <= 0.5:

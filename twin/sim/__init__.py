@@ -7,7 +7,8 @@ One engine serves whole-log replays (what-if studies, the SC'15 comparison) and 
   documented, counted corrections (kill at the requested time, missing or zero run times...).
 - `predictors`: the runtime-predictor interface and the built-ins (requested time, clairvoyant,
   AVE2), with the per-user completion history.
-- `policies`: FCFS, EASY, EASY++ (SJBF backfill order, prediction corrections).
+- `policies`: FCFS, EASY, EASY++ (SJBF backfill order, prediction corrections; `reserve="p90"` plans
+  running jobs at a quantile model's p90).
 - `scheduler`: one partition's queue and the scheduling pass.
 - `engine`: the event loop and its tie-breaking rules; `simulate` for a whole workload.
 - `metrics`: wait, flow time, AVEbsld (tau = 10 s) as predictsim defines them; utilisation.

@@ -18,6 +18,8 @@ Determinism (same input, same output, bit for bit) rests on these tie-breaking r
   processors off its planned profile); then each submission, each followed by a pass; then each
   completion (the predictor learns), each followed by a pass. So a job submitted at the instant
   another ends earlier than planned is first considered without that job's processors.
+- With `Policy(reserve="p90")` a job's end is re-planned at its predicted p90 when it starts (if
+  that is later than its prediction); its expiry and corrections follow from there.
 - Partitions are independent queues on separate resources; they share the clock, the predictor
   and the history (a user's jobs on one partition inform predictions on another).
 
@@ -112,6 +114,7 @@ class Simulator:
         self._per_event = tie_break == "predictsim"
         self._refresh = refresh_predictions
         self._track_expiry = policy.backfill
+        self._reserve_p90 = policy.backfill and policy.reserve == "p90"
         sjbf = policy.order == "sjbf"
         self._parts = [PartitionState(p.capacity, policy.backfill, sjbf, self._started) for p in site.partitions]
         # per job, indexed by admission order
@@ -124,6 +127,8 @@ class Simulator:
         self._end: list[int | None] = []
         self._planned: list[int] = []
         self._initial: list[int] = []
+        self._reserve: list[int | None] = []
+        """The planned run once started (policy reserve="p90"), when later than the prediction."""
         self._ncorr: list[int] = []
         self._heap: list[tuple[int, int, int, int]] = []
         """(time, _EXPIRE or _END, start sequence, job)."""
@@ -135,10 +140,13 @@ class Simulator:
         """user → their waiting jobs (only with refresh_predictions)."""
 
     # -------------------------------------------------------------------------------- input
-    def submit(self, job: Job, *, at_s: int | None = None, planned_s: int | None = None) -> bool:
+    def submit(
+        self, job: Job, *, at_s: int | None = None, planned_s: int | None = None, reserve_s: int | None = None
+    ) -> bool:
         """Queue a job (at its submit time, or `at_s`), after every job submitted before it.
 
-        `planned_s` fixes its prediction (a forecast asks the predictor for all jobs at once).
+        `planned_s` fixes its prediction (a forecast asks the predictor for all jobs at once);
+        `reserve_s` its planned run once started (used with the policy's reserve="p90").
         Returns False when admission dropped it (oversize="drop"). Raises SimTimeError when the
         job would arrive before the clock or before the previous submission."""
         t = job.submit_s if at_s is None else at_s
@@ -153,6 +161,8 @@ class Simulator:
         if j is None:
             return False
         self._given[j] = planned_s
+        if reserve_s is not None and self._reserve_p90:
+            self._reserve[j] = planned_seconds(reserve_s, job.req_s or 1)
         self._arrivals.append(j)
         self._last_arrival_s = t
         return True
@@ -193,6 +203,7 @@ class Simulator:
         self._end.append(None)
         self._planned.append(0)
         self._initial.append(0)
+        self._reserve.append(None)
         self._ncorr.append(0)
         return j
 
@@ -267,7 +278,9 @@ class Simulator:
 
     def _arrive(self, now: int, batch: list[int]) -> None:
         ask = [j for j in batch if self._given[j] is None]
-        if len(ask) == 1:
+        if ask and self._reserve_p90:
+            self._predict_with_p90(ask)
+        elif len(ask) == 1:
             job = self.jobs[ask[0]]
             self._given[ask[0]] = planned_seconds(self.predictor.predict(job, self.history), job.req_s or 1)
         elif ask:
@@ -282,8 +295,24 @@ class Simulator:
             if self._refresh:
                 self._waiting_of.setdefault(self.jobs[j].user, set()).add(j)
 
+    def _predict_with_p90(self, ask: list[int]) -> None:
+        """Predictions and, where the predictor gives a p90 above them, the planned run once started."""
+        jobs = [self.jobs[j] for j in ask]
+        prediction = predict_all(self.predictor, jobs, self.history)
+        upper = prediction.p90.tolist() if prediction.p90 is not None else [None] * len(ask)
+        for j, job, p, high in zip(ask, jobs, prediction.p50.tolist(), upper, strict=True):
+            req = job.req_s or 1
+            self._given[j] = planned = planned_seconds(p, req)
+            if high is not None and not math.isnan(high):
+                reserve = planned_seconds(high, req)
+                self._reserve[j] = reserve if reserve > planned else None
+
     def _started(self, j: int, now: int, planned: int) -> None:
         """Called by a partition's pass (and for loaded running jobs): book the end and expiry."""
+        reserve = self._reserve[j]
+        if reserve is not None and reserve > planned:
+            self._parts[self._part[j]].replan(j, self._units[j], now + planned, now + reserve)
+            self._planned[j] = planned = reserve
         self._start[j] = now
         self._seq += 1
         run = self._run(j)
