@@ -54,18 +54,6 @@ class Quantiles(NamedTuple):
     p50: np.ndarray
     p90: np.ndarray
 
-    def at(self, level: float) -> np.ndarray:
-        """The `level` quantile (0.1 to 0.9), interpolated between p10, p50 and p90 on the log1p
-        scale the models are fitted on: for a planner that wants a level other than the three
-        (EASY++ itself plans with the median and, with `reserve="p90"`, runs at the p90)."""
-        if not 0.1 <= level <= 0.9:
-            raise ValueError(f"level must be within the band, 0.1 to 0.9; got {level}")
-        if level <= 0.5:
-            low, high, weight = self.p10, self.p50, (level - 0.1) / 0.4
-        else:
-            low, high, weight = self.p50, self.p90, (level - 0.5) / 0.4
-        return np.expm1(np.log1p(low) * (1.0 - weight) + np.log1p(high) * weight)
-
 
 class _LogQuantileRegressor(RegressorMixin, BaseEstimator):
     """Median of log(target) by gradient boosting, with a split-conformal band."""
@@ -156,12 +144,13 @@ class _LogQuantileRegressor(RegressorMixin, BaseEstimator):
         n_fit = len(logs) if in_sample else len(logs) - n_cal
         fit_rows, cal = slice(0, n_fit), slice(0, n_fit) if in_sample else slice(n_fit, None)
         self.estimator_ = self._booster().fit(matrix[fit_rows], logs[fit_rows])
+        mid = self.estimator_.predict(matrix[cal])
         if self.interval == "cqr":
             self.band_estimators_ = tuple(self._booster(q).fit(matrix[fit_rows], logs[fit_rows]) for q in (lo, hi))
             edges = [m.predict(matrix[cal]) for m in self.band_estimators_]
         else:
             self.band_estimators_ = ()
-            edges = [self.estimator_.predict(matrix[cal])] * 2
+            edges = [mid, mid]
         request = self._request(X)
         self.overrun_s_ = _overrun_s(target, request, hi)
         # Per side: the offset that puts exactly `lo` (`hi`) of the held-out rows below the edge,
@@ -177,7 +166,6 @@ class _LogQuantileRegressor(RegressorMixin, BaseEstimator):
         # calibration period's mix was.
         self.band_bins_: tuple[np.ndarray, np.ndarray] | None = None
         if self.calibration_bins > 1:
-            mid = self.estimator_.predict(matrix[cal])
             cuts = np.quantile(mid, np.arange(1, self.calibration_bins) / self.calibration_bins)
             which = np.searchsorted(cuts, mid)
             offsets = np.array([self.band_offsets_] * self.calibration_bins)

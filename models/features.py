@@ -223,7 +223,16 @@ def _join_submits(queries: pl.LazyFrame, base: pl.LazyFrame) -> pl.LazyFrame:
 
 _STATE = ("_wj", "_wc", "_ww", "_rj", "_rc", "_rw")
 """Per-event deltas: waiting jobs, cores and requested work; running jobs, cores, cores×(start+req)."""
-_STATE_NAMES = ("waiting_jobs", "waiting_cores", "waiting_work", "running_jobs", "running_cores", "running_work")
+_STATE_FEATURES = {
+    "site_wj": "site_waiting_jobs",
+    "site_wc": "site_waiting_cores",
+    "site_ww": "site_waiting_work",
+    "site_rj": "site_running_jobs",
+    "site_rc": "site_running_cores",
+    "user_wj": "user_waiting_jobs",
+    "user_rc": "user_running_cores",
+}
+"""Running sums → feature names; site_rw becomes site_running_left_work at the submit instant."""
 
 
 def _join_state(queries: pl.LazyFrame, base: pl.LazyFrame) -> pl.LazyFrame:
@@ -266,14 +275,7 @@ def _join_state(queries: pl.LazyFrame, base: pl.LazyFrame) -> pl.LazyFrame:
         .join_asof(user, by=["site", "user"], check_sortedness=False, **as_of)  # type: ignore[arg-type]
         .drop("_t")
     )
-    names = {f"site{c}": f"site_{name}" for c, name in zip(_STATE, _STATE_NAMES, strict=True)} | {
-        "user_wj": "user_waiting_jobs",
-        "user_rc": "user_running_cores",
-    }
-    joined = joined.with_columns(pl.col(c).fill_null(0.0) for c in names)
+    sums = [*_STATE_FEATURES, "site_rw"]
+    joined = joined.with_columns(pl.col(c).fill_null(0.0) for c in sums)
     left_work = pl.col("site_rw") - pl.col("submit_s").cast(pl.Float64) * pl.col("site_rc")
-    return (
-        joined.with_columns(left_work.alias("site_running_left_work"))
-        .rename({c: n for c, n in names.items() if c != "site_rw"})
-        .drop("site_rw")
-    )
+    return joined.with_columns(left_work.alias("site_running_left_work")).rename(_STATE_FEATURES).drop("site_rw")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import polars as pl
 import pytest
 from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from models.estimators import LastTwoAverage, Quantiles, RuntimeQuantileRegressor, UserEstimate, WaitQuantileRegressor
+from models.estimators import LastTwoAverage, RuntimeQuantileRegressor, UserEstimate, WaitQuantileRegressor
 from models.features import FEATURES
 
 
@@ -109,18 +107,6 @@ def test_clone_keeps_parameters() -> None:
     assert clone(model).get_params() == model.get_params()
     with pytest.raises(ValueError, match="band"):
         RuntimeQuantileRegressor(band=(0.6, 0.9)).fit(np.ones((10, 2)), np.ones(10))
-
-
-def test_quantile_levels_between_the_band_edges_are_monotone_and_hit_the_edges() -> None:
-    q = Quantiles(np.array([10.0, 0.0]), np.array([100.0, 60.0]), np.array([1000.0, 3600.0]))
-    np.testing.assert_allclose(q.at(0.1), q.p10)
-    np.testing.assert_allclose(q.at(0.5), q.p50)
-    np.testing.assert_allclose(q.at(0.9), q.p90)
-    levels = [q.at(level) for level in (0.1, 0.2, 0.3, 0.5, 0.7, 0.9)]
-    assert all((a <= b).all() for a, b in itertools.pairwise(levels))
-    assert q.at(0.3)[0] == pytest.approx(np.expm1((np.log1p(10) + np.log1p(100)) / 2))
-    with pytest.raises(ValueError, match="within the band"):
-        q.at(0.95)
 
 
 def test_wait_band_is_calibrated_per_quartile_of_the_predicted_wait(sdsc_features: pl.DataFrame) -> None:

@@ -278,15 +278,11 @@ class Simulator:
 
     def _arrive(self, now: int, batch: list[int]) -> None:
         ask = [j for j in batch if self._given[j] is None]
-        if ask and self._reserve_p90:
-            self._predict_with_p90(ask)
-        elif len(ask) == 1:
+        if len(ask) == 1 and not self._reserve_p90:
             job = self.jobs[ask[0]]
             self._given[ask[0]] = planned_seconds(self.predictor.predict(job, self.history), job.req_s or 1)
         elif ask:
-            predicted = predict_all(self.predictor, [self.jobs[j] for j in ask], self.history).p50
-            for j, p in zip(ask, predicted.tolist(), strict=True):
-                self._given[j] = planned_seconds(p, self.jobs[j].req_s or 1)
+            self._predict_batch(ask)
         for j in batch:
             planned = self._given[j]
             assert planned is not None
@@ -295,15 +291,16 @@ class Simulator:
             if self._refresh:
                 self._waiting_of.setdefault(self.jobs[j].user, set()).add(j)
 
-    def _predict_with_p90(self, ask: list[int]) -> None:
-        """Predictions and, where the predictor gives a p90 above them, the planned run once started."""
+    def _predict_batch(self, ask: list[int]) -> None:
+        """One predictor call for the jobs of `ask`; with reserve="p90", also their planned run
+        once started, where the predictor gives a p90 above the prediction."""
         jobs = [self.jobs[j] for j in ask]
         prediction = predict_all(self.predictor, jobs, self.history)
-        upper = prediction.p90.tolist() if prediction.p90 is not None else [None] * len(ask)
-        for j, job, p, high in zip(ask, jobs, prediction.p50.tolist(), upper, strict=True):
+        upper = prediction.p90 if self._reserve_p90 and prediction.p90 is not None else None
+        for k, (j, job, p) in enumerate(zip(ask, jobs, prediction.p50.tolist(), strict=True)):
             req = job.req_s or 1
             self._given[j] = planned = planned_seconds(p, req)
-            if high is not None and not math.isnan(high):
+            if upper is not None and not math.isnan(high := float(upper[k])):
                 reserve = planned_seconds(high, req)
                 self._reserve[j] = reserve if reserve > planned else None
 
