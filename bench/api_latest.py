@@ -108,7 +108,7 @@ def ours_app(data_dir: Path, hosts: int) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(a: Any) -> AsyncIterator[Any]:
         async with inner(a) as state:
-            fill_twin(a.state.twin, hosts)
+            fill_twin(a.state.service.twin.state, hosts)
             yield state
 
     app.router.lifespan_context = lifespan

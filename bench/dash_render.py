@@ -234,7 +234,7 @@ def serve_child(args: argparse.Namespace) -> None:
     @contextlib.asynccontextmanager
     async def lifespan(a: Any) -> AsyncIterator[Any]:
         async with inner(a) as state:
-            n = fill_twin(a.state.twin, a.state.store)
+            n = fill_twin(a.state.service.twin.state, a.state.service.store)
             print(f"twin: latest values of {n} hosts", flush=True)
             yield state
 

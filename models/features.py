@@ -24,13 +24,16 @@ from telemetry.jobs import conform_jobs
 
 __all__ = [
     "CATEGORICAL_FEATURES",
+    "CONTEXT_FEATURES",
     "FEATURES",
     "ID_COLUMNS",
     "NUMERIC_FEATURES",
     "TARGETS",
     "build_features",
     "collect_features",
+    "context_at",
     "feature_schema",
+    "features_for",
 ]
 
 MEAN_LAST_K = 5
@@ -108,7 +111,12 @@ def build_features(jobs: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
 
     A row without a submit time gets null history and state features (nothing is knowable
     about when it arrived)."""
-    base = (
+    base = _base(jobs)
+    return _with_request(base, _context(base))
+
+
+def _base(jobs: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+    return (
         conform_jobs(jobs)
         .with_row_index(_ROW)
         .with_columns(
@@ -116,6 +124,25 @@ def build_features(jobs: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
             pl.coalesce("start_s", "end_s").alias("_leave_s"),  # a job cancelled in the queue leaves at its end
         )
     )
+
+
+def _context(base: pl.LazyFrame) -> pl.LazyFrame:
+    """CONTEXT_FEATURES by row: what the history shows of the user and the site at each submit,
+    whatever the job itself asks for."""
+    queries = base.filter(pl.col("submit_s").is_not_null()).select(_ROW, "site", "user", "submit_s").sort("submit_s")
+    return (
+        queries.pipe(_join_history, base)
+        .pipe(_join_submits, base)
+        .pipe(_join_state, base)
+        .with_columns(pl.col("site_running_cores").cum_max().over("site").alias("site_cores_seen"))
+        .drop("site", "user", "submit_s")
+    )
+
+
+def _with_request(base: pl.LazyFrame, context: pl.LazyFrame) -> pl.LazyFrame:
+    """The job's own features (its request, when it was submitted) beside its context, and the
+    ratios between the two: the one place a request becomes features, for logged and for
+    hypothetical jobs alike."""
     requests = base.select(
         _ROW,
         *ID_COLUMNS,
@@ -131,15 +158,7 @@ def build_features(jobs: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
         ((pl.col("submit_s") // 86_400 + 3) % 7).cast(pl.Float64).alias("day_of_week"),  # 0 = Monday (UTC)
         *(pl.col(name) for name in CATEGORICAL_FEATURES),
     )
-    queries = base.filter(pl.col("submit_s").is_not_null()).select(_ROW, "site", "user", "submit_s").sort("submit_s")
-    joined = (
-        queries.pipe(_join_history, base)
-        .pipe(_join_submits, base)
-        .pipe(_join_state, base)
-        .with_columns(pl.col("site_running_cores").cum_max().over("site").alias("site_cores_seen"))
-        .drop("site", "user", "submit_s")
-    )
-    out = requests.join(joined, on=_ROW, how="left").sort(_ROW).drop(_ROW)
+    out = requests.join(context, on=_ROW, how="left").sort(_ROW).drop(_ROW)
     ave2 = (
         pl.when(pl.col("user_last2_s").is_not_null())
         .then(pl.min_horizontal(_REQ, ((pl.col("user_last1_s") + pl.col("user_last2_s")) / 2).floor()))
@@ -153,6 +172,47 @@ def build_features(jobs: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
         (_REQ / pl.col("user_last1_req_s")).alias("req_over_last1_req"),
     )
     return out.with_columns(ave2.alias("ave2_s")).with_columns(derived).select(*ID_COLUMNS, *TARGETS, *FEATURES)
+
+
+CONTEXT_FEATURES: tuple[str, ...] = tuple(
+    name for name in NUMERIC_FEATURES if name.startswith(("user_", "site_")) and name not in ("user_last_log_gap",)
+)
+"""Features a job's history gives it at its submit instant, independent of its own request."""
+
+
+def context_at(jobs: pl.LazyFrame | pl.DataFrame, probes: pl.DataFrame) -> pl.DataFrame:
+    """CONTEXT_FEATURES of hypothetical jobs `probes` (columns site, user, submit_s), as if each
+    had been submitted at its submit_s after every job of `jobs` (probes do not see each other:
+    events in the same second are not yet seen). One pass over the history serves every user a
+    recommendation may ask for; `features_for(requests, contexts)` adds each request."""
+    rows = pl.concat(
+        [
+            conform_jobs(jobs).collect(),
+            conform_jobs(
+                probes.select("site", "user", "submit_s").with_columns(pl.lit("PENDING").alias("state"))
+            ).collect(),
+        ]
+    )
+    n_history = rows.height - probes.height
+    base = _base(rows)
+    context = _context(base).filter(pl.col(_ROW) >= n_history).sort(_ROW)
+    return (
+        probes.select("site", "user", "submit_s")
+        .with_columns(pl.int_range(n_history, n_history + probes.height, dtype=pl.UInt32).alias(_ROW))
+        .join(context.collect(engine=ENGINE), on=_ROW, how="left")
+        .drop(_ROW)
+    )
+
+
+def features_for(requests: pl.DataFrame, contexts: pl.DataFrame) -> pl.DataFrame:
+    """FEATURES of hypothetical jobs: `requests` are job-history rows (what each job asks for,
+    submit_s = when) and `contexts` one row of CONTEXT_FEATURES per request, in the same order
+    (from `context_at`)."""
+    if requests.height != contexts.height:
+        raise ValueError(f"{requests.height} requests but {contexts.height} contexts")
+    base = _base(requests)
+    context = contexts.select(CONTEXT_FEATURES).with_row_index(_ROW).lazy()
+    return _with_request(base, context).select(FEATURES).collect(engine=ENGINE)
 
 
 def collect_features(jobs: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:

@@ -21,7 +21,7 @@ from service.cli_common import emit_json as _emit_json
 from service.cli_common import fail as _fail
 from service.cli_common import load as _load
 from service.cli_token import token_app
-from service.compose import build_collectors, build_runtime, open_store, resolve_salt
+from service.compose import build_collectors, build_service, open_store, resolve_salt
 from service.config import ConfigError, LoadedConfig, load_config
 from service.timeparse import parse_time_ns
 from telemetry.export import export_jobs, export_samples, manifest_path
@@ -151,12 +151,12 @@ def run(
 ) -> None:
     """Collect into the store until stopped (SIGTERM / Ctrl-C), then flush and exit cleanly."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    loaded = _load(config)
-    runtime = build_runtime(loaded, data_dir)
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT):  # first: a stop asked for while starting is kept
         signal.signal(sig, lambda *_: stop.set())
-    runtime.pipeline.start()
+    loaded = _load(config)
+    runtime = build_service(loaded, data_dir)
+    runtime.start()
     retention = loaded.config.store.retention
     if not as_json:
         err.print(
@@ -173,9 +173,8 @@ def run(
         if deadline and time.monotonic() >= deadline:
             break
         stop.wait(0.5)
-    runtime.pipeline.stop()
+    runtime.stop()
     health = runtime.pipeline.health()
-    runtime.store.close()
     if as_json:
         _emit_json(health)
     else:

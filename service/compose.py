@@ -1,7 +1,8 @@
-"""The composition root: config → store, collectors, pipeline. The only place that wires packages."""
+"""The composition root: config → store, collectors, pipeline, twin. The only place that wires packages."""
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from dataclasses import dataclass
@@ -14,6 +15,11 @@ from service.config import LoadedConfig
 from telemetry.pipeline import Pipeline, RunningCollector, StoreSink
 from telemetry.stores.base import Store
 from telemetry.stores.duckdb_store import DuckDBStore
+from twin.live import Twin, build_twin
+from twin.queues import ModelSource
+from twin.topology import CollectorSpec, LinkSpec, SiteSpec, Topology
+
+log = logging.getLogger(__name__)
 
 
 class StoreBusyError(ValueError):
@@ -55,23 +61,84 @@ def build_collectors(loaded: LoadedConfig) -> list[RunningCollector]:
 
 
 @dataclass
-class Runtime:
+class Service:
+    """Everything `ctwin serve` (and `ctwin run`) runs, wired once: the store, the collectors'
+    pipeline feeding the store and the twin, the twin, the learned-model registry. `start` starts
+    the collectors; `stop` stops them, flushes what they handed in, then closes the store."""
+
+    loaded: LoadedConfig
     store: Store
-    pipeline: Pipeline
     sink: StoreSink
+    pipeline: Pipeline
+    twin: Twin
+    models: ModelSource | None
+    salt: str
+
+    def start(self) -> None:
+        self.pipeline.start()
+
+    def stop(self) -> None:
+        self.pipeline.stop()
+        self.store.close()
+
+    def batch_sites(self) -> list[str]:
+        """Sites fed by a batch-scheduler collector (their queues are forecast regularly)."""
+        return [s.name for s in self.twin.topology.sites if any(c.type in BATCH_TYPES for c in s.collectors)]
 
 
-def build_runtime(loaded: LoadedConfig, data_dir: str | Path | None = None) -> Runtime:
+BATCH_TYPES = ("slurm", "replay")
+
+
+def build_service(loaded: LoadedConfig, data_dir: str | Path | None = None, *, collect: bool = True) -> Service:
+    """The one composition of the service. `collect=False` serves an existing store without
+    running collectors (read replicas, tests, benchmarks)."""
+    config = loaded.config
     store = open_store(loaded, data_dir)
+    collectors = build_collectors(loaded) if collect else []
+    models = model_registry(loaded.models_path(data_dir))
+    twin = build_twin(topology_of(loaded), store, {rc.name: rc.stats for rc in collectors}, models)
     sink = StoreSink(store)
     pipeline = Pipeline(
-        build_collectors(loaded),
-        [sink],
-        buffer_samples=loaded.config.pipeline.buffer_samples,
-        max_batch_samples=loaded.config.pipeline.max_batch_samples,
-        labels={"host": loaded.config.host_name()},
+        collectors,
+        [sink, twin.state],
+        buffer_samples=config.pipeline.buffer_samples,
+        max_batch_samples=config.pipeline.max_batch_samples,
+        labels={"host": config.host_name()},
     )
-    return Runtime(store, pipeline, sink)
+    return Service(loaded, store, sink, pipeline, twin, models, resolve_salt(loaded, data_dir))
+
+
+def topology_of(loaded: LoadedConfig) -> Topology:
+    by_site: dict[str, list[CollectorSpec]] = {}
+    for spec in loaded.collectors:
+        by_site.setdefault(spec.site.name, []).append(CollectorSpec(spec.name, spec.entry.type, spec.entry.interval))
+    sites = tuple(
+        SiteSpec(s.name, s.kind, s.description, tuple(s.nodes), tuple(by_site.get(s.name, ())))
+        for s in loaded.config.sites
+    )
+    links = tuple(
+        LinkSpec(
+            a=link.between[0],
+            b=link.between[1],
+            description=link.description,
+            bandwidth_bps=link.bandwidth_gbps * 1e9 if link.bandwidth_gbps is not None else None,
+            latency_s=link.latency_ms / 1e3 if link.latency_ms is not None else None,
+            interface=link.interface,
+        )
+        for link in loaded.config.links
+    )
+    return Topology(sites, links)
+
+
+def model_registry(path: Path) -> ModelSource | None:
+    """The hash-checked, hot-reloading registry of learned models; None when scikit-learn and
+    skops are not installed (the `models` extra): forecasts then use AVE2."""
+    try:
+        from models.artifacts import ModelRegistry
+    except ImportError:
+        log.warning("learned models disabled: install the `models` extra (scikit-learn, skops)")
+        return None
+    return ModelRegistry(path)
 
 
 def resolve_salt(loaded: LoadedConfig, data_dir: str | Path | None = None) -> str:

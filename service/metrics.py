@@ -10,7 +10,7 @@ Label sets are bounded: sites and hosts come from the configuration and the coll
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
@@ -18,10 +18,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.compose import Service
 from telemetry.catalog import catalog
 from telemetry.catalog import node as nm
-from telemetry.pipeline import Pipeline, StoreSink
-from twin.live import LiveTwin
 
 __all__ = ["RequestMetrics", "TwinMetrics", "build_registry"]
 
@@ -39,17 +38,9 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 class TwinMetrics(Collector):
     """Scrape-time collector over the live twin and the running pipeline."""
 
-    def __init__(
-        self,
-        twin: LiveTwin,
-        pipeline: Callable[[], Pipeline | None],
-        sink: Callable[[], StoreSink | None],
-        *,
-        max_containers: int = 50,
-    ) -> None:
-        self.twin = twin
-        self.pipeline = pipeline
-        self.sink = sink
+    def __init__(self, service: Service, *, max_containers: int = 50) -> None:
+        self.service = service
+        self.twin = service.twin
         self.max_containers = max_containers
 
     def collect(self) -> Iterator[Any]:
@@ -60,9 +51,7 @@ class TwinMetrics(Collector):
         yield from self._links()
 
     def _service(self) -> Iterator[Any]:
-        pipeline, sink = self.pipeline(), self.sink()
-        if pipeline is None:
-            return
+        pipeline, sink = self.service.pipeline, self.service.sink
         site_of = self.twin.topology.collector_site()
         labels = ["collector", "site"]
         duration = GaugeMetricFamily(
@@ -96,10 +85,9 @@ class TwinMetrics(Collector):
         sink_errors = CounterMetricFamily("ctwin_pipeline_sink_errors", "Failed sink writes.")
         sink_errors.add_metric([], pipeline.sink_errors)
         yield from (dropped, written, buffered, sink_errors)
-        if sink is not None:
-            store = GaugeMetricFamily("ctwin_store_write_seconds", "Duration of the last durable store append.")
-            store.add_metric([], sink.last_write_s)
-            yield store
+        store = GaugeMetricFamily("ctwin_store_write_seconds", "Duration of the last durable store append.")
+        store.add_metric([], sink.last_write_s)
+        yield store
 
     def _sites(self) -> Iterator[Any]:
         labels = ["site", "kind"]
@@ -145,14 +133,13 @@ class TwinMetrics(Collector):
             "ctwin_model_runtime_mae_seconds", "Mean absolute runtime error of the learned model.", labels=labels
         )
         for spec in self.twin.topology.sites:
-            fa = self.twin.forecasts.accuracy(spec.name)
+            fa, ra = self.twin.queues.accuracy(spec.name)
             if fa.scored:
                 f_scored.add_metric([spec.name], fa.scored)
                 if fa.within_10min is not None:
                     f_10.add_metric([spec.name], fa.within_10min)
                 if fa.median_abs_error_s is not None:
                     f_med.add_metric([spec.name], fa.median_abs_error_s)
-            ra = self.twin.runtimes.accuracy(spec.name)
             if ra.scored:
                 r_scored.add_metric([spec.name], ra.scored)
                 if ra.mean_accuracy is not None:
@@ -165,7 +152,7 @@ class TwinMetrics(Collector):
         families = {
             name: GaugeMetricFamily(name, catalog.get(name).help, labels=["site", "host"]) for name in _NODE_GAUGES
         }
-        for (site, host), points in self.twin.latest_host_points().items():
+        for (site, host), points in self.twin.state.latest_host_points().items():
             for name, family in families.items():
                 point = points.get(name)
                 if point is not None:

@@ -20,14 +20,14 @@ is seen starting: the forecast's past accuracy, per site, bounded in memory.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import polars as pl
 
 from twin.scoring import FirstPredictions
-from twin.sim import Job, Policy, RunningJob, Site, SiteState, forecast, queue_order
+from twin.sim import Job, Occupancy, Policy, RunningJob, Site, SiteState, forecast_run, queue_order
 from twin.sim.predictors import Ave2, History, Predictor, RequestedTime
 
 __all__ = [
@@ -37,6 +37,8 @@ __all__ = [
     "PredictorName",
     "build_state",
     "forecast_queue",
+    "history_of",
+    "queue_now_s",
 ]
 
 PredictorName = Literal["requested", "ave2"]
@@ -56,6 +58,9 @@ class Forecast:
     scheduler's own estimate `scheduler_start_s` where it gave one."""
     corrections: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    occupancy: Mapping[str, Occupancy] = field(default_factory=dict)
+    """Where every running and queued job holds CPUs in each simulated future ("p50", and "p10" /
+    "p90" with a banded predictor): what placement advice inserts a new job into."""
 
 
 def _jobs(rows: pl.DataFrame, default_req: int, corrections: dict[str, int]) -> list[Job]:
@@ -111,14 +116,24 @@ def build_state(
             key=queue_order,
         )
     )
-    history = None
-    if finished is not None and finished.height:
-        done = finished.filter(pl.col("end_s").is_not_null() & (pl.col("end_s") <= now)).sort("end_s")
-        history = History()
-        for user, start, end in done.select("user", "start_s", "end_s").iter_rows():
-            if start is not None and end >= start:
-                history.record(user, int(end - start))
+    history = history_of(finished, now) if finished is not None and finished.height else None
     return SiteState(now, Site.single(site, processors), running, pending, history), corrections
+
+
+def queue_now_s(queue: pl.DataFrame, default: float) -> int:
+    """The site's clock when its queue was read: the newest `observed_s` (trace time for a replay)."""
+    observed = queue["observed_s"].drop_nulls() if queue.height else None
+    return int(observed.max()) if observed is not None and observed.len() else int(default)  # type: ignore[arg-type]
+
+
+def history_of(finished: pl.DataFrame, now_s: int) -> History:
+    """Each user's completed run times (AVE2's input) from finished job rows, in completion order."""
+    done = finished.filter(pl.col("end_s").is_not_null() & (pl.col("end_s") <= now_s)).sort("end_s")
+    history = History()
+    for user, start, end in done.select("user", "start_s", "end_s").iter_rows():
+        if start is not None and end >= start:
+            history.record(user, int(end - start))
+    return history
 
 
 def predictor_for(name: PredictorName) -> Predictor:
@@ -152,8 +167,8 @@ def forecast_queue(
     for job in extra:
         if job.procs > processors:
             raise ValueError(f"the job needs {job.procs} CPUs; {site} has {processors} in service")
-    frame = forecast(state, policy or Policy.easy(), chosen, extra=list(extra), oversize="drop", plan=plan)
-    frame = frame.with_columns(pl.col("job_id").cast(pl.String), pl.col("hypothetical").cast(pl.Boolean))
+    run = forecast_run(state, policy or Policy.easy(), chosen, extra=list(extra), oversize="drop", plan=plan)
+    frame = run.frame.with_columns(pl.col("job_id").cast(pl.String), pl.col("hypothetical").cast(pl.Boolean))
     known = pl.DataFrame(
         {
             "job_id": [j.job_id for j in (*state.pending, *extra)],
@@ -169,7 +184,8 @@ def forecast_queue(
         .join(scheduler, on="job_id", how="left")
         .with_columns((pl.col("predicted_start_s") - state.now_s).alias("predicted_wait_s"))
     )
-    return Forecast(site, state.now_s, processors, name, jobs, corrections, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return Forecast(site, state.now_s, processors, name, jobs, corrections, seconds, run.occupancy)
 
 
 @dataclass(frozen=True)

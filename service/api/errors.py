@@ -13,7 +13,16 @@ from typing import Any
 from fastapi import HTTPException
 from pydantic import BaseModel
 
-__all__ = ["ApiError", "ErrorBody", "ErrorDetail", "error_body"]
+from twin.errors import (
+    InvalidJobError,
+    NoBatchQueueError,
+    NoModelError,
+    TwinError,
+    UnknownAdviceError,
+    UnknownSiteError,
+)
+
+__all__ = ["TWIN_STATUS", "ApiError", "ErrorBody", "ErrorDetail", "error_body", "twin_status"]
 
 
 class ErrorDetail(BaseModel):
@@ -50,3 +59,20 @@ class ApiError(HTTPException):
         self.code = code
         self.message = message
         self.details = details
+
+
+TWIN_STATUS: dict[type[TwinError], int] = {
+    UnknownSiteError: 404,
+    UnknownAdviceError: 404,
+    NoBatchQueueError: 409,
+    NoModelError: 409,
+    InvalidJobError: 400,
+}
+"""HTTP status of each refusal of the twin (twin/errors.py); the app's one handler renders them."""
+
+
+def twin_status(exc: TwinError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in TWIN_STATUS:
+            return TWIN_STATUS[cls]
+    return 400

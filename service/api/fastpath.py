@@ -89,9 +89,10 @@ class LatestFastPath:
             if not _SITE.match(site) or len(site) > 128:
                 return None
         state = self.fastapi_app.state
-        twin = getattr(state, "twin", None)
-        if twin is None:
+        service = getattr(state, "service", None)
+        if service is None:
             return None
+        twin = service.twin
         if site is not None:
             try:
                 twin.topology.site(site)

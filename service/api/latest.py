@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any
 
-from twin.live import LiveTwin
+from twin.live import Twin
 from twin.view import Aging
 
 __all__ = ["LATEST_PATHS", "JsonCache", "clean", "dumps", "json_cache", "latest_key"]
@@ -86,13 +86,13 @@ def _document(now: float, items: bytes) -> bytes:
 
 
 # ------------------------------------------------------------------------------ the lists
-_PLAIN: dict[str, Callable[[LiveTwin], Sequence[Any]]] = {
+_PLAIN: dict[str, Callable[[Twin], Sequence[Any]]] = {
     "/v1/sites": lambda twin: twin.sites(),
     "/v1/links": lambda twin: twin.links(),
 }
-_AGING: dict[str, Callable[[LiveTwin], list[Aging[Any]]]] = {
-    "/v1/nodes": lambda twin: twin.node_rows(),
-    "/v1/containers": lambda twin: twin.container_rows(),
+_AGING: dict[str, Callable[[Twin], list[Aging[Any]]]] = {
+    "/v1/nodes": lambda twin: twin.current.node_rows(),
+    "/v1/containers": lambda twin: twin.current.container_rows(),
 }
 LATEST_PATHS = frozenset(_PLAIN) | frozenset(_AGING)
 SITE_FILTERED = frozenset(_AGING)
@@ -114,14 +114,14 @@ class JsonCache:
         self._entries: dict[str, tuple[tuple[int, int], bytes]] = {}
         self._templates: dict[str, tuple[int, list[Aging[Any]], list[Template]]] = {}
 
-    def peek(self, twin: LiveTwin, what: str) -> bytes | None:
+    def peek(self, twin: Twin, what: str) -> bytes | None:
         """The cached answer if it is current (no building; safe on the event loop)."""
         hit = self._entries.get(what)
-        if hit is not None and hit[0] == (twin.snapshot.version, int(twin.clock())):
+        if hit is not None and hit[0] == (twin.state.snapshot.version, int(twin.clock())):
             return hit[1]
         return None
 
-    def latest(self, twin: LiveTwin, path: str, site: str | None = None) -> bytes:
+    def latest(self, twin: Twin, path: str, site: str | None = None) -> bytes:
         """The answer of `path` (one of LATEST_PATHS), from the cache or built now."""
         what = latest_key(path, site)
         body = self.peek(twin, what)
@@ -135,7 +135,7 @@ class JsonCache:
             body = self.peek(twin, what)
             if body is not None:  # built by the request we waited for
                 return body
-            version = twin.snapshot.version
+            version = twin.state.snapshot.version
             now = twin.clock()
             if path in _AGING:
                 body = _document(now, render_rows(*self._rows(twin, version, path, site), now))
@@ -144,9 +144,7 @@ class JsonCache:
             self._entries[what] = ((version, int(now)), body)
             return body
 
-    def _rows(
-        self, twin: LiveTwin, version: int, path: str, site: str | None
-    ) -> tuple[list[Aging[Any]], list[Template]]:
+    def _rows(self, twin: Twin, version: int, path: str, site: str | None) -> tuple[list[Aging[Any]], list[Template]]:
         """The rows of `path` with their templates, built once per snapshot for every site; a
         site's answer takes its share rather than rendering its rows again."""
         cached = self._templates.get(path)

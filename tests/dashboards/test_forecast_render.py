@@ -20,7 +20,7 @@ from telemetry.jobs import conform_jobs
 from telemetry.schema import Batch, Sample
 from tests.dashboards.dom import text, walk
 from tests.dashboards.twin_double import NOW_S, REPLAY_ERRORS_S, FakeReader, forecast_jobs, queue_forecast
-from twin.live import LiveTwin
+from twin.live import Twin, build_twin
 from twin.topology import CollectorSpec, SiteSpec, Topology
 
 NOW = int(NOW_S)
@@ -257,14 +257,14 @@ T0 = 846_000_000
 """A replay-like site clock (1996), far from the wall clock."""
 
 
-def _batch_site_twin() -> LiveTwin:
+def _batch_site_twin() -> Twin:
     topology = Topology(
         (
             SiteSpec("sp2", "hpc", collectors=(CollectorSpec("sp2/replay", "replay", 1.0),)),
             SiteSpec("edge", "edge", collectors=(CollectorSpec("edge/node", "node", 1.0),)),
         )
     )
-    return LiveTwin(topology, clock=lambda: float(T0 + 10))
+    return build_twin(topology, clock=lambda: float(T0 + 10))
 
 
 def _jobs(rows: list[dict[str, object]]) -> pl.DataFrame:
@@ -285,9 +285,9 @@ def test_the_live_twin_answers_queue_forecast_and_the_section_renders_it() -> No
         Sample("batch_jobs", 1, {"site": "sp2", "state": "running", "partition": "batch"}, T0 * S),
         Sample("batch_jobs", 2, {"site": "sp2", "state": "pending", "partition": "batch"}, T0 * S),
     ]
-    twin.write(Batch.from_samples(samples))
+    twin.state.write(Batch.from_samples(samples))
     running = {"job_id": "r", "user": "u", "state": "RUNNING", "submit_s": T0 - 900, "start_s": T0 - 600}
-    twin.write_jobs(
+    twin.state.write_jobs(
         _jobs(
             [
                 {**running, "req_walltime_s": 1800, "alloc_cores": 8},
@@ -324,7 +324,7 @@ def test_the_live_twin_answers_queue_forecast_and_the_section_renders_it() -> No
     assert "No forecast scored yet" in text(out.accuracy)
 
     # p1 starts 5 min after its first forecast said (T0 + 1200): the forecast's error is scored
-    twin.write_jobs(
+    twin.state.write_jobs(
         _jobs([{"job_id": "p1", "user": "u", "state": "RUNNING", "submit_s": T0 - 300, "start_s": T0 + 1500}])
     )
     scored = twin.queue_forecast("sp2")

@@ -247,7 +247,7 @@ def test_closed_metrics_need_a_token_and_shutdown_flushes(tmp_path: Path) -> Non
         assert client.get("/metrics").status_code == 401
         assert client.get("/metrics", headers=_auth(token)).status_code == 200
         time.sleep(1.0)
-        written = client.app.state.pipeline  # type: ignore[attr-defined]
+        written = client.app.state.service.pipeline  # type: ignore[attr-defined]
     health = written.health()
     assert health["buffered_samples"] == 0 and health["written_samples"] > 0
     from telemetry.stores.duckdb_store import DuckDBStore

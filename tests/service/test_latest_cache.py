@@ -9,7 +9,7 @@ import pytest
 
 from service.api.latest import JsonCache, dumps
 from telemetry.schema import Batch, Sample
-from twin.live import LiveTwin
+from twin.live import Twin, build_twin
 from twin.topology import CollectorSpec, SiteSpec, Topology
 
 S = 1_000_000_000
@@ -23,14 +23,14 @@ class Clock:
         return self.now
 
 
-def _twin(clock: Clock) -> LiveTwin:
+def _twin(clock: Clock) -> Twin:
     topology = Topology(
         (
             SiteSpec("edge", "edge", collectors=(CollectorSpec("edge/node", "node", 10.0),), nodes=("ghost",)),
             SiteSpec("cloud", "cloud", collectors=(CollectorSpec("cloud/node", "node", 60.0),)),
         )
     )
-    twin = LiveTwin(topology, None, clock=clock)
+    twin = build_twin(topology, None, clock=clock)
     samples = [
         Sample("node_cpu_count", 8, {"site": "edge", "host": "fresh"}, 1000 * S),
         Sample("node_cpu_busy_ratio", 0.25, {"site": "edge", "host": "fresh"}, 1000 * S),
@@ -43,7 +43,7 @@ def _twin(clock: Clock) -> LiveTwin:
             "container_spec_memory_limit_bytes", 4e9, {"site": "cloud", "host": "vm1", "container": 'a"b\\c'}, 997 * S
         ),
     ]
-    twin.write(Batch.from_samples(samples))
+    twin.state.write(Batch.from_samples(samples))
     return twin
 
 
@@ -72,6 +72,7 @@ def test_a_new_snapshot_is_answered_at_once_and_the_second_is_reused_within_it()
     first = cache.latest(twin, "/v1/nodes", "edge")
     clock.now = 1000.9
     assert cache.latest(twin, "/v1/nodes", "edge") is first  # same snapshot, same second
-    twin.write(Batch.from_samples([Sample("node_cpu_busy_ratio", 0.75, {"site": "edge", "host": "fresh"}, 1001 * S)]))
+    fresh = Sample("node_cpu_busy_ratio", 0.75, {"site": "edge", "host": "fresh"}, 1001 * S)
+    twin.state.write(Batch.from_samples([fresh]))
     items = json.loads(cache.latest(twin, "/v1/nodes", "edge"))["items"]
     assert next(i for i in items if i["host"] == "fresh")["cpu_util"] == 0.75

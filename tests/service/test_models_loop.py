@@ -51,6 +51,7 @@ def test_learned_model_is_hot_loaded_used_and_scored(tmp_path: Path) -> None:
         assert client.get("/v1/sites/kth/forecast", headers=auth).json()["predictor"] == "ave2"
         missing = client.get("/v1/sites/kth/forecast", params={"predictor": "learned"}, headers=auth)
         assert missing.status_code == 409 and "ctwin train" in missing.json()["error"]["message"]
+        assert missing.json()["error"]["code"] == "no_model"  # not "no_batch_queue": the queue is there
 
         _train(loaded.models_path(tmp_path))  # a new model lands while the service runs
         deadline = time.monotonic() + 20

@@ -8,7 +8,7 @@ import pytest
 
 from telemetry.schema import Batch, Sample
 from telemetry.stores.duckdb_store import DuckDBStore
-from twin.live import LiveTwin
+from twin.live import build_twin
 from twin.topology import CollectorSpec, SiteSpec, Topology
 
 S = 1_000_000_000
@@ -17,7 +17,7 @@ S = 1_000_000_000
 def test_node_history_is_downsampled_per_host_and_views_come_from_the_snapshot(tmp_path: Path) -> None:
     store = DuckDBStore(tmp_path / "s.duckdb")
     topology = Topology((SiteSpec("edge", "edge", collectors=(CollectorSpec("edge/node", "node", 60.0),)),))
-    twin = LiveTwin(topology, store, clock=lambda: 3600.0)
+    twin = build_twin(topology, store, clock=lambda: 3600.0)
     samples = [
         Sample(metric, value, {"site": "edge", "host": host}, t * S)
         for t in range(0, 3600, 60)
@@ -26,7 +26,7 @@ def test_node_history_is_downsampled_per_host_and_views_come_from_the_snapshot(t
     ]
     batch = Batch.from_samples(samples)
     store.append(batch)
-    twin.write(batch)
+    twin.state.write(batch)
     history = twin.node_history("edge", None, 0, 3600, max_points=6)  # 10-minute buckets
     assert history.columns == ["host", "ts_s", "cpu_util", "mem_used_frac"]
     assert history.filter(history["host"] == "h1").height == 6
@@ -42,7 +42,7 @@ def test_node_history_is_downsampled_per_host_and_views_come_from_the_snapshot(t
 def test_node_history_band_aggregates_across_hosts_in_the_store(tmp_path: Path) -> None:
     store = DuckDBStore(tmp_path / "s.duckdb")
     topology = Topology((SiteSpec("edge", "edge", collectors=(CollectorSpec("edge/node", "node", 60.0),)),))
-    twin = LiveTwin(topology, store, clock=lambda: 600.0)
+    twin = build_twin(topology, store, clock=lambda: 600.0)
     samples = [
         Sample(metric, value + h / 10, {"site": "edge", "host": f"h{h}"}, t * S)
         for t in range(0, 600, 60)
@@ -64,17 +64,17 @@ def test_forecasts_are_shared_until_the_site_reports_a_new_queue() -> None:
     from telemetry.jobs import conform_jobs
 
     topology = Topology((SiteSpec("hpc", "hpc", collectors=(CollectorSpec("hpc/slurm", "slurm", 30.0),)),))
-    twin = LiveTwin(topology, None, clock=lambda: 1_000.0)
-    twin.write(Batch.from_samples([Sample("batch_cpus", 8, {"site": "hpc", "state": "idle"}, 1)]))
+    twin = build_twin(topology, None, clock=lambda: 1_000.0)
+    twin.state.write(Batch.from_samples([Sample("batch_cpus", 8, {"site": "hpc", "state": "idle"}, 1)]))
 
     def queue(observed: int) -> pl.DataFrame:
         row = {"site": "hpc", "job_id": "1", "state": "PENDING", "submit_s": 900, "req_walltime_s": 60,
                "req_cores": 2, "observed_s": observed}  # fmt: skip
         return conform_jobs(pl.DataFrame([row])).collect()
 
-    twin.write_jobs(queue(950))
+    twin.state.write_jobs(queue(950))
     first = twin.forecast("hpc", "requested")
     assert twin.forecast("hpc", "requested") is first  # nothing new: the same answer, not a new simulation
     assert twin.forecast("hpc", "ave2") is not first
-    twin.write_jobs(queue(960))
+    twin.state.write_jobs(queue(960))
     assert twin.forecast("hpc", "requested").now_s == 960

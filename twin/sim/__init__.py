@@ -15,9 +15,9 @@ One engine serves whole-log replays (what-if studies, the SC'15 comparison) and 
 - `forecast`: predicted start of every pending job (and hypothetical ones) from a live state.
 """
 
-from twin.sim.engine import SimResult, Simulator, TieBreak, queue_order, simulate
+from twin.sim.engine import Occupancy, SimResult, Simulator, TieBreak, queue_order, simulate
 from twin.sim.errors import SimError, SimInputError, SimTimeError, UnknownPartitionError
-from twin.sim.forecast import forecast
+from twin.sim.forecast import ForecastRun, forecast, forecast_run
 from twin.sim.metrics import Metrics, compute
 from twin.sim.model import (
     Corrections,
@@ -46,9 +46,11 @@ __all__ = [
     "BatchPredictor",
     "Clairvoyant",
     "Corrections",
+    "ForecastRun",
     "History",
     "Job",
     "Metrics",
+    "Occupancy",
     "Partition",
     "Policy",
     "Predictor",
@@ -66,6 +68,7 @@ __all__ = [
     "UnknownPartitionError",
     "compute",
     "forecast",
+    "forecast_run",
     "jobs_from_frame",
     "jobs_from_history",
     "predict_all",

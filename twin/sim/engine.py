@@ -35,6 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import polars as pl
 
 from twin.sim.errors import SimInputError, SimTimeError
@@ -43,7 +44,7 @@ from twin.sim.policies import Policy
 from twin.sim.predictors import History, Predictor, RequestedTime, predict_all
 from twin.sim.scheduler import PartitionState
 
-__all__ = ["SimResult", "Simulator", "TieBreak", "planned_seconds", "queue_order", "simulate"]
+__all__ = ["Occupancy", "SimResult", "Simulator", "TieBreak", "planned_seconds", "queue_order", "simulate"]
 
 TieBreak = Literal["batched", "predictsim"]
 _EXPIRE, _END = 0, 1
@@ -66,6 +67,16 @@ def planned_seconds(prediction: float, req: int) -> int:
     if whole < prediction:
         whole += 1
     return 1 if whole < 1 else (req if whole > req else whole)
+
+
+@dataclass(frozen=True)
+class Occupancy:
+    """Jobs holding resources over time, one entry per job, as numpy arrays of equal length."""
+
+    partition: np.ndarray
+    start_s: np.ndarray
+    end_s: np.ndarray
+    units: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -361,6 +372,19 @@ class Simulator:
     def start_times(self) -> list[int | None]:
         """Start of every admitted job (admission order), None if not started yet."""
         return list(self._start)
+
+    def occupancy(self) -> Occupancy:
+        """Every job that has started, as (partition index, start, end, units), end = start + its
+        run: the resources it holds over time (twin.advice builds free-capacity profiles from it)."""
+        started = [j for j, s in enumerate(self._start) if s is not None]
+        start = np.array([self._start[j] for j in started], dtype=np.int64)
+        run = np.array([self.jobs[j].run_s or 0 for j in started], dtype=np.int64)
+        return Occupancy(
+            partition=np.array([self._part[j] for j in started], dtype=np.int64),
+            start_s=start,
+            end_s=start + run,
+            units=np.array([self._units[j] for j in started], dtype=np.int64),
+        )
 
     def result(self) -> SimResult:
         parts = self.site.partitions

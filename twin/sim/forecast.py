@@ -19,19 +19,28 @@ is simulated with no further arrivals, every job running for its predicted time:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 import polars as pl
 
-from twin.sim.engine import Simulator, planned_seconds
+from twin.sim.engine import Occupancy, Simulator, planned_seconds
 from twin.sim.errors import SimInputError, SimTimeError
 from twin.sim.model import Job, Oversize, SiteState
 from twin.sim.policies import Policy
 from twin.sim.predictors import History, Predictor, RequestedTime, predict_all
 
-__all__ = ["forecast"]
+__all__ = ["ForecastRun", "forecast", "forecast_run"]
+
+
+@dataclass(frozen=True)
+class ForecastRun:
+    """A forecast's table and, per simulated future ("p50", and "p10" / "p90" when the predictor
+    gives a band), where every running and queued job holds resources (twin.sim.Occupancy)."""
+
+    frame: pl.DataFrame
+    occupancy: dict[str, Occupancy]
 
 
 def forecast(
@@ -43,6 +52,19 @@ def forecast(
     oversize: Oversize = "error",
     plan: Literal["prediction", "requested"] = "prediction",
 ) -> pl.DataFrame:
+    """`forecast_run(...).frame`: the table only."""
+    return forecast_run(state, policy, predictor, extra=extra, oversize=oversize, plan=plan).frame
+
+
+def forecast_run(
+    state: SiteState,
+    policy: Policy,
+    predictor: Predictor | None = None,
+    *,
+    extra: Sequence[Job] = (),
+    oversize: Oversize = "error",
+    plan: Literal["prediction", "requested"] = "prediction",
+) -> ForecastRun:
     """Predicted start of every pending job of `state`, then of each `extra` (hypothetical) job.
 
     Columns: job_id, partition, hypothetical, predicted_start_s, predicted_end_s (both null for a
@@ -80,7 +102,8 @@ def forecast(
         scheduled = [job.req_s or 1 for job in everyone]
         for i, r in enumerate(state.running):
             scheduled[i] = max(scheduled[i], now - r.start_s, planned[i])
-    starts = _simulate(state, policy, queued, scheduled, planned, oversize)
+    starts, occupied = _simulate(state, policy, queued, scheduled, planned, oversize)
+    occupancy = {"p50": occupied}
     columns: dict[str, object] = {
         "job_id": [j.job_id for j in queued],
         "partition": [j.partition or state.site.partitions[0].name for j in queued],
@@ -91,8 +114,11 @@ def forecast(
     for column, band in (("start_early_s", prediction.p10), ("start_late_s", prediction.p90)):
         if band is not None:
             runs = _band_runs(band, everyone, state, planned)
-            columns[column] = _simulate(state, policy, queued, scheduled, runs, oversize)
-    return pl.DataFrame(columns, schema_overrides={c: pl.Int64 for c in columns if c.endswith("_s")})
+            columns[column], occupancy["p10" if column == "start_early_s" else "p90"] = _simulate(
+                state, policy, queued, scheduled, runs, oversize
+            )
+    frame = pl.DataFrame(columns, schema_overrides={c: pl.Int64 for c in columns if c.endswith("_s")})
+    return ForecastRun(frame, occupancy)
 
 
 def _running_plan(planned: int, job: Job, elapsed: int, policy: Policy) -> int:
@@ -115,7 +141,7 @@ def _band_runs(band: np.ndarray, everyone: list[Job], state: SiteState, planned:
 
 def _simulate(
     state: SiteState, policy: Policy, queued: list[Job], planned: list[int], runs: list[int], oversize: Oversize
-) -> list[int | None]:
+) -> tuple[list[int | None], Occupancy]:
     now = state.now_s
     sim = Simulator(state.site, policy, oversize=oversize, now_s=now, runtime_known=False)
     n_running = len(state.running)
@@ -129,4 +155,4 @@ def _simulate(
         admitted.append(len(sim.jobs) - 1 if ok else None)
     sim.run()
     starts = sim.start_times()
-    return [None if a is None else starts[a] for a in admitted]
+    return [None if a is None else starts[a] for a in admitted], sim.occupancy()

@@ -1,0 +1,112 @@
+"""Dataset export: samples and the pseudonymised job history as Parquet or CSV downloads, each with
+its manifest (query, rows, schema, time, sha256) in the X-Ctwin-Manifest header."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import Query
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
+
+from service.api.deps import BAD_REQUEST, EXPORT, NOT_FOUND, Responses, ServiceDep, SiteName, known_site, v1_router
+from service.api.errors import ApiError
+from service.api.params import selection_of, time_ns
+from telemetry.export import export_jobs, export_samples
+from telemetry.jobs import JOB_SCHEMA, JOB_STATES
+from telemetry.stores.base import QueryError
+
+__all__ = ["FILE", "download", "router"]
+
+router = v1_router("export")
+
+FILE: Responses = {
+    200: {"content": {"application/vnd.apache.parquet": {}, "text/csv": {}}, "description": "The dataset"}
+}
+
+
+def download(path: Path, manifest_json: str, fmt: str, tmp: tempfile.TemporaryDirectory[str]) -> FileResponse:
+    manifest = json.loads(manifest_json)
+    return FileResponse(
+        path,
+        media_type="application/vnd.apache.parquet" if fmt == "parquet" else "text/csv",
+        filename=path.name,
+        headers={
+            "X-Ctwin-Rows": str(manifest["rows"]),
+            "X-Ctwin-Sha256": manifest["sha256"],
+            "X-Ctwin-Manifest": json.dumps(manifest, separators=(",", ":"), ensure_ascii=True),
+        },
+        background=BackgroundTask(tmp.cleanup),
+    )
+
+
+@router.get(
+    "/export/samples",
+    dependencies=EXPORT,
+    response_class=FileResponse,
+    responses={**BAD_REQUEST, **FILE},
+    summary="Download samples as Parquet or CSV (one column per label); the manifest is in X-Ctwin-Manifest",
+)
+def export_samples_route(
+    service: ServiceDep,
+    metric: Annotated[list[str], Query(description="Metric names, repeatable; none = all")] = [],  # noqa: B006
+    label: Annotated[list[str], Query(description="key=value, repeatable")] = [],  # noqa: B006
+    start: str | None = None,
+    end: str | None = None,
+    format: Literal["parquet", "csv"] = "parquet",
+) -> FileResponse:
+    selection = selection_of(metric, label, start, end)
+    tmp = tempfile.TemporaryDirectory(prefix="ctwin-export-")
+    path = Path(tmp.name) / f"samples-{int(time.time())}.{format}"
+    try:
+        manifest = export_samples(service.store, selection, path, format)
+    except QueryError as exc:
+        tmp.cleanup()
+        raise ApiError(400, "bad_query", str(exc)) from None
+    except BaseException:
+        tmp.cleanup()
+        raise
+    return download(path, manifest.to_json(), format, tmp)
+
+
+@router.get(
+    "/export/jobs",
+    dependencies=EXPORT,
+    response_class=FileResponse,
+    responses={**BAD_REQUEST, **NOT_FOUND, **FILE},
+    summary="Download the job history with users and groups pseudonymised (salted hash)",
+)
+def export_jobs_route(
+    service: ServiceDep,
+    site: SiteName | None = None,
+    state: Annotated[list[Literal[JOB_STATES]], Query()] = [],  # type: ignore[valid-type]  # noqa: B006
+    start: Annotated[str | None, Query(description="Submitted at or after")] = None,
+    end: Annotated[str | None, Query(description="Submitted before")] = None,
+    format: Literal["parquet", "csv"] = "parquet",
+) -> FileResponse:
+    known_site(service.twin, site)
+    from_ns, to_ns = time_ns(start, "start", None), time_ns(end, "end", None)
+    tmp = tempfile.TemporaryDirectory(prefix="ctwin-export-")
+    path = Path(tmp.name) / f"jobs-{int(time.time())}.{format}"
+    try:
+        manifest = export_jobs(
+            service.store,
+            path,
+            format,
+            service.salt,
+            site=site,
+            states=list(state),
+            submitted_from_s=None if from_ns is None else from_ns // 1_000_000_000,
+            submitted_to_s=None if to_ns is None else to_ns // 1_000_000_000,
+        )
+    except BaseException:
+        tmp.cleanup()
+        raise
+    return download(path, manifest.to_json(), format, tmp)
+
+
+assert set(JOB_SCHEMA) >= {"user", "group"}
