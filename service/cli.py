@@ -16,6 +16,7 @@ from rich.table import Table
 
 from collectors import registry
 from service import cli_models as models_cli
+from service.cli_advise import advise
 from service.cli_common import ConfigOpt, DataDirOpt, JsonOpt, err, out
 from service.cli_common import emit_json as _emit_json
 from service.cli_common import fail as _fail
@@ -24,7 +25,7 @@ from service.cli_token import token_app
 from service.compose import build_collectors, build_service, open_store, resolve_salt
 from service.config import ConfigError, LoadedConfig, load_config
 from service.timeparse import parse_time_ns
-from telemetry.export import export_jobs, export_samples, manifest_path
+from telemetry.export import export_advice, export_jobs, export_samples, manifest_path
 from telemetry.pipeline import Pipeline
 from telemetry.schema import Batch
 from telemetry.stores.base import QueryError, Selection
@@ -41,6 +42,7 @@ app.add_typer(export_app, name="export")
 app.add_typer(token_app, name="token")
 app.command("train")(models_cli.train)
 app.command("evaluate")(models_cli.evaluate)
+app.command("advise")(advise)
 
 
 # ---------------------------------------------------------------------------- collect
@@ -301,6 +303,51 @@ def export_jobs_cmd(
         err.print(
             f"wrote {manifest.rows} jobs to {output}, users and groups pseudonymised"
             f" (manifest: {manifest_path(output)})",
+            highlight=False,
+        )
+
+
+@export_app.command("advice")
+def export_advice_cmd(
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write")],
+    start: Annotated[str | None, typer.Option(help="Advised at or after: now, -30d, ISO date, unix s")] = None,
+    end: Annotated[str | None, typer.Option(help="Advised before: now, -1d, ISO date, unix s")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", "-f", help="parquet or csv (default: from suffix)")] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the advice log joined with outcomes (predicted vs realised, regret), users pseudonymised."""
+    loaded = _load(config)
+    fmt_lit = _export_format(output, fmt)
+    try:
+        from_s = parse_time_ns(start) / 1e9 if start else None
+        to_s = parse_time_ns(end) / 1e9 if end else None
+        salt = resolve_salt(loaded, data_dir)
+        store = open_store(loaded, data_dir, read_only=True)
+    except (ValueError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    try:
+        with Progress(
+            TextColumn("exporting advice"), BarColumn(), TimeElapsedColumn(), console=err, disable=as_json
+        ) as bar:
+            task = bar.add_task("export", total=1.0)
+            manifest = export_advice(
+                store,
+                output,
+                fmt_lit,
+                salt,
+                created_from_s=from_s,
+                created_to_s=to_s,
+                progress=lambda f: bar.update(task, completed=f),
+            )
+    finally:
+        store.close()
+    if as_json:
+        _emit_json(json.loads(manifest.to_json()))
+    else:
+        err.print(
+            f"wrote {manifest.rows} answers to {output}, users pseudonymised (manifest: {manifest_path(output)})",
             highlight=False,
         )
 

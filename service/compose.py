@@ -5,19 +5,35 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
 from collectors import registry
-from service.config import LoadedConfig
+from service.config import CloudConfig, LoadedConfig, SiteConfig
 from telemetry.pipeline import Pipeline, RunningCollector, StoreSink
 from telemetry.stores.base import Store
 from telemetry.stores.duckdb_store import DuckDBStore
+from twin.advice.carbon import carbon_intensity
+from twin.advice.herding import HerdingLedger
+from twin.advice.live import Advisor
+from twin.advice.log import AdviceLog
+from twin.advice.rank import AdvicePolicy
 from twin.live import Twin, build_twin
 from twin.queues import ModelSource
-from twin.topology import CollectorSpec, LinkSpec, SiteSpec, Topology
+from twin.topology import (
+    CollectorSpec,
+    Energy,
+    LinkSpec,
+    PartitionLimits,
+    Placement,
+    Pricing,
+    Provisioning,
+    SiteSpec,
+    Topology,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +87,17 @@ class Service:
     sink: StoreSink
     pipeline: Pipeline
     twin: Twin
+    advisor: Advisor
     models: ModelSource | None
     salt: str
 
     def start(self) -> None:
         self.pipeline.start()
+        self.advisor.log.start()
 
     def stop(self) -> None:
         self.pipeline.stop()
+        self.advisor.log.close()
         self.store.close()
 
     def batch_sites(self) -> list[str]:
@@ -96,7 +115,24 @@ def build_service(loaded: LoadedConfig, data_dir: str | Path | None = None, *, c
     store = open_store(loaded, data_dir)
     collectors = build_collectors(loaded) if collect else []
     models = model_registry(loaded.models_path(data_dir))
-    twin = build_twin(topology_of(loaded), store, {rc.name: rc.stats for rc in collectors}, models)
+    topology = topology_of(loaded)
+    advice = config.advice
+    policy = AdvicePolicy(
+        max_data_age_s=advice.max_data_age,
+        stay_home=advice.stay_home,
+        herding_ttl_s=advice.herding_ttl,
+        default_home=advice.home or (topology.sites[0].name if topology.sites else "local"),
+    )
+    log = AdviceLog(store)
+    ledger = HerdingLedger(policy.herding_ttl_s, time.time)
+    twin = build_twin(
+        topology,
+        store,
+        {rc.name: rc.stats for rc in collectors},
+        models,
+        job_observers=(log.observe, ledger.observe),
+    )
+    advisor = Advisor(twin, log, ledger, policy)
     sink = StoreSink(store)
     pipeline = Pipeline(
         collectors,
@@ -105,15 +141,27 @@ def build_service(loaded: LoadedConfig, data_dir: str | Path | None = None, *, c
         max_batch_samples=config.pipeline.max_batch_samples,
         labels={"host": config.host_name()},
     )
-    return Service(loaded, store, sink, pipeline, twin, models, resolve_salt(loaded, data_dir))
+    return Service(loaded, store, sink, pipeline, twin, advisor, models, resolve_salt(loaded, data_dir))
 
 
 def topology_of(loaded: LoadedConfig) -> Topology:
     by_site: dict[str, list[CollectorSpec]] = {}
     for spec in loaded.collectors:
         by_site.setdefault(spec.site.name, []).append(CollectorSpec(spec.name, spec.entry.type, spec.entry.interval))
+    replay_speed = {
+        spec.site.name: float(getattr(spec.config, "speed", 1.0))
+        for spec in loaded.collectors
+        if spec.entry.type == "replay"
+    }
     sites = tuple(
-        SiteSpec(s.name, s.kind, s.description, tuple(s.nodes), tuple(by_site.get(s.name, ())))
+        SiteSpec(
+            s.name,
+            s.kind,
+            s.description,
+            tuple(s.nodes),
+            tuple(by_site.get(s.name, ())),
+            placement_of(s, replay_speed.get(s.name, 1.0)),
+        )
         for s in loaded.config.sites
     )
     links = tuple(
@@ -128,6 +176,46 @@ def topology_of(loaded: LoadedConfig) -> Topology:
         for link in loaded.config.links
     )
     return Topology(sites, links)
+
+
+def placement_of(site: SiteConfig, clock_speed: float) -> Placement:
+    """What advice knows of a site from its config (twin.topology.Placement)."""
+    intensity, source = carbon_intensity(site.energy.carbon_intensity, site.energy.country)
+    cloud = site.cloud if site.cloud is not None else (CloudConfig() if site.kind == "cloud" else None)
+    return Placement(
+        speed=site.speed,
+        cores_per_node=site.cores_per_node,
+        memory_per_node_bytes=int(site.memory_per_node_gb * 2**30) if site.memory_per_node_gb else None,
+        gpus=site.gpus,
+        max_walltime_s=int(site.max_walltime) if site.max_walltime else None,
+        partitions=tuple(
+            PartitionLimits(
+                p.name,
+                int(p.max_walltime) if p.max_walltime else None,
+                p.max_nodes,
+                p.max_cores,
+                p.gpus_per_node,
+            )
+            for p in site.partitions
+        ),
+        quota_cores=cloud.quota_cores if cloud is not None else None,
+        quota_gpus=cloud.quota_gpus if cloud is not None else None,
+        provisioning=Provisioning(cloud.provisioning.p10, cloud.provisioning.p50, cloud.provisioning.p90)
+        if cloud is not None
+        else None,
+        pricing=Pricing(
+            site.pricing.core_hour, site.pricing.gpu_hour, site.pricing.egress_per_gb, site.pricing.currency
+        ),
+        energy=Energy(
+            site.energy.tdp_per_core_w,
+            site.energy.gpu_tdp_w,
+            site.energy.usage,
+            site.energy.pue,
+            intensity,
+            source,
+        ),
+        clock_speed=clock_speed,
+    )
 
 
 def model_registry(path: Path) -> ModelSource | None:

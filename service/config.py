@@ -55,12 +55,83 @@ class CollectorEntry(BaseModel):
 SITE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
+class PartitionConfig(StrictModel):
+    name: str = Field(min_length=1, max_length=128)
+    max_walltime: Duration | None = None
+    max_nodes: int | None = Field(None, ge=1)
+    max_cores: int | None = Field(None, ge=1)
+    gpus_per_node: int = Field(0, ge=0)
+
+
+class PricingConfig(StrictModel):
+    """An HPC allocation rate or a cloud's on-demand price; egress is billed where data leaves."""
+
+    core_hour: float = Field(0.0, ge=0, description="Price per core-hour")
+    gpu_hour: float = Field(0.0, ge=0, description="Price per GPU-hour")
+    egress_per_gb: float = Field(0.0, ge=0, description="Price per GB leaving the site")
+    currency: str = Field("EUR", min_length=1, max_length=8)
+
+
+class EnergyConfig(StrictModel):
+    """Green Algorithms' model; the carbon intensity is given, or the country's default from the
+    shipped table (codecarbon's; twin/advice/data), else the world average (475 gCO2e/kWh)."""
+
+    tdp_per_core_w: float = Field(12.0, gt=0, le=1000)
+    gpu_tdp_w: float = Field(250.0, gt=0, le=5000)
+    usage: float = Field(1.0, gt=0, le=1)
+    pue: float = Field(1.56, ge=1, le=5)
+    carbon_intensity: float | None = Field(None, ge=0, le=2000, description="gCO2e per kWh")
+    country: str | None = Field(None, pattern=r"^[A-Z]{3}$", description="ISO 3166-1 alpha-3, e.g. SWE")
+
+
+class ProvisioningConfig(StrictModel):
+    p10: Duration = 45.0
+    p50: Duration = 90.0
+    p90: Duration = 240.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ProvisioningConfig:
+        if not self.p10 <= self.p50 <= self.p90:
+            raise ValueError("provisioning delays must be ordered p10 <= p50 <= p90")
+        return self
+
+
+class CloudConfig(StrictModel):
+    """A cloud site has no queue: an instance comes up after the provisioning delay, within a quota."""
+
+    provisioning: ProvisioningConfig = ProvisioningConfig()
+    quota_cores: int | None = Field(None, ge=1)
+    quota_gpus: int | None = Field(None, ge=0)
+
+
 class SiteConfig(StrictModel):
     name: str = Field(pattern=SITE_NAME)
     kind: SiteKind = "edge"
     description: str = ""
     nodes: list[str] = Field(default_factory=list, description="Hosts expected at the site; absent ones show as down")
     collectors: list[CollectorEntry] = Field(default_factory=list)
+    speed: float = Field(1.0, gt=0, le=1000, description="Relative speed: jobs run runtime / speed here")
+    cores_per_node: int | None = Field(None, ge=1)
+    memory_per_node_gb: float | None = Field(None, gt=0)
+    gpus: int = Field(0, ge=0, description="GPUs at the site")
+    max_walltime: Duration | None = None
+    partitions: list[PartitionConfig] = Field(default_factory=list)
+    pricing: PricingConfig = PricingConfig()
+    energy: EnergyConfig = EnergyConfig()
+    cloud: CloudConfig | None = Field(None, description="Only for kind: cloud (default provisioning if omitted)")
+
+    @model_validator(mode="after")
+    def _cloud_only(self) -> SiteConfig:
+        if self.cloud is not None and self.kind != "cloud":
+            raise ValueError(f"site {self.name!r}: a `cloud` block needs kind: cloud (it is {self.kind})")
+        return self
+
+
+class AdviceConfig(StrictModel):
+    home: str | None = Field(None, description="Where a job runs without advice; default: the first site")
+    max_data_age: Duration = Field(300.0, description="A site whose data is older is not advised")
+    herding_ttl: Duration = Field(600.0, description="Advice handed out counts as load there this long")
+    stay_home: bool = Field(True, description="Recommend home when moving gains less than the band")
 
 
 class LinkConfig(StrictModel):
@@ -127,6 +198,8 @@ def _default_sites() -> list[SiteConfig]:
             name="kth-sp2",
             kind="hpc",
             description="KTH IBM SP2 (100 nodes), replayed from the Parallel Workloads Archive log of 1996-97",
+            pricing=PricingConfig(core_hour=0.02),
+            energy=EnergyConfig(country="SWE"),
             collectors=[
                 CollectorEntry.model_validate(
                     {
@@ -143,6 +216,8 @@ def _default_sites() -> list[SiteConfig]:
             name="sdsc-sp2",
             kind="hpc",
             description="SDSC IBM SP2 (128 nodes), replayed from the Parallel Workloads Archive log of 1998-2000",
+            pricing=PricingConfig(core_hour=0.02),
+            energy=EnergyConfig(country="USA"),
             collectors=[
                 CollectorEntry.model_validate(
                     {
@@ -154,6 +229,17 @@ def _default_sites() -> list[SiteConfig]:
                     }
                 )
             ],
+        ),
+        SiteConfig(
+            name="cloud-eu",
+            kind="cloud",
+            description="illustrative on-demand cloud region: no live data, its price, quota and provisioning delay"
+            " come from this config",
+            speed=1.0,
+            pricing=PricingConfig(core_hour=0.048, gpu_hour=2.5, egress_per_gb=0.09),
+            energy=EnergyConfig(pue=1.2, country="IRL"),
+            cloud=CloudConfig(quota_cores=256, quota_gpus=8),
+            gpus=8,
         ),
     ]
 
@@ -172,6 +258,12 @@ def _default_links() -> list[LinkConfig]:
             bandwidth_gbps=10.0,
             latency_ms=80.0,
         ),
+        LinkConfig(
+            between=("local", "cloud-eu"),
+            description="illustrative: this machine's uplink to a cloud region",
+            bandwidth_gbps=1.0,
+            latency_ms=25.0,
+        ),
     ]
 
 
@@ -184,6 +276,7 @@ class Config(StrictModel):
     auth: AuthConfig = AuthConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     models: ModelsConfig = ModelsConfig()
+    advice: AdviceConfig = AdviceConfig()
     sites: list[SiteConfig] = Field(default_factory=_default_sites)
     links: list[LinkConfig] = Field(default_factory=list)
 
@@ -364,6 +457,14 @@ def parse_config(text: str, source: str = "<config>") -> LoadedConfig:
                         _render_loc(loc), f"no site named {end!r} (sites: {sorted(site_names)})", _line_for(loc, lines)
                     )
                 )
+    home = config.advice.home
+    if home is not None and home not in site_names:
+        loc = ("advice", "home")
+        problems.append(
+            ConfigProblem(
+                _render_loc(loc), f"no site named {home!r} (sites: {sorted(site_names)})", _line_for(loc, lines)
+            )
+        )
     if problems:
         raise ConfigError(source, problems)
     return LoadedConfig(config, specs, source)

@@ -49,6 +49,7 @@ class TwinMetrics(Collector):
         yield from self._nodes()
         yield from self._containers()
         yield from self._links()
+        yield from self._advice()
 
     def _service(self) -> Iterator[Any]:
         pipeline, sink = self.service.pipeline, self.service.sink
@@ -197,6 +198,31 @@ class TwinMetrics(Collector):
             if link.tx_bps is not None:
                 rate.add_metric([link.a, link.b, "tx"], link.tx_bps)
         yield from (rate, capacity)
+
+    def _advice(self) -> Iterator[Any]:
+        advisor = self.service.advisor
+        stats = advisor.log.stats()
+        advised = CounterMetricFamily(
+            "ctwin_advice", "Placement answers handed out, by recommended site (none: no site could).", labels=["site"]
+        )
+        for site, n in sorted(stats.advised.items()):
+            advised.add_metric([site], n)
+        joined = CounterMetricFamily("ctwin_advice_outcomes", "Advised jobs whose realised outcome was joined.")
+        joined.add_metric([], stats.joined)
+        error = GaugeMetricFamily(
+            "ctwin_advice_turnaround_abs_error_seconds",
+            "Mean |realised - predicted| turnaround at the chosen site, over the joined outcomes.",
+        )
+        regret = GaugeMetricFamily(
+            "ctwin_advice_regret_seconds", "Mean regret: realised turnaround minus the best other site's prediction."
+        )
+        if stats.turnaround_abs_error_s is not None:
+            error.add_metric([], stats.turnaround_abs_error_s)
+        if stats.regret_s is not None:
+            regret.add_metric([], stats.regret_s)
+        booked = GaugeMetricFamily("ctwin_advice_bookings", "Handed-out advice still counted as load (herding).")
+        booked.add_metric([], len(advisor.ledger))
+        yield from (advised, joined, error, regret, booked)
 
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

@@ -23,6 +23,8 @@ from telemetry.stores.base import ProgressCallback, Selection, Store
 __all__ = [
     "PSEUDONYMISED",
     "ExportManifest",
+    "advice_dataset",
+    "export_advice",
     "export_jobs",
     "export_samples",
     "manifest_path",
@@ -167,6 +169,119 @@ def export_jobs(
             "method": PSEUDONYM_METHOD,
             "salt_fingerprint": salt_fingerprint(salt),
         },
+    )
+    manifest_path(path).write_text(manifest.to_json() + "\n", encoding="utf-8")
+    return manifest
+
+
+def _p50(band: object) -> float | None:
+    return band.get("p50") if isinstance(band, dict) else None
+
+
+def advice_dataset(rows: pl.DataFrame, salt: str) -> pl.DataFrame:
+    """The advice log flattened for analysis, one row per answer: the request, the recommendation
+    and its predicted p50s, what the caller ran where, and the realised outcome with its errors
+    and regret. The user is pseudonymised as in the job export (the same salt gives the same
+    pseudonym, so advice joins to exported jobs); the full ranked answer stays as JSON."""
+    out = []
+    for row in rows.iter_rows(named=True):
+        request = json.loads(row["request"]) if row["request"] else {}
+        ranked = json.loads(row["ranked"]) if row["ranked"] else []
+        outcome = json.loads(row["outcome"]) if row["outcome"] else {}
+        by_site = {s["site"]: s for s in ranked}
+        best = by_site.get(row["recommended"] or "", {})
+        chosen = by_site.get(row["chosen_site"] or "", {})
+        realised = outcome.get("realised") or {}
+        errors = outcome.get("error_s") or {}
+        request.pop("user", None)
+        out.append(
+            {
+                "advice_id": row["advice_id"],
+                "created_s": row["created_s"],
+                "user": row["user"],
+                "home": row["home"],
+                "objective": row["objective"],
+                "cores": request.get("cores"),
+                "nodes": request.get("nodes"),
+                "gpus": request.get("gpus"),
+                "walltime_s": request.get("walltime_s"),
+                "input_bytes": (request.get("input") or {}).get("size_bytes"),
+                "input_site": (request.get("input") or {}).get("site"),
+                "feasible_sites": sum(1 for s in ranked if s.get("feasible")),
+                "recommended": row["recommended"],
+                "predicted_wait_s": _p50(best.get("wait_s")),
+                "predicted_run_s": _p50(best.get("run_s")),
+                "predicted_turnaround_s": _p50(best.get("turnaround_s")),
+                "predicted_cost": _p50(best.get("cost")),
+                "predicted_co2_g": _p50(best.get("co2_g")),
+                "chosen_site": row["chosen_site"],
+                "job_id": row["job_id"],
+                "chosen_predicted_turnaround_s": _p50(chosen.get("turnaround_s")),
+                "realised_stage_in_s": realised.get("stage_in_s"),
+                "realised_wait_s": realised.get("wait_s"),
+                "realised_run_s": realised.get("run_s"),
+                "realised_turnaround_s": realised.get("turnaround_s"),
+                "error_wait_s": errors.get("wait_s"),
+                "error_run_s": errors.get("run_s"),
+                "error_turnaround_s": errors.get("turnaround_s"),
+                "regret_s": outcome.get("regret_s"),
+                "followed_advice": outcome.get("followed_advice"),
+                "state": outcome.get("state"),
+                "request": json.dumps(request),
+                "ranked": row["ranked"],
+            }
+        )
+    schema = {
+        "advice_id": pl.String, "created_s": pl.Float64, "user": pl.String, "home": pl.String, "objective": pl.String,
+        "cores": pl.Int64, "nodes": pl.Int64, "gpus": pl.Int64, "walltime_s": pl.Int64, "input_bytes": pl.Float64,
+        "input_site": pl.String, "feasible_sites": pl.Int64, "recommended": pl.String,
+        "predicted_wait_s": pl.Float64, "predicted_run_s": pl.Float64, "predicted_turnaround_s": pl.Float64,
+        "predicted_cost": pl.Float64, "predicted_co2_g": pl.Float64, "chosen_site": pl.String, "job_id": pl.String,
+        "chosen_predicted_turnaround_s": pl.Float64, "realised_stage_in_s": pl.Float64,
+        "realised_wait_s": pl.Float64, "realised_run_s": pl.Float64, "realised_turnaround_s": pl.Float64,
+        "error_wait_s": pl.Float64, "error_run_s": pl.Float64, "error_turnaround_s": pl.Float64,
+        "regret_s": pl.Float64, "followed_advice": pl.Boolean, "state": pl.String, "request": pl.String,
+        "ranked": pl.String,
+    }  # fmt: skip
+    return pseudonymise(pl.DataFrame(out, schema=schema), salt, ("user",))
+
+
+def export_advice(
+    store: Store,
+    path: Path,
+    fmt: Literal["parquet", "csv"],
+    salt: str,
+    *,
+    created_from_s: float | None = None,
+    created_to_s: float | None = None,
+    progress: ProgressCallback | None = None,
+) -> ExportManifest:
+    """Write the advice log joined with outcomes (advice_dataset), plus a manifest."""
+    started = time.perf_counter()
+    rows = store.advice(created_from_s=created_from_s, created_to_s=created_to_s)
+    if progress:
+        progress(0.3)
+    frame = advice_dataset(rows, salt)
+    if progress:
+        progress(0.7)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        frame.write_csv(path)
+    else:
+        frame.write_parquet(path, compression="zstd")
+    if progress:
+        progress(1.0)
+    manifest = ExportManifest(
+        file=path.name,
+        format=fmt,
+        rows=frame.height,
+        schema=[{"name": n, "type": str(t)} for n, t in frame.schema.items()],
+        query={"kind": "advice", "created_from_s": created_from_s, "created_to_s": created_to_s},
+        exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        duration_s=round(time.perf_counter() - started, 3),
+        sha256=_sha256(path),
+        bytes=path.stat().st_size,
+        pseudonymisation={"columns": ["user"], "method": PSEUDONYM_METHOD, "salt_fingerprint": salt_fingerprint(salt)},
     )
     manifest_path(path).write_text(manifest.to_json() + "\n", encoding="utf-8")
     return manifest

@@ -14,7 +14,7 @@ delegates, so a reader that needs one part (the API's latest-value cache) can ta
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -27,7 +27,7 @@ from twin.history import StoreHistory
 from twin.queues import ModelSource, PredictorChoice, QueueForecaster, Scoreboard
 from twin.sim import Job
 from twin.sim.predictors import Predictor
-from twin.state import WATCHED, LiveState, Point, Snapshot
+from twin.state import WATCHED, JobObserver, LiveState, Point, Snapshot
 from twin.topology import Topology
 from twin.view import ContainerView, LinkView, NodeView, QueueForecast, SiteView
 
@@ -93,14 +93,16 @@ def build_twin(
     health: HealthSource | None = None,
     models: ModelSource | None = None,
     *,
+    job_observers: Sequence[JobObserver] = (),
     clock: Callable[[], float] = time.time,
     stale_after_intervals: float = 3.0,
 ) -> Twin:
     """The twin's parts, wired: `store` for history and the users' finished jobs (None: no
     history), `health` the collectors' stats (None: every site `starting`), `models` the learned
-    model registry (None: AVE2)."""
+    model registry (None: AVE2); `job_observers` see every hand-over of job rows after the twin's
+    own scoreboard (the advice log joins outcomes there)."""
     scores = Scoreboard()
-    state = LiveState(topology, job_observers=(scores.observe,), clock=clock)
+    state = LiveState(topology, job_observers=(scores.observe, *job_observers), clock=clock)
     queues = QueueForecaster(topology, state, store, models, scores=scores, clock=clock)
     checked = Health(topology, health, stale_after_intervals=stale_after_intervals)
     return Twin(

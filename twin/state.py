@@ -170,7 +170,8 @@ class LiveState:
     def queue(self, site: str) -> pl.DataFrame:
         """Pending and running jobs of a batch site as last collected (JOB_SCHEMA); UnknownSiteError."""
         self.topology.site(site)
-        return self._snapshot.jobs.get(site, empty_jobs())
+        queue = self._snapshot.jobs.get(site)
+        return queue if queue is not None else empty_jobs()
 
     def queue_seen_s(self, site: str) -> float | None:
         """Wall time (unix s) the site's queue was last handed in; None before the first."""

@@ -64,7 +64,8 @@ ProgressCallback = Callable[[float], None]
 
 
 class Store(ABC):
-    """Samples, series and job history. Thread-safe: the pipeline writes while the API reads."""
+    """Samples, series, job history and the advice log. Thread-safe: the pipeline writes while
+    the API reads."""
 
     @abstractmethod
     def append(self, batch: Batch) -> int:
@@ -121,6 +122,26 @@ class Store(ABC):
         submitted_to_s: int | None = None,
     ) -> pl.DataFrame:
         """Job-history rows in JOB_SCHEMA, ordered by submit time."""
+
+    @abstractmethod
+    def append_advice(self, rows: pl.DataFrame) -> int:
+        """Insert advice-log rows (telemetry.advice.ADVICE_SCHEMA); an existing advice_id is refused."""
+
+    @abstractmethod
+    def update_advice(self, advice_id: str, fields: Mapping[str, object]) -> bool:
+        """Set columns of one advice row (the caller's report, the joined outcome); False if unknown."""
+
+    @abstractmethod
+    def advice(
+        self,
+        advice_id: str | None = None,
+        *,
+        reported_unjoined: bool = False,
+        created_from_s: float | None = None,
+        created_to_s: float | None = None,
+    ) -> pl.DataFrame:
+        """Advice rows in ADVICE_SCHEMA ordered by creation: one id, those reported back but not
+        yet joined with their outcome, or a time range."""
 
     @abstractmethod
     def close(self) -> None:

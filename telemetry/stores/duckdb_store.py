@@ -13,7 +13,7 @@ subprocess). Reads run on their own cursors and see committed data only.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +21,7 @@ from typing import Any, Literal
 import duckdb
 import polars as pl
 
+from telemetry.advice import ADVICE_SCHEMA
 from telemetry.jobs import JOB_SCHEMA, conform_jobs
 from telemetry.schema import Batch
 from telemetry.stores.base import (
@@ -51,7 +52,11 @@ _DUCK_TYPES = {
 
 
 def _job_columns_sql() -> str:
-    return ", ".join(f'"{name}" {_DUCK_TYPES[type(dtype)]}' for name, dtype in JOB_SCHEMA.items())
+    return _columns_sql(JOB_SCHEMA)
+
+
+def _columns_sql(schema: dict[str, pl.DataType]) -> str:
+    return ", ".join(f'"{name}" {_DUCK_TYPES[type(dtype)]}' for name, dtype in schema.items())
 
 
 class DuckDBStore(Store):
@@ -91,6 +96,7 @@ class DuckDBStore(Store):
             "CREATE TABLE IF NOT EXISTS samples (series_id BIGINT NOT NULL, ts_ns BIGINT NOT NULL, value DOUBLE)"
         )
         con.execute(f"CREATE TABLE IF NOT EXISTS jobs ({_job_columns_sql()})")
+        con.execute(f"CREATE TABLE IF NOT EXISTS advice ({_columns_sql(ADVICE_SCHEMA)}, PRIMARY KEY (advice_id))")
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         if self._closed:
@@ -333,6 +339,56 @@ class DuckDBStore(Store):
         copy = f"COPY ({sql}) TO '{_sql_str(str(path))}' ({options})"
         rows = _run_with_progress(cur, copy, params, progress)
         return ExportResult(path=path, rows=rows, schema=schema)
+
+    # ---------------------------------------------------------------- advice log
+    def append_advice(self, rows: pl.DataFrame) -> int:
+        if rows.height == 0:
+            return 0
+        have = set(rows.columns)
+        columns = [pl.col(c).cast(t) if c in have else pl.lit(None, t).alias(c) for c, t in ADVICE_SCHEMA.items()]
+        frame = rows.select(columns)  # noqa: F841 (read by DuckDB's replacement scan below)
+        with self._write_lock, self._transaction() as cur:
+            cur.execute("INSERT INTO advice SELECT * FROM frame")
+        return rows.height
+
+    def update_advice(self, advice_id: str, fields: Mapping[str, object]) -> bool:
+        unknown = set(fields) - set(ADVICE_SCHEMA) | ({"advice_id"} & set(fields))
+        if unknown:
+            raise ValueError(f"cannot set advice columns {sorted(unknown)}")
+        if not fields:
+            return bool(self.advice(advice_id).height)
+        assignments = ", ".join(f'"{k}" = ?' for k in fields)
+        with self._write_lock, self._transaction() as cur:
+            cur.execute(f"UPDATE advice SET {assignments} WHERE advice_id = ?", [*fields.values(), advice_id])
+            row = cur.execute("SELECT count(*) FROM advice WHERE advice_id = ?", [advice_id]).fetchone()
+        return bool(row and row[0])
+
+    def advice(
+        self,
+        advice_id: str | None = None,
+        *,
+        reported_unjoined: bool = False,
+        created_from_s: float | None = None,
+        created_to_s: float | None = None,
+    ) -> pl.DataFrame:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if advice_id is not None:
+            clauses.append("advice_id = ?")
+            params.append(advice_id)
+        if reported_unjoined:
+            clauses.append("job_id IS NOT NULL AND joined_s IS NULL")
+        if created_from_s is not None:
+            clauses.append("created_s >= ?")
+            params.append(created_from_s)
+        if created_to_s is not None:
+            clauses.append("created_s < ?")
+            params.append(created_to_s)
+        where = " AND ".join(clauses) or "TRUE"
+        frame = _frame(self._cursor(), f"SELECT * FROM advice WHERE {where} ORDER BY created_s, advice_id", params)
+        if frame.width == 0:
+            return pl.DataFrame(schema=ADVICE_SCHEMA)
+        return frame.cast(ADVICE_SCHEMA)  # type: ignore[arg-type]
 
     def close(self) -> None:
         if self._closed:

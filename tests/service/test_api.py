@@ -290,7 +290,7 @@ def test_default_config_serves_this_host_and_two_replayed_hpc_sites_advancing(tm
         time.sleep(5.5)  # one more collection at the default 5 s interval
         later = {s["name"]: s for s in client.get("/v1/sites", headers=_auth(token)).json()["items"]}
         nodes = client.get("/v1/nodes", headers=_auth(token)).json()["items"]
-    assert set(first) == {"local", "kth-sp2", "sdsc-sp2"}
+    assert set(first) == {"local", "kth-sp2", "sdsc-sp2", "cloud-eu"}
     for name in ("kth-sp2", "sdsc-sp2"):
         assert later[name]["is_replay"] and later[name]["kind"] == "hpc"
         assert later[name]["trace_time_s"] > first[name]["trace_time_s"]  # the replay advances

@@ -17,12 +17,13 @@ def problems(text: str) -> list[str]:
     return [p.render("c.yaml") for p in info.value.problems]
 
 
-def test_builtin_default_is_this_machine_and_two_replayed_hpc_sites() -> None:
+def test_builtin_default_is_this_machine_two_replayed_hpc_sites_and_a_cloud_site() -> None:
     loaded = load_config(None)
     assert [(s.name, s.kind) for s in loaded.config.sites] == [
         ("local", "edge"),
         ("kth-sp2", "hpc"),
         ("sdsc-sp2", "hpc"),
+        ("cloud-eu", "cloud"),
     ]
     assert [c.name for c in loaded.collectors] == [
         "local/node",
@@ -31,8 +32,14 @@ def test_builtin_default_is_this_machine_and_two_replayed_hpc_sites() -> None:
         "kth-sp2/replay",
         "sdsc-sp2/replay",
     ]
-    assert [link.between for link in loaded.config.links] == [("local", "kth-sp2"), ("local", "sdsc-sp2")]
+    assert [link.between for link in loaded.config.links] == [
+        ("local", "kth-sp2"),
+        ("local", "sdsc-sp2"),
+        ("local", "cloud-eu"),
+    ]
     assert loaded.store_path("/x") == Path("/x/ctwin.duckdb")
+    cloud = loaded.config.sites[3]
+    assert cloud.cloud is not None and cloud.cloud.quota_cores == 256 and cloud.pricing.core_hour > 0
 
 
 def test_own_sites_start_without_the_default_links() -> None:

@@ -1,0 +1,162 @@
+"""Placement advice through the API: the default continuum ranked (this machine, the replayed HPC
+sites, the cloud site), refusals with reasons, batch advice, and the advice log joined with the
+realised outcome of an advised job on a replayed site."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.auth import TokenStore
+from service.config import parse_config
+from telemetry.stores.duckdb_store import DuckDBStore
+
+
+def _tokens(loaded, data: Path) -> dict[str, dict[str, str]]:  # type: ignore[no-untyped-def]
+    store = TokenStore(loaded.tokens_path(data))
+    return {scope: {"Authorization": f"Bearer {store.create(scope, [scope])[1]}"} for scope in ("read", "advise")}
+
+
+def _ready_advice(client: TestClient, auth: dict[str, str], body: dict) -> dict:
+    """Advice once every collected site has reported (the first answer may come before the first collection)."""
+    deadline = time.monotonic() + 30
+    while True:
+        answer = client.post("/v1/advice", json=body, headers=auth)
+        assert answer.status_code == 200, answer.text
+        advice = answer.json()
+        if not any(s["excluded_because"] == "no_data" for s in advice["sites"]) or time.monotonic() > deadline:
+            return advice
+        time.sleep(0.3)
+
+
+def test_the_default_continuum_is_ranked_with_bands_reasons_ages_and_wall_clock(tmp_path: Path) -> None:
+    loaded = parse_config("")  # the built-in default: local, kth-sp2, sdsc-sp2 (replayed), cloud-eu
+    auth = _tokens(loaded, tmp_path)
+    with TestClient(create_app(loaded, tmp_path, ui=False)) as client:
+        before = time.time()
+        job = {"cores": 64, "walltime": "2h", "input": {"size": "20GB", "site": "local"}, "user": "3"}
+        advice = _ready_advice(client, auth["advise"], job)
+        sites = {s["site"]: s for s in advice["sites"]}
+        assert set(sites) == {"local", "kth-sp2", "sdsc-sp2", "cloud-eu"}
+        assert advice["recommended"] in {"kth-sp2", "sdsc-sp2", "cloud-eu"} and advice["summary"]
+        assert sites["local"]["excluded_because"] == "capacity" and "local has" in sites["local"]["reason"]
+        for name in ("kth-sp2", "sdsc-sp2", "cloud-eu"):
+            s = sites[name]
+            assert s["feasible"], s
+            for part in ("stage_in_s", "wait_s", "run_s", "stage_out_s", "turnaround_s", "cost", "energy_kwh", "co2_g"):
+                assert s[part]["p10"] <= s[part]["p50"] <= s[part]["p90"], (name, part, s[part])
+            assert "20 GB in over local" in s["reason"]
+            start = datetime.fromisoformat(s["start_at"].replace("Z", "+00:00")).timestamp()
+            assert (
+                s["start_at"].endswith("Z") and before - 1 <= start and start == pytest.approx(s["start_at_s"], abs=1)
+            )
+            assert "state" in s["data_age_s"]
+        for name in ("kth-sp2", "sdsc-sp2"):  # replayed: their queue's age and their trace clock's speed
+            assert sites[name]["data_age_s"]["queue"] < 30 and sites[name]["clock_speed"] == 60.0
+            assert "jobs ahead" in sites[name]["reason"]
+        assert "no queue: an instance in" in sites["cloud-eu"]["reason"] and sites["cloud-eu"]["clock_speed"] == 1.0
+        best = next(s["site"] for s in advice["sites"] if s["feasible"])
+        assert best == advice["recommended"] or advice["stayed_home"]
+
+        logged = client.get(f"/v1/advice/{advice['advice_id']}", headers=auth["advise"]).json()
+        assert logged["recommended"] == advice["recommended"] and logged["request"]["cores"] == 64
+        metrics = client.get("/metrics").text
+        assert f'ctwin_advice_total{{site="{advice["recommended"]}"}}' in metrics
+
+        batch = client.post("/v1/advice/batch", json={"jobs": [job, {**job, "cores": 8}, job]}, headers=auth["advise"])
+        assert batch.status_code == 200 and len(batch.json()["items"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        ({"cores": 4, "walltime": "1h", "input": {"size": "1GB", "site": "atlantis"}}, 404, "no site named 'atlantis'"),
+        ({"cores": 4, "walltime": "1h", "input": {"size": "lots"}}, 422, "invalid size 'lots'"),
+        ({"cores": 4, "walltime": "soon"}, 422, "invalid duration"),
+        ({"cores": 0, "walltime": "1h"}, 422, "cores"),
+        ({"cores": 4, "walltime": "1h", "colour": "blue"}, 422, "colour"),
+        ({"cores": 4, "walltime": "1h", "constraints": {"deadline": "tomorrow"}}, 422, "cannot read the time"),
+        ({"cores": 4, "walltime": "1h", "home": "nowhere"}, 404, "no site named 'nowhere'"),
+    ],
+)
+def test_bad_requests_are_refused_with_the_reason(tmp_path: Path, body: dict, status: int, says: str) -> None:
+    loaded = parse_config("sites: [{name: local, kind: edge}]")
+    auth = _tokens(loaded, tmp_path)
+    with TestClient(create_app(loaded, tmp_path, ui=False, collect=False)) as client:
+        answer = client.post("/v1/advice", json=body, headers=auth["advise"])
+        assert answer.status_code == status and says in answer.text, answer.text
+        assert client.post("/v1/advice", json={"cores": 1, "walltime": 60}, headers=auth["read"]).status_code == 403
+        assert client.get("/v1/advice/adv-00000000000-00000000", headers=auth["advise"]).status_code == 404
+        too_many = client.post(
+            "/v1/advice/batch", json={"jobs": [{"cores": 1, "walltime": 60}] * 1001}, headers=auth["advise"]
+        )
+        assert too_many.status_code == 422
+        assert client.post("/v1/advice", json={"cores": 1, "walltime": 60}, headers=auth["advise"]).status_code == 200
+
+
+REPLAY = """
+sites:
+  - {name: home, kind: edge}
+  - name: kth
+    kind: hpc
+    collectors:
+      - {type: replay, trace: KTH-SP2-1996-2.1-cln.swf.gz, interval: 0.3s, speed: 3600, start_offset: 30d}
+links:
+  - {between: [home, kth], bandwidth_gbps: 10, latency_ms: 30}
+advice: {home: home}
+"""
+
+
+def test_the_advice_log_joins_the_realised_outcome_when_the_advised_job_ends(tmp_path: Path) -> None:
+    loaded = parse_config(REPLAY)
+    auth = _tokens(loaded, tmp_path)
+    with TestClient(create_app(loaded, tmp_path, ui=False)) as client:
+        deadline = time.monotonic() + 30
+        pending: list[dict] = []
+        while not pending and time.monotonic() < deadline:
+            jobs = client.get("/v1/sites/kth/jobs", headers=auth["read"]).json()["jobs"]
+            pending = sorted((j for j in jobs if j["state"] == "PENDING"), key=lambda j: j["req_walltime_s"] or 0)
+            time.sleep(0.2)
+        assert pending, "the replay never showed a pending job"
+        job = pending[0]  # the shortest request: it ends soonest at one trace hour per second
+        advice = client.post(
+            "/v1/advice", json={"cores": job["req_cores"], "walltime": job["req_walltime_s"]}, headers=auth["advise"]
+        ).json()
+        assert advice["recommended"] == "kth"
+        reported = client.post(
+            f"/v1/advice/{advice['advice_id']}/outcome",
+            json={"site": "kth", "job_id": job["job_id"], "stage_in_s": 2.5},
+            headers=auth["advise"],
+        )
+        assert reported.status_code == 200 and reported.json()["job_id"] == job["job_id"]
+        wrong = client.post(
+            f"/v1/advice/{advice['advice_id']}/outcome", json={"site": "mars", "job_id": "1"}, headers=auth["advise"]
+        )
+        assert wrong.status_code == 404
+        record: dict = {}
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            record = client.get(f"/v1/advice/{advice['advice_id']}", headers=auth["advise"]).json()
+            if record["outcome"] and record["outcome"].get("realised"):
+                break
+            time.sleep(0.3)
+        outcome = record["outcome"]
+        assert outcome and outcome["realised"], f"the advised job never ended: {record}"
+        metrics = client.get("/metrics").text
+        assert "ctwin_advice_outcomes_total 1.0" in metrics
+    store = DuckDBStore(tmp_path / "ctwin.duckdb", read_only=True)
+    try:
+        row = store.jobs(site="kth").filter(store.jobs(site="kth")["job_id"] == job["job_id"]).row(0, named=True)
+    finally:
+        store.close()
+    realised = outcome["realised"]
+    assert realised["wait_s"] == row["start_s"] - row["submit_s"] and realised["run_s"] == row["end_s"] - row["start_s"]
+    assert realised["stage_in_s"] == 2.5 and outcome["followed_advice"] is True
+    predicted = outcome["predicted"]
+    assert outcome["error_s"]["run_s"] == pytest.approx(realised["run_s"] - predicted["run_s"])
+    assert outcome["regret_s"] == 0.0  # no other site was feasible

@@ -1,0 +1,120 @@
+"""The Advisor over a real twin (its state fed as a collector would): sites ranked from their
+cached forecasts, bookings against herding, the advice log."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import polars as pl
+import pytest
+
+from telemetry.jobs import conform_jobs
+from telemetry.pipeline import CollectorStats
+from telemetry.schema import Batch, Sample
+from twin.advice.herding import HerdingLedger
+from twin.advice.live import Advisor
+from twin.advice.log import AdviceLog
+from twin.advice.rank import AdvicePolicy
+from twin.advice.request import DataSpec, JobRequest
+from twin.live import Twin, build_twin
+from twin.topology import CollectorSpec, LinkSpec, Placement, SiteSpec, Topology
+
+WALL = 1_800_000_000.0
+S = 1_000_000_000
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = WALL
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _twin(clock: Clock, speeds: dict[str, float], busy: dict[str, int]) -> tuple[Twin, dict[str, CollectorStats]]:
+    sites = tuple(
+        SiteSpec(name, "hpc", collectors=(CollectorSpec(f"{name}/slurm", "slurm", 30.0),), placement=Placement(speed=s))
+        for name, s in speeds.items()
+    )
+    links = tuple(LinkSpec("home", name, bandwidth_bps=10e9, latency_s=0.01) for name in speeds if name != "home")
+    stats = {f"{name}/slurm": CollectorStats(f"{name}/slurm", collections=1, last_success_s=WALL) for name in speeds}
+    twin = build_twin(Topology(sites, links), None, stats, clock=clock)
+    samples = []
+    rows = []
+    for name in speeds:
+        used = busy.get(name, 0)
+        samples += [
+            Sample("batch_cpus", used, {"site": name, "state": "allocated"}, int(WALL * S)),
+            Sample("batch_cpus", 64 - used, {"site": name, "state": "idle"}, int(WALL * S)),
+        ]
+        if used:
+            rows.append({"site": name, "job_id": "r1", "user": "x", "state": "RUNNING", "submit_s": int(WALL) - 100,
+                         "start_s": int(WALL) - 50, "req_walltime_s": 7200, "alloc_cores": used,
+                         "observed_s": int(WALL)})  # fmt: skip
+        else:
+            rows.append({"site": name, "job_id": "old", "user": "x", "state": "COMPLETED", "submit_s": int(WALL) - 900,
+                         "start_s": int(WALL) - 800, "end_s": int(WALL) - 700, "req_walltime_s": 600,
+                         "alloc_cores": 1, "observed_s": int(WALL)})  # fmt: skip
+    twin.state.write(Batch.from_samples(samples))
+    twin.state.write_jobs(conform_jobs(pl.DataFrame(rows)).collect())
+    return twin, stats
+
+
+def _advisor(twin: Twin, clock: Clock, ttl_s: float = 600.0) -> Advisor:
+    policy = AdvicePolicy(herding_ttl_s=ttl_s, default_home="home")
+    return Advisor(twin, AdviceLog(None, clock), HerdingLedger(ttl_s, clock), policy, clock=clock)
+
+
+def test_fifty_identical_requests_do_not_all_pile_onto_one_site() -> None:
+    clock = Clock()
+    twin, _ = _twin(clock, {"home": 1.0, "a": 1.2, "b": 1.0}, {"home": 64})
+    job = JobRequest(cores=32, walltime_s=3600, input=DataSpec(1e9, "home"))
+
+    blind = _advisor(twin, clock, ttl_s=0.0)  # bookings expire at once: no herding protection
+    piled = Counter(a.recommended for a in blind.advise_batch([job] * 50))
+    assert piled == {"a": 50}  # each answer alone is right, together they are wrong
+
+    advisor = _advisor(twin, clock)
+    answers = advisor.advise_batch([job] * 50)
+    spread = Counter(a.recommended for a in answers)
+    assert set(spread) >= {"a", "b"} and max(spread.values()) < 50
+    for advice in answers:  # every answer is the best site given the ones before it
+        assert advice.recommended == advice.ranked[0].site
+    waits = [next(o for o in a.ranked if o.site == "a").wait_s.p50 for a in answers]  # type: ignore[union-attr]
+    assert waits[0] == 0 and waits[-1] > waits[0]  # the bookings are load: a's queue grows
+    assert len(advisor.ledger) == 50
+
+
+def test_a_booking_ends_when_the_job_is_seen_in_the_queue_or_reported_elsewhere() -> None:
+    clock = Clock()
+    twin, _ = _twin(clock, {"home": 1.0, "a": 1.0}, {"home": 64})
+    advisor = _advisor(twin, clock)
+    job = JobRequest(cores=64, walltime_s=3600)
+    first, second = advisor.advise_batch([job, job])
+    assert first.recommended == "a" and len(advisor.ledger) == 2
+    advisor.report(first.advice_id, "a", "1234")
+    assert len(advisor.ledger) == 2  # still booked until the collector sees job 1234 there
+    advisor.ledger.observe(
+        "a", conform_jobs(pl.DataFrame([{"site": "a", "job_id": "1234", "state": "PENDING"}])).collect()
+    )
+    assert len(advisor.ledger) == 1
+    advisor.report(second.advice_id, "home", "99")  # ran elsewhere: its booking at its advised site goes
+    assert len(advisor.ledger) == 0
+    clock.now += 601
+    assert advisor.ledger.active("a") == []
+
+
+def test_the_answer_is_in_wall_clock_with_data_ages_and_is_logged() -> None:
+    clock = Clock()
+    twin, stats = _twin(clock, {"home": 1.0, "a": 1.0}, {"home": 64})
+    advisor = _advisor(twin, clock)
+    clock.now += 20
+    advice = advisor.advise(JobRequest(cores=8, walltime_s=600, user="u1"))
+    a = next(o for o in advice.ranked if o.site == "a")
+    assert a.start_at_s == pytest.approx(WALL)  # its queue was read at WALL (site clock now = WALL)
+    assert a.data_age_s["queue"] == pytest.approx(20) and a.data_age_s["state"] == pytest.approx(20)
+    row = advisor.log.get(advice.advice_id)
+    assert row["recommended"] == "a" and row["ranked"][0]["site"] == "a" and row["request"]["user"] == "u1"
+    stats["a/slurm"].last_success_s = WALL - 3600  # a's collector stopped an hour ago
+    stale = advisor.advise(JobRequest(cores=8, walltime_s=600))
+    assert next(o for o in stale.ranked if o.site == "a").excluded_because == "stale"

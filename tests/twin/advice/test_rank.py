@@ -1,0 +1,153 @@
+"""The advice engine on hand-built sites: feasibility with its reasons, the outcome's parts, the
+ranking by objective and risk, and the stay-home rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.twin.advice.helpers import NOW, batch_site, cloud_site, planner, run
+from twin.advice.outcome import Band
+from twin.advice.rank import AdvicePolicy, evaluate, rank
+from twin.advice.request import Constraints, DataSpec, JobRequest
+from twin.topology import PartitionLimits, Pricing
+
+POLICY = AdvicePolicy()
+GB = 1e9
+
+
+def _eval(request: JobRequest, candidate, guess=None, links=None):  # type: ignore[no-untyped-def]
+    links = links or planner("home", candidate.spec.name)
+    return evaluate(request, candidate, guess or run(3600), links, home="home", wall_now_s=NOW, policy=POLICY)
+
+
+@pytest.mark.parametrize(
+    ("request_", "candidate", "word", "says"),
+    [
+        (JobRequest(cores=64, walltime_s=7200), batch_site("hpc", 32), "capacity", "needs 64 cores; hpc has 32"),
+        (JobRequest(cores=4, walltime_s=7200, gpus=2), batch_site("hpc", 32), "gpus", "needs 2 GPUs; hpc has 0"),
+        (
+            JobRequest(cores=4, walltime_s=7200, partition="gpu"),
+            batch_site("hpc", 32, partitions=(PartitionLimits("batch"),)),
+            "partition",
+            "no partition 'gpu'",
+        ),
+        (
+            JobRequest(cores=4, walltime_s=3 * 86400),
+            batch_site("hpc", 32, partitions=(PartitionLimits("batch", max_walltime_s=86400),)),
+            "walltime",
+            "the limit here is 24 h",
+        ),
+        (
+            JobRequest(cores=4, walltime_s=7200, constraints=Constraints(allowed_sites=("elsewhere",))),
+            batch_site("hpc", 32),
+            "not_allowed",
+            "not among the allowed sites",
+        ),
+    ],
+)
+def test_a_site_that_cannot_take_the_job_says_why(request_, candidate, word, says) -> None:  # type: ignore[no-untyped-def]
+    outcome = _eval(request_, candidate)
+    assert not outcome.feasible and outcome.excluded_because == word and says in outcome.reason
+
+
+def test_down_stale_and_unreachable_sites_are_excluded() -> None:
+    from dataclasses import replace
+
+    site = batch_site("hpc", 32)
+    down = _eval(JobRequest(cores=1, walltime_s=60), replace(site, state="down", last_error="connection refused"))
+    assert down.excluded_because == "down" and "connection refused" in down.reason
+    stale = _eval(JobRequest(cores=1, walltime_s=60), replace(site, data_age_s=3600.0))
+    assert stale.excluded_because == "stale" and "1 h old" in stale.reason
+    lonely = evaluate(
+        JobRequest(cores=1, walltime_s=60, input=DataSpec(GB, "home")),
+        site,
+        run(30),
+        planner("other", "x"),
+        home="home",
+        wall_now_s=NOW,
+        policy=POLICY,
+    )
+    assert lonely.excluded_because == "no_route"
+    killed = _eval(JobRequest(cores=1, walltime_s=600), site, run(1200))
+    assert killed.excluded_because == "walltime" and "would be killed" in killed.reason
+
+
+def test_the_outcome_adds_stage_in_wait_run_and_prices_energy_like_green_algorithms() -> None:
+    # 32 CPUs, 24 busy until t=1000: an 16-core job waits for them; 10 GB at 10 Gb/s = 8 s + 10 ms.
+    site = batch_site("hpc", 32, [(0, 1000, 24)], pending=3, pricing=Pricing(0.02))
+    request = JobRequest(cores=16, walltime_s=7200, input=DataSpec(10 * GB, "home"), memory_bytes=64 * 2**30)
+    o = _eval(request, site, run(3600, 1800, 5400))
+    assert o.feasible and o.jobs_ahead == 3
+    assert o.stage_in_s == Band(8.01, 8.01, 16.01)
+    assert o.wait_s is not None and o.wait_s.p50 == pytest.approx(1000 - 9)  # ready at 9 s (rounded up), starts at 1000
+    assert o.turnaround_s is not None and o.turnaround_s.p50 == pytest.approx(8.01 + 991 + 3600)
+    assert o.cost is not None and o.cost.p50 == pytest.approx(16 * 0.02)  # 16 core-hours at 0.02
+    watts = (16 * 12.0 + 64 * 0.3725) * 1.56  # cores × TDP per core + memory GB × 0.3725 W, × PUE
+    assert o.energy_kwh is not None and o.energy_kwh.p50 == pytest.approx(watts / 1000)
+    assert o.co2_g is not None and o.co2_g.p50 == pytest.approx(watts / 1000 * 475)
+    assert (
+        o.start_at_s == pytest.approx(NOW + 8.01 + 991) and "3 jobs ahead" in o.reason and "10 GB in over" in o.reason
+    )
+
+
+def test_ranking_follows_the_objective_and_the_risk_level() -> None:
+    links = planner("home", "fast", "cloud")
+    fast = batch_site("fast", 64, [(0, 600, 64)], pricing=Pricing(0.5))
+    cloud = cloud_site("cloud", price=0.01)
+    request = JobRequest(cores=8, walltime_s=7200)
+    outcomes = [
+        evaluate(request, fast, run(1000, 900, 1100), links, home="home", wall_now_s=NOW, policy=POLICY),
+        evaluate(request, cloud, run(1000, 900, 1100), links, home="home", wall_now_s=NOW, policy=POLICY),
+    ]
+    by_time = rank(request, outcomes, advice_id="a", home="home", wall_now_s=NOW, policy=POLICY)
+    assert [o.site for o in by_time.ranked] == ["cloud", "fast"]  # 60 s provisioning beats a 600 s wait
+    cheap = JobRequest(cores=8, walltime_s=7200, objective="cost")
+    assert rank(cheap, outcomes, advice_id="b", home="home", wall_now_s=NOW, policy=POLICY).recommended == "cloud"
+    dear = [
+        evaluate(cheap, cloud_site("cloud", price=1.0), run(1000), links, home="home", wall_now_s=NOW, policy=POLICY),
+        outcomes[0],
+    ]
+    assert rank(cheap, dear, advice_id="c", home="home", wall_now_s=NOW, policy=POLICY).recommended == "fast"
+    limited = JobRequest(cores=8, walltime_s=7200, constraints=Constraints(max_cost=1.5))
+    capped = rank(limited, dear, advice_id="d", home="home", wall_now_s=NOW, policy=POLICY)
+    assert (
+        capped.recommended == "fast"
+        and next(o for o in capped.ranked if o.site == "cloud").excluded_because == "max_cost"
+    )
+    soon = JobRequest(cores=8, walltime_s=7200, constraints=Constraints(deadline_s=NOW + 1200))
+    late = rank(soon, outcomes, advice_id="e", home="home", wall_now_s=NOW, policy=POLICY)
+    assert (
+        late.recommended == "cloud" and next(o for o in late.ranked if o.site == "fast").excluded_because == "deadline"
+    )
+
+
+def test_stay_home_when_the_gain_is_inside_the_prediction_band() -> None:
+    links = planner("home", "away")
+    request = JobRequest(cores=8, walltime_s=20_000)
+    home = batch_site("home", 64, [(0, 300, 64)])  # waits 300 s
+    away = batch_site("away", 64)  # starts now
+    uncertain = run(3600, 1800, 9000)  # the away run could take 2.5 h
+    outcomes = [
+        evaluate(request, home, run(3600), links, home="home", wall_now_s=NOW, policy=POLICY),
+        evaluate(request, away, uncertain, links, home="home", wall_now_s=NOW, policy=POLICY),
+    ]
+    advice = rank(request, outcomes, advice_id="a", home="home", wall_now_s=NOW, policy=POLICY)
+    assert advice.ranked[0].site == "away" and advice.recommended == "home" and advice.stayed_home
+    assert "stay at home" in advice.summary and "band" in advice.summary
+    sure = [
+        outcomes[0],
+        evaluate(request, away, run(3600, 3500, 3700), links, home="home", wall_now_s=NOW, policy=POLICY),
+    ]
+    moved = rank(request, sure, advice_id="b", home="home", wall_now_s=NOW, policy=POLICY)
+    assert moved.recommended == "away" and not moved.stayed_home and "move to away" in moved.summary
+    off = rank(request, outcomes, advice_id="c", home="home", wall_now_s=NOW, policy=AdvicePolicy(stay_home=False))
+    assert off.recommended == "away"
+
+
+def test_no_feasible_site_is_an_answer_with_every_reason() -> None:
+    request = JobRequest(cores=1000, walltime_s=60)
+    outcomes = [_eval(request, batch_site("hpc", 32))]
+    advice = rank(request, outcomes, advice_id="a", home="home", wall_now_s=NOW, policy=POLICY)
+    assert (
+        advice.recommended is None and "no site can run this job" in advice.summary and "hpc has 32" in advice.summary
+    )

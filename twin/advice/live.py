@@ -1,0 +1,222 @@
+"""Placement advice over the live twin: gather what the twin knows of every site, ask the engine
+(twin.advice.rank), book the answer against herding, log it.
+
+Nothing here touches the network or simulates a queue on the request path: batch sites are read
+off their cached forecast base (twin.queues), and each base's free-capacity profiles are built
+once (and again only when its queue changes or advice is booked there). An advice over ten sites
+with thousands of queued jobs each is a few profile insertions and one model call
+(bench/advice_latency.py).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable, Sequence
+
+from twin.advice.herding import HerdingLedger
+from twin.advice.log import AdviceLog
+from twin.advice.outcome import Advice
+from twin.advice.profile import FreeProfile
+from twin.advice.rank import AdvicePolicy, Candidate, QueueInputs, evaluate, rank
+from twin.advice.request import JobRequest
+from twin.advice.runtimes import guess_runtimes
+from twin.advice.transfer import TransferPlanner
+from twin.errors import InvalidJobError
+from twin.live import Twin
+from twin.queues import QueueBase
+from twin.topology import SiteSpec
+from twin.view import SiteView
+
+__all__ = ["Advisor"]
+
+
+class Advisor:
+    def __init__(
+        self,
+        twin: Twin,
+        log: AdviceLog,
+        ledger: HerdingLedger,
+        policy: AdvicePolicy | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.twin = twin
+        self.log = log
+        self.ledger = ledger
+        self.policy = policy or AdvicePolicy()
+        self.clock = clock or twin.clock
+        self._profiles: dict[
+            str, tuple[QueueBase, dict[str, FreeProfile], tuple[str, ...], dict[str, FreeProfile]]
+        ] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ public
+    def advise(self, request: JobRequest) -> Advice:
+        return self.advise_batch([request])[0]
+
+    def advise_batch(self, requests: Sequence[JobRequest]) -> list[Advice]:
+        """Advice for each request, in order; each one's booking is seen by the ones after it."""
+        topology = self.twin.topology
+        homes = [self._home(r) for r in requests]
+        for request in requests:
+            for data in (request.input, request.output):
+                if data.site is not None:
+                    topology.site(data.site)  # UnknownSiteError
+            for name in request.constraints.allowed_sites:
+                topology.site(name)
+        bases = self._bases()
+        views = {v.name: v for v in self.twin.current.sites()}
+        runtimes = guess_runtimes(requests, topology.sites, bases, homes)
+        planner = TransferPlanner(self.twin.links())
+        egress = {s.name: s.placement.pricing.egress_per_gb for s in topology.sites}
+        out = []
+        with self._lock:  # one booking at a time: the next request sees the previous one's
+            for request, home, guesses in zip(requests, homes, runtimes, strict=True):
+                now = self.clock()
+                outcomes = [
+                    evaluate(
+                        request,
+                        self._candidate(spec, views[spec.name], bases.get(spec.name)),
+                        guesses[spec.name],
+                        planner,
+                        home=home,
+                        wall_now_s=now,
+                        policy=self.policy,
+                        source_pricing=egress,
+                    )
+                    for spec in topology.sites
+                ]
+                currency = topology.sites[0].placement.pricing.currency if topology.sites else "EUR"
+                advice = rank(
+                    request,
+                    outcomes,
+                    advice_id=_new_id(now),
+                    home=home,
+                    wall_now_s=now,
+                    policy=self.policy,
+                    currency=currency,
+                )
+                self._book(advice, request, bases)
+                self.log.record(advice, request)
+                out.append(advice)
+        return out
+
+    def report(self, advice_id: str, site: str, job_id: str, stage_in_s: float | None = None) -> dict[str, object]:
+        """The caller ran the job at `site` as `job_id`; herding and the outcome join follow."""
+        self.twin.topology.site(site)
+        row = self.log.report(advice_id, site, job_id, stage_in_s)
+        self.ledger.reported(advice_id, site, job_id)
+        return row
+
+    # ------------------------------------------------------------------ inputs
+    def _home(self, request: JobRequest) -> str:
+        home = request.home or request.input.site or self.policy.default_home
+        try:
+            self.twin.topology.site(home)
+        except KeyError:
+            if request.home or request.input.site:
+                raise
+            names = [s.name for s in self.twin.topology.sites]
+            if not names:
+                raise InvalidJobError("the twin has no sites to advise on") from None
+            home = names[0]
+        return home
+
+    def _bases(self) -> dict[str, QueueBase]:
+        bases: dict[str, QueueBase] = {}
+        for spec in self.twin.topology.sites:
+            try:
+                bases[spec.name] = self.twin.queues.base(spec.name)
+            except LookupError:
+                continue  # no batch queue there (edge, cloud, not collected yet)
+        return bases
+
+    def _profiles_of(self, base: QueueBase) -> dict[str, FreeProfile]:
+        """The base's free-capacity profiles with this site's bookings applied. The clean ones are
+        built once per base; the booked ones again only when this site's bookings change."""
+        site = base.site
+        bookings = tuple(b for b in self.ledger.active(site) if b.start_s is not None and b.end_s is not None)
+        key = tuple(b.advice_id for b in bookings)
+        cached = self._profiles.get(site)
+        if cached is None or cached[0] is not base:
+            clean = {
+                level: FreeProfile.of(occ, base.processors, base.now_s)
+                for level, occ in base.forecast.occupancy.items()
+            }
+            cached = (base, clean, (), clean)
+        _, clean, booked_key, booked = cached
+        if booked_key != key:
+            extends = key[: len(booked_key)] == booked_key  # only new bookings since: add just those
+            start, todo = (booked, bookings[len(booked_key) :]) if extends else (clean, bookings)
+            booked = {}
+            for level, profile in start.items():
+                for b in todo:
+                    profile = profile.reserve(b.start_s, b.end_s, b.cores)  # type: ignore[arg-type]
+                booked[level] = profile
+        self._profiles[site] = (base, clean, key, booked)
+        return booked
+
+    def _candidate(self, spec: SiteSpec, view: SiteView, base: QueueBase | None) -> Candidate:
+        now = self.clock()
+        last_error = next((c.last_error for c in view.collectors if c.last_error), None)
+        ages: dict[str, float | None] = {"state": view.data_age_s}
+        state = view.state if spec.collectors else None
+        if base is not None:
+            seen = base.queue_seen_wall_s if base.queue_seen_wall_s is not None else base.built_wall_s
+            ages["queue"] = max(0.0, now - seen)
+            model = base.model
+            if model is not None:
+                created = getattr(getattr(model, "card", None), "created", None)
+                ages["model"] = _age_of(created, now)
+            queue = QueueInputs(
+                now_s=base.now_s,
+                seen_wall_s=seen,
+                profiles=self._profiles_of(base),
+                pending=base.forecast.jobs.height,
+                predictor=base.forecast.predictor,
+            )
+            return Candidate(spec, state, view.data_age_s, last_error, base.processors, None, queue, ages)
+        place = spec.placement
+        booked = sum(b.cores for b in self.ledger.active(spec.name))
+        if place.provisioning is not None:
+            quota = place.quota_cores
+            free = None if quota is None else float(max(0, quota - booked))
+            return Candidate(spec, state, view.data_age_s, last_error, quota, free, None, ages)
+        cpus = int(view.cpus_total) if view.cpus_total else place.quota_cores
+        idle: float | None = None
+        if view.cpus_total:
+            idle = max(0.0, view.cpus_total - (view.cpus_busy or 0.0) - booked)
+        return Candidate(spec, state, view.data_age_s, last_error, cpus, idle, None, ages)
+
+    def _book(self, advice: Advice, request: JobRequest, bases: dict[str, QueueBase]) -> None:
+        site = advice.recommended
+        if site is None:
+            return
+        outcome = next(o for o in advice.ranked if o.site == site)
+        if outcome.wait_s is None or outcome.run_s is None or outcome.stage_in_s is None:
+            return
+        spec = self.twin.topology.site(site)
+        cores = max(request.cores, (request.nodes or 0) * (spec.placement.cores_per_node or 0))
+        base = bases.get(site)
+        if base is not None:
+            start = base.now_s + int(outcome.stage_in_s.p50 + outcome.wait_s.p50)
+            self.ledger.book(advice.advice_id, site, cores, start, start + int(outcome.run_s.p50) + 1)
+        else:
+            self.ledger.book(advice.advice_id, site, cores, None, None)
+
+
+def _new_id(now: float) -> str:
+    """Sortable by time (milliseconds, hex), unique by 8 random hex digits."""
+    return f"adv-{int(now * 1000):011x}-{secrets.token_hex(4)}"
+
+
+def _age_of(created: str | None, now: float) -> float | None:
+    if not created:
+        return None
+    from datetime import datetime
+
+    try:
+        return max(0.0, now - datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return None

@@ -1,0 +1,407 @@
+"""The advice engine: every candidate site's predicted outcome for one job, and the ranking.
+
+Pure: it reads `Candidate`s (what the twin knows of each site now, gathered by twin.advice.live
+from the live twin, or by bench/advice_continuum.py from simulated sites) and never does I/O, so
+the service and the benchmark run the same decisions.
+
+Per site, in order: feasibility (allowed, alive and fresh, capacity, GPUs, memory, partition and
+walltime limits, a route for the data, a run that fits the limit at this site's speed), then
+stage-in over the fastest link path, the queue wait (a batch site: the job inserted into the free
+capacity its cached forecast leaves, no earlier than its data arrives; a cloud site: the
+provisioning delay; an edge host: now, if its cores are idle), the run at this site's speed,
+stage-out, cost, energy and CO2 — each p10 / p50 / p90. Sites are ranked by the objective at the
+chosen quantile. The stay-home rule (after Cunha et al., FGCS 2017): when the best site's gain over
+the home site is smaller than its own band (p90 − p50 of the measure), the home site is
+recommended, and the answer says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from twin.advice.outcome import Advice, Band, SiteOutcome, human_duration
+from twin.advice.profile import FreeProfile
+from twin.advice.request import JobRequest
+from twin.advice.transfer import TransferPlanner
+from twin.topology import SiteSpec
+from twin.view import State
+
+__all__ = ["AdvicePolicy", "Candidate", "QueueInputs", "RuntimeGuess", "evaluate", "rank"]
+
+_DEFAULT_MEM_PER_CORE = 2 * 2**30
+"""Memory assumed per core when a request gives none (Slurm's common DefMemPerCPU), for energy."""
+_W_PER_GB = 0.3725
+"""Green Algorithms' memory power draw, W per GB."""
+
+
+@dataclass(frozen=True)
+class AdvicePolicy:
+    max_data_age_s: float = 300.0
+    """A site whose newest data is older than this is excluded (its state is not known)."""
+    stay_home: bool = True
+    herding_ttl_s: float = 600.0
+    """How long (wall seconds) handed-out advice counts as load at its site unless seen in its queue."""
+    default_home: str = "local"
+
+
+@dataclass(frozen=True)
+class QueueInputs:
+    """A batch site's cached forecast, as the engine inserts a job into it."""
+
+    now_s: int
+    """The site's clock (trace time for a replay)."""
+    seen_wall_s: float
+    """Wall time at which the site's clock read now_s."""
+    profiles: Mapping[str, FreeProfile]
+    """"p50", and "p10" / "p90" when the runtime predictor gives a band."""
+    pending: int
+    predictor: str
+
+
+@dataclass(frozen=True)
+class RuntimeGuess:
+    """The job's run time at a site: p10 / p50 / p90 seconds at that site's speed."""
+
+    band: Band
+    source: str
+    """learned, ave2, request — and "×1.5 speed" when translated from another site."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    spec: SiteSpec
+    state: State | None
+    """None: a site with no collector (a cloud site known by its config only)."""
+    data_age_s: float | None
+    last_error: str | None = None
+    capacity_cores: int | None = None
+    """Cores the site can give one job: CPUs in service (batch), its hosts' CPUs (edge), the quota (cloud)."""
+    idle_cores: float | None = None
+    """Edge and cloud: cores free now (after advice handed out and still counted)."""
+    queue: QueueInputs | None = None
+    data_ages: Mapping[str, float | None] = field(default_factory=dict)
+
+
+def _cores_needed(request: JobRequest, spec: SiteSpec) -> int:
+    per_node = spec.placement.cores_per_node
+    if request.nodes and per_node:
+        return max(request.cores, request.nodes * per_node)
+    return request.cores
+
+
+def _excluded(candidate: Candidate, word: str, reason: str) -> SiteOutcome:
+    return SiteOutcome(
+        site=candidate.spec.name,
+        kind=candidate.spec.kind,
+        feasible=False,
+        reason=reason,
+        excluded_because=word,
+        clock_speed=candidate.spec.placement.clock_speed,
+        data_age_s=dict(candidate.data_ages),
+    )
+
+
+def _limits(request: JobRequest, candidate: Candidate, cores: int) -> tuple[str, str] | None:
+    """(word, reason) when the site cannot take the job whatever its state."""
+    spec, place = candidate.spec, candidate.spec.placement
+    capacity = candidate.capacity_cores
+    if capacity is not None and cores > capacity:
+        return "capacity", f"needs {cores} cores; {spec.name} has {capacity}"
+    gpus = place.quota_gpus if place.provisioning is not None and place.quota_gpus is not None else place.gpus
+    if request.gpus > gpus:
+        return "gpus", f"needs {request.gpus} GPUs; {spec.name} has {gpus}"
+    if request.memory_bytes and place.memory_per_node_bytes and request.memory_bytes > place.memory_per_node_bytes:
+        have = place.memory_per_node_bytes / 2**30
+        return "memory", f"needs {request.memory_bytes / 2**30:.0f} GiB per node; nodes have {have:.0f}"
+    limit = place.max_walltime_s
+    if place.partitions:
+        names = [p.name for p in place.partitions]
+        chosen = next((p for p in place.partitions if p.name == request.partition), None)
+        if request.partition is not None and chosen is None:
+            return "partition", f"no partition {request.partition!r} (has {', '.join(names)})"
+        part = chosen or place.partitions[0]
+        if part.max_walltime_s is not None:
+            limit = part.max_walltime_s if limit is None else min(limit, part.max_walltime_s)
+        if part.max_nodes is not None and (request.nodes or 1) > part.max_nodes:
+            return "partition", f"partition {part.name} takes at most {part.max_nodes} nodes"
+        if part.max_cores is not None and cores > part.max_cores:
+            return "partition", f"partition {part.name} takes at most {part.max_cores} cores"
+    if limit is not None and request.walltime_s > limit:
+        return "walltime", f"asks {human_duration(request.walltime_s)}; the limit here is {human_duration(limit)}"
+    return None
+
+
+def evaluate(
+    request: JobRequest,
+    candidate: Candidate,
+    runtime: RuntimeGuess,
+    planner: TransferPlanner,
+    *,
+    home: str,
+    wall_now_s: float,
+    policy: AdvicePolicy,
+    source_pricing: Mapping[str, float] | None = None,
+) -> SiteOutcome:
+    """The predicted outcome of running `request` at `candidate` (or why it cannot run there).
+    `source_pricing`: egress price per GB of each site (data leaving it is billed there)."""
+    spec, place = candidate.spec, candidate.spec.placement
+    allowed = request.constraints.allowed_sites
+    if allowed and spec.name not in allowed:
+        return _excluded(candidate, "not_allowed", "not among the allowed sites")
+    if candidate.state == "down":
+        return _excluded(candidate, "down", f"down: {candidate.last_error or 'its collectors never succeeded'}")
+    if candidate.queue is None and place.provisioning is None:
+        if candidate.state == "starting":
+            return _excluded(candidate, "no_data", "no data collected yet")
+        if candidate.capacity_cores is None:
+            return _excluded(candidate, "no_data", "no host here reports its CPUs and no quota_cores is configured")
+    age = candidate.data_age_s
+    if candidate.state is not None and age is not None and age > policy.max_data_age_s:
+        return _excluded(
+            candidate,
+            "stale",
+            f"data too stale ({human_duration(age)} old, more than {human_duration(policy.max_data_age_s)})",
+        )
+    cores = _cores_needed(request, spec)
+    limited = _limits(request, candidate, cores)
+    if limited is not None:
+        return _excluded(candidate, *limited)
+    src = request.input.site or home
+    stage_route = planner.route(src, spec.name, request.input.size_bytes)
+    if stage_route is None:
+        return _excluded(candidate, "no_route", f"no link path from {src} (where the input lives) to {spec.name}")
+    dst = request.output.site or src
+    out_route = planner.route(spec.name, dst, request.output.size_bytes)
+    if out_route is None:
+        return _excluded(candidate, "no_route", f"no link path from {spec.name} back to {dst} for the output")
+    run = runtime.band
+    if run.p50 > request.walltime_s:
+        return _excluded(
+            candidate,
+            "walltime",
+            f"would be killed: runs ≈ {human_duration(run.p50)} here ({runtime.source}), "
+            f"more than the {human_duration(request.walltime_s)} asked for",
+        )
+    stage_in = stage_route.seconds(request.input.size_bytes)
+    stage_out = out_route.seconds(request.output.size_bytes)
+    parts: list[str] = []
+    jobs_ahead: int | None = None
+    if candidate.queue is not None:
+        q = candidate.queue
+        starts = {}
+        for level in ("p10", "p50", "p90"):
+            profile = q.profiles.get(level) or q.profiles["p50"]
+            ready = q.now_s + math.ceil(stage_in.at(level))
+            start = profile.earliest(cores, request.walltime_s, not_before=ready)
+            if start is None:
+                return _excluded(candidate, "capacity", f"needs {cores} cores; {spec.name} has {profile.capacity}")
+            starts[level] = start - ready
+        wait = Band(*sorted((starts["p10"], starts["p50"], starts["p90"])))
+        jobs_ahead = q.pending
+        parts.append(f"{q.pending} jobs ahead, wait ≈ {human_duration(wait.p50)}")
+        start_wall = q.seen_wall_s + (stage_in.p50 + wait.p50) / place.clock_speed
+    elif place.provisioning is not None:
+        idle = candidate.idle_cores
+        if idle is not None and cores > idle:
+            return _excluded(candidate, "quota", f"quota: {idle:.0f} of {candidate.capacity_cores} cores free")
+        prov = place.provisioning
+        wait = Band(prov.p10_s, prov.p50_s, prov.p90_s)
+        parts.append(f"no queue: an instance in ≈ {human_duration(prov.p50_s)}")
+        start_wall = wall_now_s + (stage_in.p50 + wait.p50) / place.clock_speed
+    else:
+        idle = candidate.idle_cores
+        if idle is not None and cores > idle + 1e-9:
+            return _excluded(candidate, "busy", f"busy: {idle:.1f} of {candidate.capacity_cores} cores idle, no queue")
+        wait = Band.point(0.0)
+        parts.append("runs at once on idle cores")
+        start_wall = wall_now_s + stage_in.p50 / place.clock_speed
+    parts.append(f"runs ≈ {human_duration(run.p50)} ({runtime.source})")
+    if request.input.size_bytes > 0 and stage_route.hops:
+        parts.append(stage_route.describe(request.input.size_bytes).replace(" over ", " in over ", 1))
+    turnaround = stage_in + wait + run + stage_out
+    hours = run.scaled(1 / 3600)
+    rate = cores * place.pricing.core_hour + request.gpus * place.pricing.gpu_hour
+    egress = 0.0
+    prices = source_pricing or {}
+    if stage_route.hops:
+        egress += request.input.size_bytes / 1e9 * prices.get(src, 0.0)
+    if out_route.hops:
+        egress += request.output.size_bytes / 1e9 * place.pricing.egress_per_gb
+    cost = Band(hours.p10 * rate + egress, hours.p50 * rate + egress, hours.p90 * rate + egress)
+    energy = place.energy
+    mem_gb = (
+        request.memory_bytes * (request.nodes or 1) if request.memory_bytes else cores * _DEFAULT_MEM_PER_CORE
+    ) / 2**30
+    watts = (cores * energy.tdp_per_core_w + request.gpus * energy.gpu_tdp_w) * energy.usage + mem_gb * _W_PER_GB
+    kwh = hours.scaled(watts * energy.pue / 1000.0)
+    co2 = kwh.scaled(energy.carbon_intensity_g_per_kwh)
+    end_wall = start_wall + (run.p50 + stage_out.p50) / place.clock_speed
+    return SiteOutcome(
+        site=spec.name,
+        kind=spec.kind,
+        feasible=True,
+        reason="; ".join(parts),
+        stage_in_s=stage_in,
+        wait_s=wait,
+        run_s=run,
+        stage_out_s=stage_out,
+        turnaround_s=turnaround,
+        cost=cost,
+        energy_kwh=kwh,
+        co2_g=co2,
+        start_at_s=start_wall,
+        end_at_s=end_wall,
+        jobs_ahead=jobs_ahead,
+        clock_speed=place.clock_speed,
+        data_age_s=dict(candidate.data_ages),
+    )
+
+
+def _measure(outcome: SiteOutcome, what: str) -> Band:
+    band = {
+        "turnaround": outcome.turnaround_s,
+        "cost": outcome.cost,
+        "energy": outcome.energy_kwh,
+        "co2": outcome.co2_g,
+    }[what]
+    assert band is not None
+    return band
+
+
+def rank(
+    request: JobRequest,
+    outcomes: Sequence[SiteOutcome],
+    *,
+    advice_id: str,
+    home: str,
+    wall_now_s: float,
+    policy: AdvicePolicy,
+    currency: str = "EUR",
+) -> Advice:
+    """Constraints that need the outcome (cost, deadline), then the order, then the stay-home rule."""
+    q = request.risk
+    checked: list[SiteOutcome] = []
+    max_cost = request.constraints.max_cost
+    for o in outcomes:
+        if o.feasible and max_cost is not None and o.cost is not None and o.cost.at(q) > max_cost:
+            o = replace(
+                o,
+                feasible=False,
+                excluded_because="max_cost",
+                reason=f"costs ≈ {o.cost.at(q):.2f} {currency}, more than {max_cost:.2f}",
+            )
+        if o.feasible and request.constraints.deadline_s is not None and o.turnaround_s is not None:
+            assert o.end_at_s is not None
+            finish = o.end_at_s + (o.turnaround_s.at(q) - o.turnaround_s.p50) / o.clock_speed
+            if finish > request.constraints.deadline_s:
+                o = replace(
+                    o,
+                    feasible=False,
+                    excluded_because="deadline",
+                    reason=f"would finish {human_duration(finish - request.constraints.deadline_s)} after the deadline",
+                )
+        checked.append(o)
+    feasible = [o for o in checked if o.feasible]
+    scored = _scores(request, feasible)
+    ordered = sorted(scored, key=lambda o: (o.score, o.site))
+    excluded = [o for o in checked if not o.feasible]
+    ranked = tuple(ordered + excluded)
+    if not ordered:
+        reasons = "; ".join(f"{o.site}: {o.reason}" for o in excluded)
+        return Advice(
+            advice_id,
+            wall_now_s,
+            request.objective,
+            q,
+            home,
+            None,
+            ranked,
+            f"no site can run this job — {reasons}",
+            currency=currency,
+        )
+    best = ordered[0]
+    home_outcome = next((o for o in ordered if o.site == home), None)
+    unit = _unit(request.objective, currency)
+    if best.site == home or home_outcome is None or not policy.stay_home:
+        margin = ""
+        if len(ordered) > 1:
+            margin = f", {_fmt(ordered[1].score - best.score, unit)} better than {ordered[1].site}"  # type: ignore[operator]
+        return Advice(
+            advice_id,
+            wall_now_s,
+            request.objective,
+            q,
+            home,
+            best.site,
+            ranked,
+            f"run at {best.site}{margin}",
+            currency=currency,
+        )
+    gain = (home_outcome.score or 0.0) - (best.score or 0.0)
+    width = _band_width(request, best, feasible)
+    if gain < width:
+        summary = (
+            f"stay at {home}: moving to {best.site} would gain ≈ {_fmt(gain, unit)}, less than its prediction's"
+            f" own band (± {_fmt(width, unit)})"
+        )
+        return Advice(
+            advice_id,
+            wall_now_s,
+            request.objective,
+            q,
+            home,
+            home,
+            ranked,
+            summary,
+            stayed_home=True,
+            currency=currency,
+        )
+    summary = f"move to {best.site}: ≈ {_fmt(gain, unit)} better than staying at {home} (band ± {_fmt(width, unit)})"
+    return Advice(advice_id, wall_now_s, request.objective, q, home, best.site, ranked, summary, currency=currency)
+
+
+def _scores(request: JobRequest, feasible: list[SiteOutcome]) -> list[SiteOutcome]:
+    q = request.risk
+    if request.objective != "weighted":
+        tie = "turnaround" if request.objective != "turnaround" else "cost"
+        return [replace(o, score=_measure(o, request.objective).at(q) + 1e-9 * _measure(o, tie).p50) for o in feasible]
+    w = request.weights
+    weights = {"turnaround": w.turnaround, "cost": w.cost, "energy": w.energy, "co2": w.co2}
+    best = {k: min((_measure(o, k).at(q) for o in feasible), default=0.0) for k in weights}
+    out = []
+    for o in feasible:
+        total = 0.0
+        for k, weight in weights.items():
+            if weight:
+                total += weight * _measure(o, k).at(q) / best[k] if best[k] > 0 else 0.0
+        out.append(replace(o, score=total))
+    return out
+
+
+def _band_width(request: JobRequest, best: SiteOutcome, feasible: list[SiteOutcome]) -> float:
+    """How uncertain the best site's measure is: p90 − p50 (in the objective's unit)."""
+    if request.objective != "weighted":
+        band = _measure(best, request.objective)
+        return max(0.0, band.p90 - band.p50)
+    w = request.weights
+    total = 0.0
+    for k, weight in (("turnaround", w.turnaround), ("cost", w.cost), ("energy", w.energy), ("co2", w.co2)):
+        if weight:
+            lowest = min(_measure(o, k).at(request.risk) for o in feasible)
+            band = _measure(best, k)
+            total += weight * (band.p90 - band.p50) / lowest if lowest > 0 else 0.0
+    return total
+
+
+def _unit(objective: str, currency: str) -> str:
+    return {"turnaround": "s", "cost": currency, "energy": "kWh", "co2": "g CO2e", "weighted": ""}[objective]
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "s":
+        return human_duration(value)
+    if unit == "":
+        return f"{value:.3g}"
+    return f"{value:.3g} {unit}"

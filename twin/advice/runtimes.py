@@ -1,0 +1,155 @@
+"""How long a job not yet submitted would run at each candidate site.
+
+At a batch site that knows the user, the site's own prediction: the learned runtime model on the
+user's history there as of now (twin.learned.HypotheticalRuntimes: one feature row per request,
+every site's rows scored in one model call), else AVE2 (the mean of the user's last two runs,
+with the band from the shorter of the two up to the requested time: the only bound known without
+a model), else the requested time. At a site that does not know the user (a cloud or edge site, a
+batch site the user never used), the prediction of the site where the user ran most, scaled by
+the two sites' relative speeds (`placement.speed`). Runs are capped at the requested time: a
+batch scheduler kills a job there (a median above it is left for the engine to refuse).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from functools import cache
+from typing import Any, Protocol
+
+import numpy as np
+import polars as pl
+
+from telemetry.jobs import JOB_SCHEMA
+from twin.advice.outcome import Band
+from twin.advice.rank import RuntimeGuess
+from twin.advice.request import JobRequest
+from twin.sim.predictors import History
+from twin.topology import SiteSpec
+
+__all__ = ["RuntimeSource", "guess_runtimes", "request_rows"]
+
+
+class RuntimeSource(Protocol):
+    """What a site's runtime guesses read: its users' finished runs and, with a learned model,
+    its hypothetical-job predictor (twin.queues.QueueBase; the benchmark's simulated sites)."""
+
+    @property
+    def site(self) -> str: ...
+
+    @property
+    def now_s(self) -> int: ...
+
+    @property
+    def history(self) -> History: ...
+
+    def hypothetical(self) -> Any | None: ...
+
+
+def request_rows(requests: Sequence[JobRequest]) -> pl.DataFrame:
+    """The requests as job-history rows (JOB_SCHEMA: what a model reads of a job)."""
+    n = len(requests)
+    given: dict[str, list[Any]] = {
+        "job_id": [f"advice-{i}" for i in range(n)],
+        "user": [r.user for r in requests],
+        "partition": [r.partition for r in requests],
+        "req_walltime_s": [r.walltime_s for r in requests],
+        "req_cores": [r.cores for r in requests],
+        "req_nodes": [r.nodes for r in requests],
+        "gpus": [r.gpus for r in requests],
+        "req_mem_bytes": [r.memory_bytes for r in requests],
+        "container_image": [r.container.image for r in requests],
+        "container_runtime": [r.container.runtime for r in requests],
+        "state": ["PENDING"] * n,
+    }
+    return pl.DataFrame({c: given.get(c, [None] * n) for c in JOB_SCHEMA}, schema=JOB_SCHEMA)
+
+
+@cache
+def _controller() -> Any:
+    from threadpoolctl import ThreadpoolController  # with scikit-learn; found once (a scan of loaded libraries)
+
+    return ThreadpoolController()
+
+
+def _one_thread() -> Any:
+    return _controller().limit(limits=1, user_api="openmp")
+
+
+def _ave2(base: RuntimeSource, request: JobRequest) -> RuntimeGuess:
+    recent = base.history.recent(request.user)
+    limit = float(request.walltime_s)
+    if len(recent) >= 2:
+        mean = math.floor(sum(recent[-2:]) / 2)
+        p50 = min(limit, float(mean))
+        return RuntimeGuess(Band(min(float(min(recent[-2:])), p50), p50, limit), "ave2")
+    return RuntimeGuess(Band.point(limit), "the request (no history)")
+
+
+def _learned(bases: Sequence[RuntimeSource], requests: Sequence[JobRequest]) -> dict[tuple[str, int], RuntimeGuess]:
+    """Learned guesses for every (site, request) whose base has a model: one feature pass and one
+    model call for all of them, on one thread (tens of rows: OpenMP's start-up costs more than the
+    trees; bench/advice_latency.py measured 6.5 ms → 1.9 ms per call)."""
+    from models.features import features_for
+
+    stamped_parts, context_parts = [], []
+    keys: list[tuple[str, int]] = []
+    model = None
+    rows = request_rows(requests)
+    users = rows["user"].to_list()
+    for base in bases:
+        hypothetical = base.hypothetical()
+        if hypothetical is None:
+            continue
+        model = hypothetical.model
+        stamped_parts.append(rows.with_columns(pl.lit(base.site).alias("site"), pl.lit(base.now_s).alias("submit_s")))
+        context_parts.append(hypothetical.contexts(users))
+        keys.extend((base.site, i) for i in range(len(requests)))
+    if model is None or not stamped_parts:
+        return {}
+    features = features_for(pl.concat(stamped_parts), pl.concat(context_parts, how="vertical_relaxed"))
+    with _one_thread():
+        quantiles = model.predict_quantiles(features)
+    p10, p50, p90 = (np.asarray(a, dtype=np.float64) for a in quantiles)
+    return {
+        key: RuntimeGuess(Band(float(a), float(b), float(c)), "learned")
+        for key, a, b, c in zip(keys, p10, p50, p90, strict=True)
+    }
+
+
+def guess_runtimes(
+    requests: Sequence[JobRequest],
+    sites: Sequence[SiteSpec],
+    bases: Mapping[str, RuntimeSource],
+    homes: Sequence[str],
+) -> list[dict[str, RuntimeGuess]]:
+    """For each request, its RuntimeGuess at every site."""
+    learned = _learned(list(bases.values()), requests)
+    speed = {s.name: s.placement.speed for s in sites}
+    out: list[dict[str, RuntimeGuess]] = []
+    for i, (request, home) in enumerate(zip(requests, homes, strict=True)):
+        own: dict[str, RuntimeGuess] = {}
+        known: dict[str, int] = {}
+        for name, base in bases.items():
+            own[name] = learned.get((name, i)) or _ave2(base, request)
+            known[name] = base.history.completed(request.user) if request.user is not None else 0
+        ranked = sorted(known, key=lambda n: (-known[n], n != home, n))
+        reference = ranked[0] if ranked and known[ranked[0]] > 0 else None
+        guesses: dict[str, RuntimeGuess] = {}
+        for spec in sites:
+            name = spec.name
+            if name in own and (known.get(name, 0) > 0 or reference is None):
+                guess = own[name]
+            elif reference is not None:
+                ratio = speed[reference] / speed[name]
+                ref = own[reference]
+                guess = RuntimeGuess(ref.band.scaled(ratio), f"{ref.source} at {reference}, ×{1 / ratio:.3g} speed")
+            else:
+                limit = float(request.walltime_s)
+                guess = RuntimeGuess(Band.point(limit), "the request (no history)")
+            band = guess.band
+            if band.p50 <= request.walltime_s:
+                band = Band(min(band.p10, request.walltime_s), band.p50, min(band.p90, request.walltime_s))
+            guesses[name] = RuntimeGuess(Band(*sorted((band.p10, band.p50, band.p90))), guess.source)
+        out.append(guesses)
+    return out
