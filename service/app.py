@@ -29,6 +29,7 @@ from service.auth import TokenStore, UiAuthMiddleware, login_router, open_endpoi
 from service.compose import build_collectors, open_store, resolve_salt
 from service.config import LoadedConfig
 from service.metrics import RequestMetrics, TwinMetrics, build_registry
+from service.resume import resume_replays
 from telemetry.pipeline import Pipeline, StoreSink
 from twin.live import LiveTwin
 from twin.topology import CollectorSpec, LinkSpec, SiteSpec, Topology
@@ -98,6 +99,7 @@ def create_app(
         app.state.store = store
         app.state.pipeline = pipeline
         app.state.salt = resolve_salt(loaded, data_dir)
+        resume_replays(store, pipeline.collectors)
         pipeline.start()
         retention = asyncio.create_task(_retention_loop(store, config.store.retention))
         batch_sites = [s.name for s in twin.topology.sites if any(c.type in _BATCH_TYPES for c in s.collectors)]

@@ -11,6 +11,7 @@ import duckdb
 
 from collectors import registry
 from service.config import LoadedConfig
+from service.resume import resume_replays
 from telemetry.pipeline import Pipeline, RunningCollector, StoreSink
 from telemetry.stores.base import Store
 from telemetry.stores.duckdb_store import DuckDBStore
@@ -71,6 +72,7 @@ def build_runtime(loaded: LoadedConfig, data_dir: str | Path | None = None) -> R
         max_batch_samples=loaded.config.pipeline.max_batch_samples,
         labels={"host": loaded.config.host_name()},
     )
+    resume_replays(store, pipeline.collectors)
     return Runtime(store, pipeline, sink)
 
 
