@@ -21,6 +21,7 @@ from typing import Any, Literal
 import duckdb
 import polars as pl
 
+from telemetry.filemodes import make_private_dir, tighten
 from telemetry.jobs import JOB_SCHEMA, LIFECYCLE_STAGE, conform_jobs, lifecycle_stage
 from telemetry.schema import Batch
 from telemetry.stores.base import (
@@ -73,11 +74,14 @@ class DuckDBStore(Store):
     ) -> None:
         self.path = Path(path)
         if not read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.path.parent)
         config: dict[str, Any] = {"memory_limit": memory_limit}
         if threads:
             config["threads"] = threads
         self._con = duckdb.connect(str(self.path), read_only=read_only, config=config)
+        if not read_only:  # owner-only, also a file an older version left readable (telemetry.filemodes)
+            for own in (self.path, self.path.with_name(self.path.name + ".wal")):
+                tighten(own)
         self._write_lock = threading.Lock()
         self._closed = False
         if not read_only:
