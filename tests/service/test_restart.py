@@ -10,6 +10,8 @@ within a run is seen too.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -88,3 +90,22 @@ def test_restarting_twice_neither_replays_trace_hours_nor_moves_a_job_backwards(
     assert final["job_id"].str.ends_with("~1").any() and (~final["job_id"].str.contains("~")).any()
     stages = history.group_by("job_id").agg(pl.col("stage").min().alias("lo"), pl.col("stage").max().alias("hi"))
     assert stages.filter((pl.col("lo") < 2) & (pl.col("hi") == 2)).height > 10
+
+
+def test_ctwin_run_resumes_the_replay_too(tmp_path: Path) -> None:
+    """`ctwin run` (build_runtime, the agent without API) on one data dir, twice."""
+    data, cfg = tmp_path / "data", tmp_path / "c.yaml"
+    cfg.write_text(CONFIG.format(data=data, trace=TRACE, speed=SPEED, start="30d"))
+    for _ in range(2):
+        res = subprocess.run(
+            [sys.executable, "-m", "service.cli", "run", "--for", "1.5", "--config", str(cfg)],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr
+    store = DuckDBStore(data / "ctwin.duckdb", read_only=True)
+    try:
+        shown = store.query(Selection(metrics=(REPLAY_TIME.name,))).sort("ts_ns")["value"]
+    finally:
+        store.close()
+    assert shown.len() > 5 and shown.diff().drop_nulls().min() > 0  # type: ignore[operator]
+    assert "kth/replay: resuming the replay after trace instant" in res.stderr
