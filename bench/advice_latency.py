@@ -24,10 +24,12 @@ checks our p99 ≤ 20 ms and the batch ≤ 1 s (FAIL otherwise).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import random
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -178,14 +180,14 @@ def slurm(args: argparse.Namespace, tmp: Path) -> list[float]:
     del tmp
     work = Path(tempfile.mkdtemp(prefix="ctwin-bench-slurm-"))  # its own: munged must reach into it
     ports = {name: str(free_port()) for name in ("SLURMCTLD_PORT", "SLURMD_PORT", "SLURMDBD_PORT", "SLURMRESTD_PORT")}
-    env = {**os.environ, **ports, "NODE_PORT_BASE": str(free_port()), "SLURM_CONF": str(work / "slurm.conf")}
+    env = {**os.environ, **ports, "NODE_PORT_BASE": str(_free_run(4)), "SLURM_CONF": str(work / "slurm.conf")}
     up = subprocess.run(
         [str(ROOT / "scripts" / "slurm-up.sh"), str(work), "4"], env=env, capture_output=True, text=True
     )
     if up.returncode != 0:
         raise SystemExit(f"slurm-up.sh failed:\n{up.stdout}\n{up.stderr}")
     try:
-        run = ["sbatch", "--parsable", "--wrap", "sleep 600"]
+        run = ["sbatch", "--parsable", "-o", "/dev/null", "--wrap", "sleep 600"]
         subprocess.run([*run[:2], "-N", "4", "-t", "20", *run[2:]], env=env, check=True, capture_output=True)
         for i in range(args.pending):
             subprocess.run([*run[:2], "-N", str(1 + i % 4), "-t", str(5 + i % 50), *run[2:]], env=env, check=True,
@@ -205,6 +207,20 @@ def slurm(args: argparse.Namespace, tmp: Path) -> list[float]:
     finally:
         subprocess.run([str(ROOT / "scripts" / "slurm-down.sh"), str(work)], env=env, capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _free_run(n: int) -> int:
+    """A base port b with b+1..b+n all free (slurm-up.sh gives emulated node i the port b+i)."""
+    for _ in range(50):
+        base = free_port()
+        try:
+            with contextlib.ExitStack() as stack:
+                for i in range(1, n + 1):
+                    stack.enter_context(socket.socket()).bind(("127.0.0.1", base + i))
+            return base
+        except OSError:
+            continue
+    raise SystemExit("no run of free ports for the emulated slurmd nodes")
 
 
 def _pct(values: list[float], q: float) -> float:

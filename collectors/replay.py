@@ -10,6 +10,12 @@ instant is a pure function of the log and the clock. Wall time maps to trace tim
 counted from the log's first submit; with `loop` the log starts over after its last job ends
 (every job of one pass has ended by then, so passes never overlap).
 
+A restarted service must not play the same hours again (the history would hold them twice and the
+job rows would go back to pending), so before the first gather the composition hands the last
+trace instant it stored to `resume(trace_time_s)`: the virtual clock then continues one trace
+second after it, across loop passes too (the instant carries the pass), and the first gather emits
+only the events after it. The clock stands still while the service is down.
+
 Each gather emits the batch-site families of telemetry.catalog.batch, the same ones the Slurm
 collector emits, plus `batch_replay_trace_time_seconds{trace}`, which marks the site as a replay.
 The replay flag is that series (and `source="replay"` in job rows), not a label on every family:
@@ -28,6 +34,7 @@ wait or run time the log does not give cannot be placed and are left out (`unpla
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -83,13 +90,18 @@ def resolve_trace(trace: str) -> Path:
     return path
 
 
+def trace_name(path: Path) -> str:
+    """The `trace` label of a log: its file name without .swf/.swf.gz."""
+    return path.name.removesuffix(".gz").removesuffix(".swf")
+
+
 class _Trace:
     """The log prepared once: job rows with times relative to the first submit, and site sizes."""
 
     def __init__(self, swf: SwfLog, config: ReplayConfig) -> None:
         if config.clean:
             swf = strong_filter(swf)
-        self.name = swf.path.name.removesuffix(".gz").removesuffix(".swf")
+        self.name = trace_name(swf.path)
         rows = to_job_history(swf, config.site or "").collect()
         if config.site is None:
             rows = rows.with_columns(pl.lit(None, pl.String).alias("site"))
@@ -132,6 +144,8 @@ class ReplayCollector(Collector):
         self._trace: _Trace | None = None
         self._wall0: float | None = None
         self._last_offset: float | None = None
+        self._resume_s: int | None = None
+        self._start = self.config.start_offset
         self._snapshot = empty_jobs()
         self._events = pl.DataFrame(schema=EVENT_SCHEMA)
         self._submitted: Counter[str] = Counter()
@@ -141,6 +155,22 @@ class ReplayCollector(Collector):
     def availability(self) -> str | None:
         path = resolve_trace(self.config.trace)
         return None if path.is_file() else f"trace {path} not found"
+
+    @property
+    def trace_name(self) -> str:
+        """The `trace` label of batch_replay_trace_time_seconds (known before the log is read)."""
+        return trace_name(resolve_trace(self.config.trace))
+
+    def resume(self, trace_time_s: float) -> None:
+        """Continue after `trace_time_s`, the last batch_replay_trace_time_seconds a previous run of
+        this replay emitted: the first gather shows the trace second after it, and emits only the
+        events after it (those up to it were emitted then). A configured `start_offset` beyond it
+        still wins: the replay only ever moves forward. Call before the first gather."""
+        if self._wall0 is not None:
+            raise RuntimeError("resume() must be called before the first gather")
+        if not math.isfinite(trace_time_s):
+            raise ValueError(f"cannot resume at trace time {trace_time_s!r}")
+        self._resume_s = math.floor(trace_time_s)
 
     def jobs_snapshot(self) -> pl.DataFrame:
         """Pending and running jobs at the last gather (JOB_SCHEMA, source "replay")."""
@@ -163,16 +193,21 @@ class ReplayCollector(Collector):
         """Jobs left out because the log does not give their submit, wait or run time."""
         return self._trace.unplayable if self._trace else 0
 
-    def _offset_now(self) -> float:
+    def _offset_now(self, trace: _Trace) -> float:
         """Virtual trace seconds since the first submit (keeps growing across passes)."""
         now = self.clock()
         if self._wall0 is None:
             self._wall0 = now
-        return self.config.start_offset + (now - self._wall0) * self.config.speed
+            self._start = self.config.start_offset
+            if self._resume_s is not None and self._resume_s - trace.t0 + 1 >= self._start:
+                # the emitted instant was t0 + floor(offset): every event up to it was emitted
+                self._last_offset = float(self._resume_s - trace.t0)
+                self._start = self._last_offset + 1
+        return self._start + (now - self._wall0) * self.config.speed
 
     def gather(self, emit: Emit) -> None:
         trace = self._load()
-        offset = self._offset_now()
+        offset = self._offset_now(trace)
         passes, within = divmod(offset, trace.period) if self.config.loop else (0.0, offset)
         k = int(passes)
         jobs = trace.jobs

@@ -138,7 +138,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 def save_model(model: Any, directory: str | Path, card: ModelCard) -> tuple[Path, ModelCard]:
     """Write `model` (skops) and its completed card into `directory`; returns the artefact's path."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)  # files are 0600 (mkstemp)
     if not card.kind or not card.kind.replace("_", "").isalnum():
         raise ModelError(f"model kind {card.kind!r} must be a plain name such as 'runtime'")
     now = datetime.now(UTC)

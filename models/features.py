@@ -20,7 +20,7 @@ from typing import Literal
 
 import polars as pl
 
-from telemetry.jobs import conform_jobs
+from telemetry.jobs import JOB_SCHEMA, conform_jobs
 
 __all__ = [
     "CATEGORICAL_FEATURES",
@@ -139,17 +139,15 @@ def _context(base: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _with_request(base: pl.LazyFrame, context: pl.LazyFrame) -> pl.LazyFrame:
-    """The job's own features (its request, when it was submitted) beside its context, and the
-    ratios between the two: the one place a request becomes features, for logged and for
-    hypothetical jobs alike."""
-    requests = base.select(
-        _ROW,
-        *ID_COLUMNS,
+def _request_columns() -> list[pl.Expr]:
+    """A job's own features (its request, when it was submitted) and its targets, from its row:
+    the one place a request becomes features, for logged and for hypothetical jobs alike."""
+    return [
+        *(pl.col(c) for c in ID_COLUMNS),
         (pl.col("end_s") - pl.col("start_s")).cast(pl.Float64).alias("runtime_s"),
         (pl.col("start_s") - pl.col("submit_s")).cast(pl.Float64).alias("wait_s"),
         _REQ.alias("req_walltime_s"),
-        pl.col("_cores").alias("req_cores"),
+        _CORES.alias("req_cores"),
         pl.coalesce("req_nodes", "alloc_nodes").cast(pl.Float64).alias("req_nodes"),
         pl.col("req_mem_bytes").cast(pl.Float64),
         pl.col("gpus").cast(pl.Float64),
@@ -157,21 +155,33 @@ def _with_request(base: pl.LazyFrame, context: pl.LazyFrame) -> pl.LazyFrame:
         ((pl.col("submit_s") % 86_400) / 3600.0).alias("hour_of_day"),
         ((pl.col("submit_s") // 86_400 + 3) % 7).cast(pl.Float64).alias("day_of_week"),  # 0 = Monday (UTC)
         *(pl.col(name) for name in CATEGORICAL_FEATURES),
-    )
-    out = requests.join(context, on=_ROW, how="left").sort(_ROW).drop(_ROW)
+    ]
+
+
+def _derive(frame: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame | pl.DataFrame:
+    """The ratios between a request and its context that the trees cannot form themselves: is this
+    the same request as last time, how steady is the user, how much of the request does the user
+    usually use."""
     ave2 = (
         pl.when(pl.col("user_last2_s").is_not_null())
         .then(pl.min_horizontal(_REQ, ((pl.col("user_last1_s") + pl.col("user_last2_s")) / 2).floor()))
         .otherwise(_REQ)
     )
-    # Ratios the trees cannot form themselves: is this the same request as last time, how steady
-    # is the user, how much of the request does the user usually use.
     derived = (
         (pl.col("ave2_s") / _REQ).alias("ave2_over_req"),
         (pl.col("user_last1_s") / pl.col("user_last2_s")).log().abs().alias("user_last_log_gap"),
         (_REQ / pl.col("user_last1_req_s")).alias("req_over_last1_req"),
     )
-    return out.with_columns(ave2.alias("ave2_s")).with_columns(derived).select(*ID_COLUMNS, *TARGETS, *FEATURES)
+    return frame.with_columns(ave2.alias("ave2_s")).with_columns(derived).select(*ID_COLUMNS, *TARGETS, *FEATURES)
+
+
+def _with_request(base: pl.LazyFrame, context: pl.LazyFrame) -> pl.LazyFrame:
+    """Every row's own features beside its context (joined by row), and the ratios between them."""
+    requests = base.select(_ROW, *_request_columns())
+    out = requests.join(context, on=_ROW, how="left").sort(_ROW).drop(_ROW)
+    derived = _derive(out)
+    assert isinstance(derived, pl.LazyFrame)
+    return derived
 
 
 CONTEXT_FEATURES: tuple[str, ...] = tuple(
@@ -207,12 +217,16 @@ def context_at(jobs: pl.LazyFrame | pl.DataFrame, probes: pl.DataFrame) -> pl.Da
 def features_for(requests: pl.DataFrame, contexts: pl.DataFrame) -> pl.DataFrame:
     """FEATURES of hypothetical jobs: `requests` are job-history rows (what each job asks for,
     submit_s = when) and `contexts` one row of CONTEXT_FEATURES per request, in the same order
-    (from `context_at`)."""
+    (from `context_at`). Eager and side by side (no join): a recommendation asks for tens of rows,
+    where a lazy plan's set-up would cost more than the rows."""
     if requests.height != contexts.height:
         raise ValueError(f"{requests.height} requests but {contexts.height} contexts")
-    base = _base(requests)
-    context = contexts.select(CONTEXT_FEATURES).with_row_index(_ROW).lazy()
-    return _with_request(base, context).select(FEATURES).collect(engine=ENGINE)
+    rows = requests if requests.schema == JOB_SCHEMA else conform_jobs(requests).collect()
+    own = rows.select(_request_columns())
+    frame = pl.concat([own, contexts.select(CONTEXT_FEATURES)], how="horizontal")
+    derived = _derive(frame)
+    assert isinstance(derived, pl.DataFrame)
+    return derived.select(FEATURES)
 
 
 def collect_features(jobs: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:

@@ -333,7 +333,7 @@ class TokenStore:
         data = (json.dumps(doc, indent=2) + "\n").encode("utf-8")
         tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -360,7 +360,7 @@ class TokenStore:
             return
         lock_path = self.path.with_name(self.path.name + ".lock")
         try:
-            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise TokenStoreError(f"{lock_path}: cannot open the lock file: {exc.strerror}") from None

@@ -24,8 +24,10 @@ from service.cli_common import load as _load
 from service.cli_token import token_app
 from service.compose import build_collectors, build_service, open_store, resolve_salt
 from service.config import ConfigError, LoadedConfig, load_config
+from service.datadir import secure_data_dir
 from service.timeparse import parse_time_ns
 from telemetry.export import export_advice, export_jobs, export_samples, manifest_path
+from telemetry.filemodes import private_umask
 from telemetry.pipeline import Pipeline
 from telemetry.schema import Batch
 from telemetry.stores.base import QueryError, Selection
@@ -98,6 +100,7 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     loaded = _load(config)
+    secure_data_dir(loaded, data_dir)
     host = listen or loaded.config.serve.listen
     bind_port = port or loaded.config.serve.port
     if listen:
@@ -157,6 +160,7 @@ def run(
     for sig in (signal.SIGTERM, signal.SIGINT):  # first: a stop asked for while starting is kept
         signal.signal(sig, lambda *_: stop.set())
     loaded = _load(config)
+    secure_data_dir(loaded, data_dir)
     runtime = build_service(loaded, data_dir)
     runtime.start()
     retention = loaded.config.store.retention
@@ -426,6 +430,9 @@ def config_check(config: ConfigOpt = None, data_dir: DataDirOpt = None, as_json:
 
 
 def main() -> None:
+    """The `ctwin` program. Every file it creates is private to its user (telemetry.filemodes),
+    DuckDB's own included; set here, at process start, so a test invoking `app` keeps its umask."""
+    private_umask()
     app()
 
 

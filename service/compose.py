@@ -13,6 +13,7 @@ import duckdb
 
 from collectors import registry
 from service.config import CloudConfig, LoadedConfig, SiteConfig
+from service.resume import resume_replays
 from telemetry.pipeline import Pipeline, RunningCollector, StoreSink
 from telemetry.stores.base import Store
 from telemetry.stores.duckdb_store import DuckDBStore
@@ -141,6 +142,7 @@ def build_service(loaded: LoadedConfig, data_dir: str | Path | None = None, *, c
         max_batch_samples=config.pipeline.max_batch_samples,
         labels={"host": config.host_name()},
     )
+    resume_replays(store, pipeline.collectors)  # a restarted replay carries on after its last stored instant
     return Service(loaded, store, sink, pipeline, twin, advisor, models, resolve_salt(loaded, data_dir))
 
 
@@ -238,7 +240,7 @@ def resolve_salt(loaded: LoadedConfig, data_dir: str | Path | None = None) -> st
     try:
         salt = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         salt = secrets.token_hex(32)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

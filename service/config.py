@@ -40,7 +40,7 @@ class PipelineConfig(StrictModel):
 class CollectorEntry(BaseModel):
     """Pipeline keys; everything else is kept for the collector's own model to validate."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
 
     type: str
     name: str | None = None
@@ -350,16 +350,52 @@ class LoadedConfig:
 Path_ = tuple[str | int, ...]
 
 
-def _positions(node: yaml.Node, path: Path_, out: dict[Path_, int]) -> None:
-    out.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _Walk:
+    """One pass over the composed YAML: the line of every key path, and what YAML itself lets by.
+    A repeated key is legal YAML whose last value silently wins (a second `auth:` block would
+    replace the first), and an alias inside the block it names makes safe_load build a cycle."""
+
+    def __init__(self) -> None:
+        self.lines: dict[Path_, int] = {}
+        self.problems: list[ConfigProblem] = []
+        self._keys = yaml.SafeLoader("")  # reads a key as safe_load does: 'a' and a, 1 and 0x1 are one key
+        self._open: set[int] = set()  # the nodes enclosing the current one
+
+    def node(self, node: yaml.Node, path: Path_) -> None:
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if id(node) in self._open:
+            self.problems.append(
+                ConfigProblem(_render_loc(path), "an alias refers to a block that contains it", self.lines[path])
+            )
+            return
+        self._open.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            self._mapping(node, path)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self.node(item, (*path, i))
+        self._open.discard(id(node))
+
+    def _mapping(self, node: yaml.MappingNode, path: Path_) -> None:
+        first: dict[object, int] = {}
         for key_node, value_node in node.value:
-            key = key_node.value
-            out[(*path, key)] = key_node.start_mark.line + 1
-            _positions(value_node, (*path, key), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _positions(item, (*path, i), out)
+            key, line = key_node.value, key_node.start_mark.line + 1
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != _MERGE_TAG:
+                value = self._keys.construct_object(key_node)
+                if value in first:
+                    self.problems.append(
+                        ConfigProblem(
+                            _render_loc((*path, key)),
+                            f"duplicate key (first given at line {first[value]}); remove one",
+                            line,
+                        )
+                    )
+                first.setdefault(value, line)
+            self.lines[(*path, key)] = line
+            self.node(value_node, (*path, key))
 
 
 def _render_loc(loc: Path_) -> str:
@@ -397,9 +433,12 @@ def parse_config(text: str, source: str = "<config>") -> LoadedConfig:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         raise ConfigError(source, [ConfigProblem("", f"not valid YAML: {exc}", line)]) from None
-    lines: dict[Path_, int] = {}
+    walk = _Walk()
     if node is not None:
-        _positions(node, (), lines)
+        walk.node(node, ())
+    if walk.problems:
+        raise ConfigError(source, sorted(walk.problems, key=lambda p: p.line or 0))
+    lines = walk.lines
     if data is None:
         data = {}
     if not isinstance(data, dict):

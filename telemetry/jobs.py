@@ -12,7 +12,7 @@ from typing import Literal
 
 import polars as pl
 
-__all__ = ["JOB_SCHEMA", "JOB_STATES", "JobState", "conform_jobs", "empty_jobs"]
+__all__ = ["JOB_SCHEMA", "JOB_STATES", "LIFECYCLE_STAGE", "JobState", "conform_jobs", "empty_jobs", "lifecycle_stage"]
 
 JobState = Literal[
     "PENDING",
@@ -30,6 +30,17 @@ JobState = Literal[
     "UNKNOWN",
 ]
 JOB_STATES: tuple[str, ...] = JobState.__args__  # type: ignore[attr-defined]
+
+LIFECYCLE_STAGE: dict[str, int] = {
+    "PENDING": 0,
+    "RUNNING": 1,
+    "SUSPENDED": 1,  # a suspended job has started; it may run again, never wait again
+    **{s: 2 for s in JOB_STATES if s not in ("PENDING", "RUNNING", "SUSPENDED", "UNKNOWN")},
+}
+"""Where a state sits in a job's lifecycle (waiting 0, started 1, ended 2). A job only moves
+forward: the job history never replaces a row by one of an earlier stage, whatever the source
+(a replay restarted from an older trace instant, a Slurm snapshot that raced its accounting).
+UNKNOWN and states outside JOB_STATES say nothing about progress and count as stage 0."""
 
 JOB_SCHEMA: dict[str, pl.DataType] = {
     "site": pl.String(),
@@ -73,3 +84,8 @@ def conform_jobs(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     return lf.select(
         [(pl.col(name) if name in have else pl.lit(None)).cast(dtype).alias(name) for name, dtype in JOB_SCHEMA.items()]
     )
+
+
+def lifecycle_stage(state: str = "state") -> pl.Expr:
+    """LIFECYCLE_STAGE of the column `state` (Int8; 0 for null, UNKNOWN and unlisted states)."""
+    return pl.col(state).replace_strict(LIFECYCLE_STAGE, default=0, return_dtype=pl.Int8).fill_null(0)

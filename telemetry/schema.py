@@ -9,6 +9,7 @@ analysts can read it without a custom decoder.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -20,6 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 __all__ = [
     "BATCH_SCHEMA",
+    "MAX_DURATION_S",
     "Batch",
     "Duration",
     "Sample",
@@ -31,27 +33,41 @@ __all__ = [
 
 
 class StrictModel(BaseModel):
-    """Base for every config model: unknown keys are errors, values are immutable once checked."""
+    """Base for every config model: unknown keys are errors, values are immutable once checked,
+    and no float is NaN or infinite (YAML's `.nan`/`.inf`: a NaN interval busy-loops a collector,
+    an infinite one kills its thread, a NaN retention deletes nothing), whatever the field."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 
+MAX_DURATION_S = 100 * 365 * 86400.0
+"""Longer is a mistake, and beyond ~292 years `threading`'s waits overflow (threading.TIMEOUT_MAX)."""
+
+
 def parse_duration(value: object) -> float:
-    """Seconds from a number or a string like "500ms", "5s", "2m", "1h", "30d"."""
+    """Seconds from a number or a string like "500ms", "5s", "2m", "1h", "30d": positive, finite
+    and at most MAX_DURATION_S, so every wait, deadline and cut-off computed from it is a number."""
     if isinstance(value, bool):
         raise ValueError("a duration must be a number of seconds or a string like '5s'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2) or "s"]
-    else:
-        raise ValueError(f"invalid duration {value!r}: use seconds or a string like 500ms, 5s, 2m, 1h, 30d")
+    try:
+        if isinstance(value, int | float):
+            seconds = float(value)
+        elif isinstance(value, str) and (m := _DURATION.match(value)):
+            seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2) or "s"]
+        else:
+            raise ValueError(f"invalid duration {value!r}: use seconds or a string like 500ms, 5s, 2m, 1h, 30d")
+    except OverflowError:  # an int too large for a float
+        seconds = math.inf
+    if not math.isfinite(seconds):
+        raise ValueError(f"a duration must be a finite number of seconds, got {value!r}")
     if seconds <= 0:
         raise ValueError(f"duration must be positive, got {value!r}")
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"a duration must be at most 100 years, got {value!r}")
     return seconds
 
 

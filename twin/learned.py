@@ -34,7 +34,7 @@ class HypotheticalRuntimes:
     own features (models.features.features_for), so asking costs a feature row and a predict."""
 
     def __init__(self, model: Any, rows: pl.DataFrame, site: str, now_s: int) -> None:
-        from models.features import context_at  # scikit-learn and the features load only with a model
+        from models.features import CONTEXT_FEATURES, context_at  # the features load only with a model
 
         self.model = model
         self.site = site
@@ -45,16 +45,23 @@ class HypotheticalRuntimes:
             schema={"site": pl.String, "user": pl.String, "submit_s": pl.Int64},
         )
         self._contexts = context_at(rows, probes)
+        self._matrix = self._contexts.select(CONTEXT_FEATURES).cast(pl.Float64).to_numpy()
         self._row_of = {user: i for i, user in enumerate(users)}
         self._new_user = len(users)
 
     def knows(self, user: str | None) -> bool:
         return user in self._row_of
 
+    def _index(self, users: Sequence[str | None]) -> list[int]:
+        return [self._row_of.get(u, self._new_user) if u is not None else self._new_user for u in users]
+
     def contexts(self, users: Sequence[str | None]) -> pl.DataFrame:
         """One context row per user (a user the rows do not know gets the no-history row)."""
-        index = [self._row_of.get(u, self._new_user) if u is not None else self._new_user for u in users]
-        return self._contexts[index]
+        return self._contexts[self._index(users)]
+
+    def context_matrix(self, users: Sequence[str | None]) -> np.ndarray:
+        """`contexts(users)` as a float matrix in CONTEXT_FEATURES order (a gather, no frame)."""
+        return self._matrix[self._index(users)]
 
     def predict(self, requests: pl.DataFrame) -> RuntimePrediction:
         """p10 / p50 / p90 seconds for job-history rows of jobs submitted now (user, request)."""

@@ -111,7 +111,10 @@ class Store(ABC):
 
     @abstractmethod
     def append_jobs(self, jobs: pl.DataFrame) -> int:
-        """Insert or replace job-history rows (telemetry.jobs.JOB_SCHEMA), keyed by (site, job_id)."""
+        """Insert or replace job-history rows (telemetry.jobs.JOB_SCHEMA), keyed by (site, job_id),
+        never backwards: a stored row is replaced only by one of the same or a later lifecycle stage
+        (telemetry.jobs.LIFECYCLE_STAGE; within one call, the last row of the latest stage). Returns
+        the rows written."""
 
     @abstractmethod
     def jobs(

@@ -22,7 +22,8 @@ import duckdb
 import polars as pl
 
 from telemetry.advice import ADVICE_SCHEMA
-from telemetry.jobs import JOB_SCHEMA, conform_jobs
+from telemetry.filemodes import make_private_dir, tighten
+from telemetry.jobs import JOB_SCHEMA, LIFECYCLE_STAGE, conform_jobs, lifecycle_stage
 from telemetry.schema import Batch
 from telemetry.stores.base import (
     AGGREGATIONS,
@@ -51,6 +52,14 @@ _DUCK_TYPES = {
 }
 
 
+_STAGE_SQL = (
+    "CASE jobs.state "
+    + " ".join(f"WHEN '{state}' THEN {stage}" for state, stage in LIFECYCLE_STAGE.items())
+    + " ELSE 0 END"
+)
+"""The stored row's LIFECYCLE_STAGE, in SQL (the same table as telemetry.jobs.lifecycle_stage)."""
+
+
 def _job_columns_sql() -> str:
     return _columns_sql(JOB_SCHEMA)
 
@@ -70,11 +79,14 @@ class DuckDBStore(Store):
     ) -> None:
         self.path = Path(path)
         if not read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.path.parent)
         config: dict[str, Any] = {"memory_limit": memory_limit}
         if threads:
             config["threads"] = threads
         self._con = duckdb.connect(str(self.path), read_only=read_only, config=config)
+        if not read_only:  # owner-only, also a file an older version left readable (telemetry.filemodes)
+            for own in (self.path, self.path.with_name(self.path.name + ".wal")):
+                tighten(own)
         self._write_lock = threading.Lock()
         self._closed = False
         if not read_only:
@@ -152,15 +164,34 @@ class DuckDBStore(Store):
         return len(batch)
 
     def append_jobs(self, jobs: pl.DataFrame) -> int:
+        """Upsert by (site, job_id), never backwards in the job's lifecycle (telemetry.jobs
+        LIFECYCLE_STAGE): a row replaces the stored one only if its stage is the same or later, so
+        a replay restarted from an older trace instant, or a queue snapshot older than the
+        accounting record, cannot turn an ended job back into a pending one. Within one call the
+        latest row of the latest stage wins. Returns the rows written."""
         if jobs.height == 0:
             return 0
-        frame = conform_jobs(jobs).unique(subset=["site", "job_id"], keep="last", maintain_order=True).collect()
+        frame = (  # read by DuckDB's replacement scan below
+            conform_jobs(jobs)
+            .with_columns(lifecycle_stage().alias("_stage"))
+            .with_row_index("_order")
+            .sort("_stage", "_order")
+            .unique(subset=["site", "job_id"], keep="last")
+            .collect()
+        )
         if frame.select(pl.col("site").is_null() | pl.col("job_id").is_null()).to_series().any():
             raise ValueError("job rows need a site and a job_id")
+        columns = ", ".join(f'f."{name}"' for name in JOB_SCHEMA)
         with self._write_lock, self._transaction() as cur:
-            cur.execute("DELETE FROM jobs WHERE (site, job_id) IN (SELECT site, job_id FROM frame)")
-            cur.execute("INSERT INTO jobs SELECT * FROM frame")
-        return frame.height
+            cur.execute(
+                "DELETE FROM jobs USING frame f WHERE jobs.site = f.site AND jobs.job_id = f.job_id"
+                f" AND f._stage >= {_STAGE_SQL}"
+            )
+            row = cur.execute(
+                f"INSERT INTO jobs SELECT {columns} FROM frame f WHERE NOT EXISTS"
+                " (SELECT 1 FROM jobs WHERE jobs.site = f.site AND jobs.job_id = f.job_id)"
+            ).fetchone()
+        return int(row[0]) if row else 0
 
     def apply_retention(self, older_than_ns: int) -> int:
         with self._write_lock:

@@ -225,3 +225,64 @@ def test_config_rejects_bad_values() -> None:
     with pytest.raises(ValueError):
         ReplayConfig(trace=TRACE, unknown_key=1)  # type: ignore[call-arg]
     assert ReplayConfig(trace=TRACE, start_offset="2d").start_offset == 2 * DAY
+
+
+def _play(collector: ReplayCollector, clock: FakeClock, steps: list[float]) -> tuple[list[int], pl.DataFrame]:
+    """Gather after each wall step; the trace instants shown and every event emitted."""
+    times, events = [], []
+    for step in steps:
+        clock.now += step
+        rec = Recorder()
+        collector.gather(rec)
+        times.append(int(rec.get("batch_replay_trace_time_seconds")))
+        events.append(collector.job_events())
+    return times, pl.concat(events)
+
+
+@pytest.mark.parametrize(
+    ("start_days", "speed", "steps"),
+    [(300, 3600.0, [0, 5, 5]), (-1, float(DAY), [0, 0.5, 0.25])],  # -1: a day before the log starts over
+    ids=["within-a-pass", "across-the-loop"],
+)
+def test_resume_continues_after_the_last_instant_without_repeating_it_or_its_events(
+    log: pl.DataFrame, start_days: int, speed: float, steps: list[float]
+) -> None:
+    first, period = int(log["submit"].min()), int(log["end"].max()) - int(log["submit"].min())  # type: ignore[arg-type]
+    start = start_days * DAY if start_days >= 0 else period - DAY
+    before = replay(clock := FakeClock(), start_offset=start, speed=speed)
+    shown, events = _play(before, clock, steps)
+    # the service stops, stays down for a while, and comes back with the same config
+    after = replay(clock := FakeClock(clock.now + 10_000), start_offset=start, speed=speed)
+    after.resume(shown[-1])
+    shown_after, events_after = _play(after, clock, steps)
+    assert shown_after[0] == shown[-1] + 1  # the clock went on from the stored instant
+    assert after.jobs_snapshot()["observed_s"].unique().to_list() == [shown_after[-1]]
+    times = shown + shown_after
+    assert times == sorted(set(times))  # no trace instant shown twice, never back
+
+    both = pl.concat([events, events_after])
+    assert both.select("event", "job_id").is_unique().all()  # no event emitted twice
+    lo, hi = shown[0], shown_after[-1]
+    for event, column in (("submitted", "submit"), ("started", "start"), ("finished", "end")):
+        expected = sum(  # straight from the log, pass by pass
+            log.filter((pl.col(column) > lo - k * period) & (pl.col(column) <= hi - k * period)).height for k in (0, 1)
+        )
+        assert both.filter(pl.col("event") == event).height == expected > 0, event
+    if start_days < 0:
+        assert after.jobs_snapshot()["job_id"].str.ends_with("~1").all()  # the second pass, as before
+        assert (events_after["event_s"] > first + period).any()
+
+
+def test_resume_never_goes_back_and_only_before_the_first_gather() -> None:
+    clock = FakeClock()
+    ahead = replay(clock, start_offset="300d")
+    ahead.resume(1_000)  # older than where the config starts: the config wins
+    rec = Recorder()
+    ahead.gather(rec)
+    started_at = rec.get("batch_replay_trace_time_seconds")
+    assert started_at > 1_000 and ahead.job_events().height == 0
+    with pytest.raises(RuntimeError, match="before the first gather"):
+        ahead.resume(started_at)
+    with pytest.raises(ValueError, match="nan"):
+        replay(clock).resume(float("nan"))
+    assert replay(clock).trace_name == "SDSC-SP2-1998-4.2-cln"  # the label, before the log is read

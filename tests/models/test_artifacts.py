@@ -4,6 +4,8 @@ a registry serves a newly written model without a restart."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 import time
 from pathlib import Path
 
@@ -37,6 +39,19 @@ def test_round_trip_with_a_complete_card(tmp_path: Path, fitted: RuntimeQuantile
     assert {"scikit-learn", "skops", "numpy", "polars", "python"} <= set(on_disk["versions"])
     assert on_disk["params"]["max_iter"] == 20 and loaded.card == card
     assert load_model(path.name, tmp_path).card == card  # a bare name is looked up in the directory
+
+
+def test_a_new_models_dir_and_its_files_are_owner_only(tmp_path: Path, fitted: RuntimeQuantileRegressor) -> None:
+    old = os.umask(0o022)  # a caller's usual umask: the modes must not depend on it
+    try:
+        path, _ = save_model(fitted, tmp_path / "models", ModelCard(kind="runtime"))
+    finally:
+        os.umask(old)
+    assert [oct(stat.S_IMODE(p.stat().st_mode)) for p in (path.parent, path, card_path(path))] == [
+        "0o700",
+        "0o600",
+        "0o600",
+    ]
 
 
 def test_a_changed_file_is_refused(tmp_path: Path, fitted: RuntimeQuantileRegressor) -> None:

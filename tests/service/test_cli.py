@@ -138,6 +138,26 @@ def test_config_check_reports_location(tmp_path: Path) -> None:
     assert ok.returncode == 0 and json.loads(ok.stdout)["ok"] is True
 
 
+def test_config_check_refuses_nan_intervals_and_a_second_auth_block(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        'auth: {open_endpoints: ["/healthz"]}\nstore: {retention: .nan}\n'
+        "sites:\n  - name: a\n    collectors:\n      - {type: node, interval: .nan}\n"
+        'auth: {open_endpoints: ["/healthz", "/readyz", "/metrics", "/"]}\n'
+    )
+    dup = ctwin("config", "check", "--config", str(cfg))
+    assert dup.returncode == 1
+    assert dup.stderr.splitlines() == [f"{cfg}:7: auth: duplicate key (first given at line 1); remove one"]
+    cfg.write_text(cfg.read_text().rsplit("auth:", 1)[0])
+    bad = ctwin("config", "check", "--config", str(cfg))
+    assert bad.returncode == 1
+    why = "Value error, a duration must be a finite number of seconds, got nan"
+    assert bad.stderr.splitlines() == [
+        f"{cfg}:2: store.retention: {why}",
+        f"{cfg}:6: sites[0].collectors[0].interval: {why}",
+    ]
+
+
 def test_plugins_lists_each_collector_and_why_not() -> None:
     res = ctwin("plugins", "--json")
     assert res.returncode == 0, res.stderr

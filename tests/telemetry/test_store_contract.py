@@ -170,6 +170,49 @@ def test_jobs_upsert_by_site_and_job_id(store: Store) -> None:
         )
 
 
+def _jobs(**columns: list[object]) -> pl.DataFrame:
+    return pl.DataFrame(columns, schema={k: JOB_SCHEMA[k] for k in columns})
+
+
+def _rows(store: Store, site: str = "a") -> dict[str, tuple[object, ...]]:
+    got = store.jobs(site=site).select("job_id", "state", "start_s", "end_s", "exit_code")
+    return {r[0]: r[1:] for r in got.rows()}
+
+
+def test_job_upsert_never_moves_a_job_backwards_in_its_lifecycle(store: Store) -> None:
+    store.append_jobs(
+        _jobs(site=["a"] * 3, job_id=["1", "2", "3"], state=["COMPLETED", "RUNNING", "PENDING"],
+              submit_s=[100, 200, 300], start_s=[110, 210, None], end_s=[150, None, None], exit_code=[0, None, None])
+    )  # fmt: skip
+    # the same jobs as an older view saw them (a replay restarted from an earlier instant)
+    stale = _jobs(site=["a"] * 3, job_id=["1", "2", "3"], state=["PENDING"] * 3, submit_s=[100, 200, 300])
+    assert store.append_jobs(stale) == 1  # only job 3, which was pending anyway
+    assert store.append_jobs(_jobs(site=["a"], job_id=["1"], state=["RUNNING"], start_s=[110])) == 0
+    assert store.append_jobs(_jobs(site=["a"], job_id=["1"], state=["UNKNOWN"])) == 0
+    assert _rows(store) == {"1": ("COMPLETED", 110, 150, 0), "2": ("RUNNING", 210, None, None),
+                            "3": ("PENDING", None, None, None)}  # fmt: skip
+
+    # forward and same-stage updates still apply and fill in fields; a final record may be corrected
+    store.append_jobs(
+        _jobs(site=["a"] * 3, job_id=["3", "2", "1"], state=["RUNNING", "SUSPENDED", "FAILED"],
+              start_s=[320, 210, 110], end_s=[None, None, 150], exit_code=[None, None, 1])
+    )  # fmt: skip
+    assert store.append_jobs(_jobs(site=["a"], job_id=["2"], state=["RUNNING"], start_s=[210])) == 1
+    assert _rows(store) == {"1": ("FAILED", 110, 150, 1), "2": ("RUNNING", 210, None, None),
+                            "3": ("RUNNING", 320, None, None)}  # fmt: skip
+
+    # within one append the latest row of the latest stage wins, whatever the row order
+    store.append_jobs(
+        _jobs(site=["a"] * 4, job_id=["4", "4", "4", "4"], state=["RUNNING", "COMPLETED", "PENDING", "COMPLETED"],
+              start_s=[400, 400, None, 400], end_s=[None, 450, None, 460], exit_code=[None, 0, None, 0])
+    )  # fmt: skip
+    assert _rows(store)["4"] == ("COMPLETED", 400, 460, 0)
+    # (site, job_id) is the key: job 1 of another site is another job
+    assert store.append_jobs(_jobs(site=["b"], job_id=["1"], state=["PENDING"])) == 1
+    assert _rows(store, "b") == {"1": ("PENDING", None, None, None)}
+    assert _rows(store)["1"] == ("FAILED", 110, 150, 1)
+
+
 def test_reads_while_writing(store: Store) -> None:
     stop = threading.Event()
     errors: list[BaseException] = []

@@ -85,15 +85,18 @@ class FreeProfile:
 
     def reserve(self, start_s: int, end_s: int, units: int) -> FreeProfile:
         """The profile with `units` taken during [start_s, end_s) (a booking of handed-out advice)."""
+        start_s = max(start_s, int(self.times[0]))
         if end_s <= start_s or units <= 0:
             return self
-        times = self.times
-        cuts = np.array([max(start_s, int(times[0])), end_s], dtype=np.int64)
-        new_times = np.union1d(times, cuts[cuts >= times[0]])
-        idx = np.searchsorted(times, new_times, side="right") - 1
-        free = self.free[idx].copy()
-        free[(new_times >= start_s) & (new_times < end_s)] -= units
-        return FreeProfile(new_times, free, self.capacity)
+        times, free = self.times, self.free.copy()
+        for cut in (start_s, end_s):  # split the steps the booking begins and ends in
+            i = int(np.searchsorted(times, cut))
+            if i == len(times) or times[i] != cut:
+                times = np.insert(times, i, cut)
+                free = np.insert(free, i, free[i - 1])
+        lo, hi = np.searchsorted(times, start_s), np.searchsorted(times, end_s)
+        free[lo:hi] -= units
+        return FreeProfile(times, free, self.capacity)
 
     def free_at(self, t: int) -> int:
         i = int(np.searchsorted(self.times, t, side="right")) - 1
