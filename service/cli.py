@@ -26,6 +26,7 @@ from service.config import ConfigError, LoadedConfig, load_config
 from service.timeparse import parse_time_ns
 from telemetry.export import export_jobs, export_samples, manifest_path
 from telemetry.pipeline import Pipeline
+from telemetry.redact import install_log_redaction, redact
 from telemetry.schema import Batch
 from telemetry.stores.base import QueryError, Selection
 
@@ -95,6 +96,7 @@ def serve(
     from service.auth import AuthError, TokenStore, check_exposure, open_endpoints_for
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     loaded = _load(config)
     host = listen or loaded.config.serve.listen
     bind_port = port or loaded.config.serve.port
@@ -151,6 +153,7 @@ def run(
 ) -> None:
     """Collect into the store until stopped (SIGTERM / Ctrl-C), then flush and exit cleanly."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     loaded = _load(config)
     runtime = build_runtime(loaded, data_dir)
     stop = threading.Event()
@@ -319,7 +322,7 @@ def plugins(config: ConfigOpt = None, data_dir: DataDirOpt = None, as_json: Json
         try:
             reason = cls().availability()
         except Exception as exc:  # a collector that needs config (e.g. a URL) cannot be probed bare
-            reason = f"needs configuration ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+            reason = f"needs configuration ({type(exc).__name__}: {redact(str(exc).splitlines()[0])[:120]})"
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         rows.append(
             {

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from collectors import registry
 from collectors.base import CollectorConfig
+from telemetry.redact import redact
 from telemetry.schema import Duration, StrictModel
 
 __all__ = ["Config", "ConfigError", "ConfigProblem", "LoadedConfig", "load_config"]
@@ -204,6 +205,11 @@ class ConfigProblem:
     location: str
     message: str
     line: int | None = None
+
+    def __post_init__(self) -> None:
+        # messages quote what was written (a URL with its password, a YAML line): `ctwin config
+        # check` prints them and CI logs keep them, so a credential never survives into one
+        object.__setattr__(self, "message", redact(self.message))
 
     def render(self, source: str) -> str:
         where = f"{source}:{self.line}" if self.line else source

@@ -28,6 +28,7 @@ import polars as pl
 
 from telemetry.catalog import selfmetrics as sm
 from telemetry.catalog._core import Metric
+from telemetry.redact import redact
 from telemetry.schema import Batch, Sample, now_ns
 from telemetry.stores.base import Store
 
@@ -185,6 +186,10 @@ class RunningCollector:
         return Batch.from_samples([*samples, *own])
 
     def _fail(self, message: str, when: float) -> None:
+        # the one place a collector's error is recorded: from here it reaches the log, /v1/sites,
+        # the Dash collectors table and `ctwin collect`, so credentials in it go here (a URL's
+        # password, a ?token=, an Authorization header)
+        message = redact(message)
         self.stats.last_error = message
         self.stats.last_error_s = when
         log.warning("collector %s: %s", self.name, message)
@@ -320,7 +325,7 @@ class Pipeline:
 
     def _sink_failed(self, sink: object, exc: Exception) -> None:
         self.sink_errors += 1
-        self.last_sink_error = f"{type(sink).__name__}: {type(exc).__name__}: {exc}"
+        self.last_sink_error = redact(f"{type(sink).__name__}: {type(exc).__name__}: {exc}")
 
     def _writer_loop(self) -> None:
         try:
