@@ -29,6 +29,7 @@ from service.auth import TokenStore, UiAuthMiddleware, login_router, open_endpoi
 from service.compose import build_collectors, open_store, resolve_salt
 from service.config import LoadedConfig
 from service.metrics import RequestMetrics, TwinMetrics, build_registry
+from service.sessions import SessionStore
 from telemetry.pipeline import Pipeline, StoreSink
 from twin.live import LiveTwin
 from twin.topology import CollectorSpec, LinkSpec, SiteSpec, Topology
@@ -126,6 +127,7 @@ def create_app(
         responses={422: {"model": ErrorBody, "description": "A parameter failed validation"}},
     )
     app.state.tokens = tokens
+    app.state.sessions = SessionStore(tokens, idle_s=config.auth.session_idle, max_age_s=config.auth.session_max_age)
     app.state.twin = twin
     app.state.loaded = loaded
     _install_error_handlers(app)

@@ -91,6 +91,12 @@ class AuthConfig(StrictModel):
         default_factory=lambda: list(_OPEN_BY_DEFAULT),
         description="Served without a token; default: all four on loopback, only the probes beyond it",
     )
+    session_idle: Duration = Field(
+        12 * 3600.0, gt=0, description="A browser session (set by /login) ends after this long unused"
+    )
+    session_max_age: Duration = Field(
+        24 * 3600.0, gt=0, description="...and at the latest this long after sign-in (never after its token)"
+    )
 
 
 class ModelsConfig(StrictModel):
