@@ -21,6 +21,7 @@ belongs in a file; error messages name the URL with its credentials masked (tele
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from re import Pattern
@@ -85,6 +86,8 @@ class PrometheusScrapeConfig(CollectorConfig):
             raise ValueError(f"invalid URL {redact(value)!r}: {redact(exc)}") from None
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError(f"url must be http(s)://host[:port][/path], got {redact(value)!r}")
+        if url.port is not None and not 0 < url.port < 65536:  # httpx.URL takes any digits
+            raise ValueError(f"url port must be 1-65535, got {url.port}")
         if url.path in ("", "/"):
             url = url.copy_with(path="/metrics")
         return str(url)
@@ -125,13 +128,25 @@ def _declared_counters(text: str) -> set[str]:
     return out
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _timestamp_ns(ts: float | Timestamp | None) -> int | None:
+    """Nanoseconds of an exposed timestamp. ValueError for one that is not a time: NaN, ±Inf, or
+    past the ±292 years a 64-bit nanosecond count holds (the store's and the batch's column)."""
     if ts is None:
         return None
     if isinstance(ts, Timestamp):
-        return ts.sec * 1_000_000_000 + ts.nsec
-    # The text format carries integer milliseconds; the parser divided them by 1000.
-    return round(ts * 1000) * 1_000_000
+        ns = ts.sec * 1_000_000_000 + ts.nsec
+    elif not math.isfinite(ts):
+        raise ValueError(f"timestamp {ts} is not a time")
+    elif abs(ts) > _INT64_MAX / 1e9:  # before multiplying: 1e308 s times 1000 is inf
+        raise ValueError(f"timestamp {ts:.6g} s is out of range")
+    else:  # The text format carries integer milliseconds; the parser divided them by 1000.
+        ns = round(ts * 1000) * 1_000_000
+    if not _INT64_MIN <= ns <= _INT64_MAX:
+        raise ValueError(f"timestamp {ts} is out of range")
+    return ns
 
 
 @register
@@ -199,6 +214,7 @@ class PrometheusScrapeCollector(Collector):
         counters = _declared_counters(text)
         wanted: dict[str, bool] = {}
         metrics: dict[str, Metric] = {}
+        out: list[tuple[Metric, float, dict[str, str], int | None]] = []
         for family in families:
             # Undo the parser's `_total` suffix when the exporter declared the counter without it.
             strip_total = (
@@ -215,7 +231,13 @@ class PrometheusScrapeCollector(Collector):
                 if metric is None:
                     metric = self._family(name, family.type, family.name, family.documentation)
                     metrics[name] = metric
-                emit(metric, sample.value, self._labels(sample.labels), _timestamp_ns(sample.timestamp))
+                try:
+                    ts_ns = _timestamp_ns(sample.timestamp)
+                except ValueError as exc:
+                    raise CollectorError(f"{self.shown_url}: sample {sample.name}: {exc}") from None
+                out.append((metric, sample.value, self._labels(sample.labels), ts_ns))
+        for metric, value, labels, ts_ns in out:  # all or nothing, as for unparsable text
+            emit(metric, value, labels, ts_ns)
 
     def _wanted(self, name: str) -> bool:
         cfg = self.cfg

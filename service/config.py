@@ -316,6 +316,10 @@ def parse_config(text: str, source: str = "<config>") -> LoadedConfig:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         raise ConfigError(source, [ConfigProblem("", f"not valid YAML: {exc}", line)]) from None
+    except RecursionError:  # PyYAML composes recursively: a few hundred nested [ or { exhaust the stack
+        raise ConfigError(source, [ConfigProblem("", "not valid YAML: nested too deeply")]) from None
+    except ValueError as exc:  # PyYAML's int(): an integer of more than 4,300 digits
+        raise ConfigError(source, [ConfigProblem("", f"not valid YAML: {exc}")]) from None
     lines: dict[Path_, int] = {}
     if node is not None:
         _positions(node, (), lines)
@@ -354,6 +358,11 @@ def parse_config(text: str, source: str = "<config>") -> LoadedConfig:
                 options = cls.config_model.model_validate(entry.options())
             except ValidationError as exc:
                 problems.extend(_problems(exc, prefix, lines))
+                continue
+            except Exception as exc:  # the plugin boundary: a validator failing otherwise (re.compile's
+                # OverflowError for `a{99999999999}`) is still a problem of this entry, not a crash
+                message = f"invalid: {type(exc).__name__}: {exc}"
+                problems.append(ConfigProblem(_render_loc(prefix), message, _line_for(prefix, lines)))
                 continue
             spec = CollectorSpec(site, entry, options)
             if spec.name in names:

@@ -171,6 +171,12 @@ class RunningCollector:
             error = TimeoutError(f"timed out after {self.timeout_s:g}s")
         except Exception as exc:  # the plugin boundary: report, never propagate
             error = exc
+        gathered: Batch | None = None
+        if samples:
+            try:
+                gathered = Batch.from_samples(samples)
+            except Exception as exc:  # a sample no batch can hold (a timestamp past 64 bits): the
+                samples, error = [], exc  # collector's fault, and it must not end this loop's thread
         if isinstance(error, TimeoutError):
             stats.errors += 1
             self._fail(str(error), started_wall)
@@ -182,8 +188,8 @@ class RunningCollector:
         stats.samples += len(samples)
         stats.collections += 1
         stats.last_duration_s = time.perf_counter() - started
-        own = self._self_samples()
-        return Batch.from_samples([*samples, *own])
+        own = self._self_batch()
+        return own if gathered is None else Batch.concat([gathered, own])
 
     def _fail(self, message: str, when: float) -> None:
         # the one place a collector's error is recorded: from here it reaches the log, /v1/sites,
