@@ -12,34 +12,61 @@ Fidelity details:
 - A timestamp written by the exporter is kept; otherwise the pipeline's collection time applies.
 - `honor_labels` follows Prometheus: when false, an exposed `site` or `host` label (the labels the
   pipeline adds) is renamed `exported_site` / `exported_host` instead of overwriting ours.
+
+Credentials: `basic_auth` (username, and the password from `password_file` or `password_env`) or a
+bearer token (`bearer_token_file` / `bearer_token_env`), named as in Prometheus' scrape config and
+read on every scrape (rotation needs no restart). A password written into the URL still works but
+belongs in a file; error messages name the URL with its credentials masked (telemetry.redact).
 """
 
 from __future__ import annotations
 
+import math
 import re
+from pathlib import Path
 from re import Pattern
 from typing import ClassVar
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Timestamp
-from pydantic import field_validator
+from pydantic import Field, field_validator, model_validator
 
 from collectors.base import Collector, CollectorConfig, CollectorError, Emit
 from collectors.registry import register
+from collectors.secret import ENV_NAME, read_secret
 from telemetry.catalog import COMMON_LABELS, Metric, MetricType
-from telemetry.schema import Duration
+from telemetry.redact import redact
+from telemetry.schema import Duration, StrictModel
 
-__all__ = ["PrometheusScrapeCollector", "PrometheusScrapeConfig"]
+__all__ = ["BasicAuth", "PrometheusScrapeCollector", "PrometheusScrapeConfig"]
 
 # Ask for the classic text format, which is what the parser below reads.
 _ACCEPT = "text/plain;version=0.0.4;q=1.0,*/*;q=0.1"
 _PREFIX = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 
 
+class BasicAuth(StrictModel):
+    """HTTP basic authentication; the password comes from a file or a variable, never the config."""
+
+    username: str = Field(min_length=1)
+    password_file: Path | None = None
+    password_env: str | None = Field(None, pattern=ENV_NAME)
+
+    @model_validator(mode="after")
+    def _one_password(self) -> BasicAuth:
+        if (self.password_file is None) == (self.password_env is None):
+            raise ValueError("basic_auth needs exactly one of password_file and password_env")
+        return self
+
+
 class PrometheusScrapeConfig(CollectorConfig):
     url: str
     """Scrape URL. A bare `http://host:port` (or with path "/") means `http://host:port/metrics`."""
+    basic_auth: BasicAuth | None = None
+    bearer_token_file: Path | None = None
+    """Sent as `Authorization: Bearer <token>`; re-read on every scrape."""
+    bearer_token_env: str | None = Field(None, pattern=ENV_NAME)
     timeout_s: Duration = 5.0
     metric_prefix: str = ""
     """Prepended to every sample name, e.g. "gpu_"; filters still see the exporter's names."""
@@ -56,9 +83,11 @@ class PrometheusScrapeConfig(CollectorConfig):
         try:
             url = httpx.URL(value)
         except httpx.InvalidURL as exc:
-            raise ValueError(f"invalid URL {value!r}: {exc}") from None
+            raise ValueError(f"invalid URL {redact(value)!r}: {redact(exc)}") from None
         if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError(f"url must be http(s)://host[:port][/path], got {value!r}")
+            raise ValueError(f"url must be http(s)://host[:port][/path], got {redact(value)!r}")
+        if url.port is not None and not 0 < url.port < 65536:  # httpx.URL takes any digits
+            raise ValueError(f"url port must be 1-65535, got {url.port}")
         if url.path in ("", "/"):
             url = url.copy_with(path="/metrics")
         return str(url)
@@ -69,6 +98,23 @@ class PrometheusScrapeConfig(CollectorConfig):
         if value and not _PREFIX.match(value):
             raise ValueError(f"metric_prefix {value!r} is not a valid start of a Prometheus name")
         return value
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> PrometheusScrapeConfig:
+        given = [
+            name
+            for name, present in (
+                ("basic_auth", self.basic_auth is not None),
+                ("bearer_token_file", self.bearer_token_file is not None),
+                ("bearer_token_env", self.bearer_token_env is not None),
+                ("a user in the url", bool(httpx.URL(self.url).userinfo)),
+                ("an Authorization header", any(k.lower() == "authorization" for k in self.headers or {})),
+            )
+            if present
+        ]
+        if len(given) > 1:
+            raise ValueError(f"give one way to authenticate, not {' and '.join(given)}")
+        return self
 
 
 def _declared_counters(text: str) -> set[str]:
@@ -82,13 +128,25 @@ def _declared_counters(text: str) -> set[str]:
     return out
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _timestamp_ns(ts: float | Timestamp | None) -> int | None:
+    """Nanoseconds of an exposed timestamp. ValueError for one that is not a time: NaN, ±Inf, or
+    past the ±292 years a 64-bit nanosecond count holds (the store's and the batch's column)."""
     if ts is None:
         return None
     if isinstance(ts, Timestamp):
-        return ts.sec * 1_000_000_000 + ts.nsec
-    # The text format carries integer milliseconds; the parser divided them by 1000.
-    return round(ts * 1000) * 1_000_000
+        ns = ts.sec * 1_000_000_000 + ts.nsec
+    elif not math.isfinite(ts):
+        raise ValueError(f"timestamp {ts} is not a time")
+    elif abs(ts) > _INT64_MAX / 1e9:  # before multiplying: 1e308 s times 1000 is inf
+        raise ValueError(f"timestamp {ts:.6g} s is out of range")
+    else:  # The text format carries integer milliseconds; the parser divided them by 1000.
+        ns = round(ts * 1000) * 1_000_000
+    if not _INT64_MIN <= ns <= _INT64_MAX:
+        raise ValueError(f"timestamp {ts} is out of range")
+    return ns
 
 
 @register
@@ -108,34 +166,55 @@ class PrometheusScrapeCollector(Collector):
         assert isinstance(self.config, PrometheusScrapeConfig)
         return self.config
 
+    @property
+    def shown_url(self) -> str:
+        """The URL as error messages name it: credentials masked."""
+        return redact(self.cfg.url)
+
+    def _credentials(self) -> tuple[httpx.BasicAuth | None, dict[str, str]]:
+        cfg = self.cfg
+        if cfg.basic_auth is not None:
+            b = cfg.basic_auth
+            what = "basic_auth.password_file" if b.password_file is not None else "basic_auth.password_env"
+            return httpx.BasicAuth(b.username, read_secret(file=b.password_file, env=b.password_env, what=what)), {}
+        if cfg.bearer_token_file is not None or cfg.bearer_token_env is not None:
+            what = "bearer_token_file" if cfg.bearer_token_file is not None else "bearer_token_env"
+            token = read_secret(file=cfg.bearer_token_file, env=cfg.bearer_token_env, what=what)
+            return None, {"Authorization": f"Bearer {token}"}
+        return None, {}
+
     def _fetch(self) -> str:
-        url = self.cfg.url
+        url, shown = self.cfg.url, self.shown_url
         if self._client is None:
             self._client = httpx.Client()
-        headers = {"Accept": _ACCEPT, **(self.cfg.headers or {})}
+        auth, auth_headers = self._credentials()
+        headers = {"Accept": _ACCEPT, **(self.cfg.headers or {}), **auth_headers}
         try:
-            resp = self._client.get(url, headers=headers, timeout=self.cfg.timeout_s)
+            resp = self._client.get(url, headers=headers, timeout=self.cfg.timeout_s, auth=auth)
         except httpx.HTTPError as exc:
-            raise CollectorError(f"{url}: {type(exc).__name__}: {exc}") from exc
+            # `from None`: httpx's exceptions carry the request, and so the URL with its password
+            raise CollectorError(f"{shown}: {type(exc).__name__}: {redact(exc)}") from None
         if resp.status_code != 200:
-            raise CollectorError(f"{url}: HTTP {resp.status_code} {resp.reason_phrase}: {resp.text[:200]!r}")
+            raise CollectorError(
+                f"{shown}: HTTP {resp.status_code} {resp.reason_phrase}: {redact(repr(resp.text[:200]))}"
+            )
         try:
             return resp.content.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise CollectorError(f"{url}: response is not UTF-8 text: {exc}") from exc
+            raise CollectorError(f"{shown}: response is not UTF-8 text: {exc}") from None
 
     def gather(self, emit: Emit) -> None:
-        cfg = self.cfg
         text = self._fetch()
         try:
             # Parse everything before emitting anything: a half-parsed scrape is not a scrape.
             families = list(text_string_to_metric_families(text))
         except (ValueError, IndexError) as exc:
             reason = str(exc) or type(exc).__name__
-            raise CollectorError(f"{cfg.url}: unparsable exposition text: {reason}") from exc
+            raise CollectorError(f"{self.shown_url}: unparsable exposition text: {reason}") from exc
         counters = _declared_counters(text)
         wanted: dict[str, bool] = {}
         metrics: dict[str, Metric] = {}
+        out: list[tuple[Metric, float, dict[str, str], int | None]] = []
         for family in families:
             # Undo the parser's `_total` suffix when the exporter declared the counter without it.
             strip_total = (
@@ -152,7 +231,13 @@ class PrometheusScrapeCollector(Collector):
                 if metric is None:
                     metric = self._family(name, family.type, family.name, family.documentation)
                     metrics[name] = metric
-                emit(metric, sample.value, self._labels(sample.labels), _timestamp_ns(sample.timestamp))
+                try:
+                    ts_ns = _timestamp_ns(sample.timestamp)
+                except ValueError as exc:
+                    raise CollectorError(f"{self.shown_url}: sample {sample.name}: {exc}") from None
+                out.append((metric, sample.value, self._labels(sample.labels), ts_ns))
+        for metric, value, labels, ts_ns in out:  # all or nothing, as for unparsable text
+            emit(metric, value, labels, ts_ns)
 
     def _wanted(self, name: str) -> bool:
         cfg = self.cfg
@@ -168,7 +253,7 @@ class PrometheusScrapeCollector(Collector):
         try:
             return Metric.external_family(full, type_, help_)
         except ValueError as exc:
-            raise CollectorError(f"{self.cfg.url}: {exc}") from exc
+            raise CollectorError(f"{self.shown_url}: {exc}") from exc
 
     def _labels(self, labels: dict[str, str]) -> dict[str, str]:
         if self.cfg.honor_labels or not COMMON_LABELS.intersection(labels):

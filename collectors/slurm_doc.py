@@ -99,6 +99,8 @@ def load_document(data: str | bytes | Mapping[str, Any], source: str) -> Mapping
         raise SlurmJSONError(f"{source}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except UnicodeDecodeError as exc:
         raise SlurmJSONError(f"{source}: output is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except (ValueError, RecursionError) as exc:  # an integer of 4,300+ digits; nesting past the stack
+        raise SlurmJSONError(f"{source}: unreadable JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise SlurmJSONError(f"{source}: expected a JSON object, got {type(doc).__name__}")
     return doc
@@ -131,7 +133,8 @@ def unknown_version_message(version: SlurmVersion, source: str) -> str:
 def _slurm_errors(doc: Mapping[str, Any], source: str) -> list[str]:
     """Slurm's own `errors` list, as readable lines; an empty result is not an error."""
     out = []
-    for err in doc.get("errors") or []:
+    listed = doc.get("errors") or []
+    for err in listed if isinstance(listed, list) else [listed]:  # a lone error, not in a list
         if isinstance(err, Mapping) and err.get("error_number") == _EMPTY_RESULT:
             continue
         if isinstance(err, Mapping):
@@ -166,17 +169,54 @@ def records(
     source: str,
     kind: str,
     problems: list[str],
+    schema: Mapping[str, pl.DataType] | None = None,
 ) -> list[Any]:
-    """Convert each record; a record that fails is skipped and described (field, not a traceback)."""
+    """Convert each record; a record that fails is skipped and described (field, not a traceback).
+
+    With `schema`, each converted row (or each row of a list of rows) must also fit its columns:
+    a list where a name belongs, or a number past 64 bits (a time limit in minutes times 60, MiB
+    times 2^20), would otherwise sink the whole document when the frame is built."""
+    check = _row_checker(schema) if schema is not None else None
     rows = []
     for i, rec in enumerate(items):
         try:
             if not isinstance(rec, Mapping):
                 raise TypeError(f"expected an object, got {type(rec).__name__}")
-            rows.append(convert(rec))
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            row = convert(rec)
+            if check is not None:
+                for one in row if isinstance(row, list) else [row]:
+                    check(one)
+            rows.append(row)
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
             problems.append(f"{source}: {kind}[{i}]{_record_name(rec)}: {_blame(rec, exc)}; record skipped")
     return rows
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _row_checker(schema: Mapping[str, pl.DataType]) -> Callable[[Sequence[Any]], None]:
+    """A fast check of one row against the column types (about 2 µs for a 24-column job row)."""
+    kinds = [
+        "int" if dtype == pl.Int64 else "str" if dtype == pl.String else "strs" if dtype == pl.List(pl.String) else ""
+        for dtype in schema.values()
+    ]
+    names = list(schema)
+
+    def check(row: Sequence[Any]) -> None:
+        for value, kind, name in zip(row, kinds, names, strict=True):
+            if value is None or not kind:
+                continue
+            if kind == "int":
+                ok = value.__class__ is int and _INT64_MIN <= value <= _INT64_MAX
+            elif kind == "str":
+                ok = value.__class__ is str
+            else:
+                ok = isinstance(value, list) and all(v.__class__ is str for v in value)
+            if not ok:
+                raise ValueError(f"field {name!r}: {value!r:.60} does not fit a {schema[name]} column")
+
+    return check
 
 
 def _record_name(rec: Any) -> str:
@@ -205,4 +245,6 @@ def _blame(rec: Any, exc: Exception) -> str:
                 num(rec.get(key))
             except (TypeError, ValueError) as inner:
                 return f"field {key!r}: {inner}"
+    if isinstance(exc, ValueError) and str(exc).startswith("field "):
+        return str(exc)
     return f"{type(exc).__name__}: {exc}"

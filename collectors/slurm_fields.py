@@ -9,6 +9,7 @@ so the document parsers in `slurm_json` stay one code path for all versions.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -34,6 +35,7 @@ __all__ = [
 # uint32/uint64 NO_VAL and INFINITE as the old plugins print them (e.g. an unlimited time limit).
 _SENTINELS = frozenset({0xFFFFFFFE, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFE, 0xFFFFFFFFFFFFFFFF})
 _MIB = 1024 * 1024
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 FINISHED_STATES = frozenset(JOB_STATES) - {"PENDING", "RUNNING", "SUSPENDED", "UNKNOWN"}
 
@@ -46,8 +48,14 @@ def num(value: Any) -> int | float | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return None if value in _SENTINELS else value
+        if value in _SENTINELS:
+            return None
+        if not _INT64_MIN <= value <= _INT64_MAX:  # no Slurm counter is wider; a store column is not
+            raise ValueError(f"{value:.3g} is out of the 64-bit range")
+        return value
     if isinstance(value, float):
+        if not math.isfinite(value):  # Python's json reads NaN and Infinity; Slurm writes neither
+            raise ValueError(f"expected a finite number, got {value}")
         return value
     if isinstance(value, Mapping):
         if "number" not in value or value.get("infinite") or not value.get("set", True):

@@ -246,6 +246,6 @@ def parse_jobs(
     End times are kept for finished jobs only (for others Slurm writes start + time limit).
     """
     doc, version, key, problems = open_document(data, source, ("jobs",), strict)
-    rows = records(doc[key], lambda j: _any_job(j, site, observed_s), source, "jobs", problems)
+    rows = records(doc[key], lambda j: _any_job(j, site, observed_s), source, "jobs", problems, _JOB_ROW_SCHEMA)
     frame = pl.DataFrame(rows, schema=_JOB_ROW_SCHEMA, orient="row")
     return Parsed(conform_jobs(frame).collect(), version, source, tuple(problems))

@@ -92,9 +92,9 @@ def parse_nodes(data: str | bytes | Mapping[str, Any], source: str, *, strict: b
     """Nodes from `sinfo --json`, `sinfo -N --json` (data_parser) or slurmrestd /nodes (NODE_SCHEMA)."""
     doc, version, key, problems = open_document(data, source, ("nodes", "sinfo"), strict)
     if key == "nodes":
-        rows = records(doc[key], _node, source, "nodes", problems)
+        rows = records(doc[key], _node, source, "nodes", problems, NODE_SCHEMA)
     else:
-        groups = records(doc[key], _sinfo_nodes, source, "sinfo", problems)
+        groups = records(doc[key], _sinfo_nodes, source, "sinfo", problems, NODE_SCHEMA)
         rows = [row for group in groups for row in group]
     frame = pl.DataFrame(_merge_nodes(rows), schema=NODE_SCHEMA, orient="row")
     return Parsed(frame, version, source, tuple(problems))
@@ -151,7 +151,7 @@ def partitions_from_nodes(nodes: pl.DataFrame) -> pl.DataFrame:
 def _sinfo_partitions(entries: list[Any], source: str, problems: list[str]) -> list[tuple[Any, ...]]:
     seen: dict[str, tuple[Any, ...]] = {}
     parts = [e.get("partition") for e in entries if isinstance(e, Mapping) and isinstance(e.get("partition"), Mapping)]
-    for row in records(parts, _partition, source, "sinfo.partition", problems):
+    for row in records(parts, _partition, source, "sinfo.partition", problems, PARTITION_SCHEMA):
         seen.setdefault(row[0], row)
     return list(seen.values())
 
@@ -160,11 +160,11 @@ def parse_partitions(data: str | bytes | Mapping[str, Any], source: str, *, stri
     """Partitions from slurmrestd /partitions, or derived from a sinfo document (PARTITION_SCHEMA)."""
     doc, version, key, problems = open_document(data, source, ("partitions", "sinfo", "nodes"), strict)
     if key == "partitions":
-        frame = pl.DataFrame(records(doc[key], _partition, source, "partitions", problems),
+        frame = pl.DataFrame(records(doc[key], _partition, source, "partitions", problems, PARTITION_SCHEMA),
                              schema=PARTITION_SCHEMA, orient="row")  # fmt: skip
     elif key == "sinfo":
         frame = pl.DataFrame(_sinfo_partitions(doc[key], source, problems), schema=PARTITION_SCHEMA, orient="row")
     else:
-        nodes = records(doc[key], _node, source, "nodes", problems)
+        nodes = records(doc[key], _node, source, "nodes", problems, NODE_SCHEMA)
         frame = partitions_from_nodes(pl.DataFrame(_merge_nodes(nodes), schema=NODE_SCHEMA, orient="row"))
     return Parsed(frame, version, source, tuple(problems))

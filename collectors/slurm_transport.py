@@ -23,6 +23,7 @@ from typing import Protocol
 import httpx
 
 from collectors.base import CollectorError
+from telemetry.redact import redact
 
 __all__ = [
     "KINDS",
@@ -199,18 +200,18 @@ class RestTransport:
             )
 
     def requests(self) -> dict[str, str]:
-        return {kind: f"slurmrestd GET {self.url}{path}" for kind, path in self._paths.items()}
+        return {kind: f"slurmrestd GET {redact(self.url + path)}" for kind, path in self._paths.items()}
 
     def fetch(self, kind: str) -> bytes:
         url = self.url + self._paths[kind]
-        source = f"slurmrestd GET {url}"
+        source = f"slurmrestd GET {redact(url)}"  # error messages never carry the URL's credentials
         headers = {"X-SLURM-USER-NAME": self.user, "X-SLURM-USER-TOKEN": read_token(self.token, self.token_file)}
         try:
             response = self.client.get(url, headers=headers, timeout=self.timeout_s)
         except httpx.TimeoutException:
             raise CollectorError(f"{source}: no answer within {self.timeout_s:g}s") from None
         except httpx.HTTPError as exc:
-            raise CollectorError(f"{source}: {type(exc).__name__}: {exc}") from None
+            raise CollectorError(f"{source}: {type(exc).__name__}: {redact(exc)}") from None
         if response.status_code == 401:
             raise CollectorError(
                 f"{source}: HTTP 401 Unauthorized: slurmrestd rejected the token of user {self.user!r} "

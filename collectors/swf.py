@@ -20,6 +20,7 @@ jobs, 22 MB), so reading is built around polars' parallel CSV parser:
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -227,7 +228,9 @@ def _parse_body(
     for attempt in (lambda: runs, lambda: _trim_lines(runs)):
         try:
             frame = _read_csv(attempt())
-            if sum(frame.null_count().row(0)) == 0:  # a short line leaves nulls (-1 is not null yet)
+            # a short line leaves nulls (-1 is not null yet); "nan"/"inf" parse as floats but are no
+            # SWF value (a measurement or -1)
+            if sum(frame.null_count().row(0)) == 0 and not frame.select(_NON_FINITE.any()).item():
                 return frame, [], 0
         except pl.exceptions.PolarsError:  # a non-numeric value or a line with more than 18 fields
             pass
@@ -252,17 +255,24 @@ def _parse_checked(
             good.append(b" ".join(tokens))
             numbers.append(first_line + offset)
     frame = _read_csv(b"\n".join(good), checked=True)
-    bad_rows = frame.select(pl.any_horizontal(pl.all().is_null())).to_series()
+    bad_rows = frame.select(pl.any_horizontal(pl.all().is_null()) | _NON_FINITE).to_series()
     for row in bad_rows.arg_true().to_list():
-        index = next(i for i, n in enumerate(SWF_FIELDS) if frame[n][row] is None)
+        index = next(i for i, n in enumerate(SWF_FIELDS) if _unusable(frame[n][row]))
         token = good[row].split()[index].decode("utf-8", "replace")
-        kind = "a number" if SWF_FIELDS[index] in _FLOAT_FIELDS else "an integer"
+        kind = "a finite number" if SWF_FIELDS[index] in _FLOAT_FIELDS else "an integer"
         message = f"field {index + 1} ({SWF_FIELDS[index]}) is not {kind}: {token!r}"
         problems.append(SwfProblem(numbers[row], message, good[row].decode("utf-8", "replace")))
     problems.sort(key=lambda p: p.line)
     if strict and problems:
         _raise(path, problems[0])
     return frame.filter(~bad_rows), problems, len(problems)
+
+
+_NON_FINITE = pl.any_horizontal(~pl.col(sorted(_FLOAT_FIELDS)).is_finite())
+
+
+def _unusable(value: object) -> bool:
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
 
 
 def strong_filter(log: SwfLog, max_procs: int | None = None) -> SwfLog:
@@ -346,7 +356,11 @@ def to_job_history(log: SwfLog, site: str) -> pl.LazyFrame:
             (start + pl.col("run_time")).alias("end_s"),
             pl.col("requested_processors").alias("req_cores"),
             pl.col("allocated_processors").alias("alloc_cores"),
-            (pl.col("requested_memory") * 1024 * procs_for_mem).round().cast(pl.Int64).alias("req_mem_bytes"),
+            # strict=False: an absurd request (1e300 KB) is no memory we can name: unknown, not a crash
+            (pl.col("requested_memory") * 1024 * procs_for_mem)
+            .round()
+            .cast(pl.Int64, strict=False)
+            .alias("req_mem_bytes"),
             pl.col("requested_time").alias("req_walltime_s"),
             pl.col("status").replace_strict(SWF_STATES, default="UNKNOWN", return_dtype=pl.String).alias("state"),
         )

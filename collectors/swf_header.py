@@ -52,6 +52,16 @@ _STANDARD_KEYS = {
 _KEY = re.compile(r"([A-Za-z][A-Za-z0-9_]*)\s*:\s*(.*)")
 _LEADING_INT = re.compile(r"[+-]?\d+")
 _NUMBERED = re.compile(r"([+-]?\d+)\s*(.*)")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _int64(digits: str) -> int | None:
+    """The number, or None past 64 bits: the values end up in Int64 columns (UnixStartTime is added
+    to every submit time), and Python's int() refuses strings of 4,300+ digits outright."""
+    if len(digits.lstrip("+-")) > 19:
+        return None
+    value = int(digits)
+    return value if _INT64_MIN <= value <= _INT64_MAX else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,10 +142,13 @@ def _build(entries: list[list]) -> tuple[SwfHeader, list[HeaderProblem]]:
             notes.append(value)
         elif key in _INT_KEYS:
             found = _LEADING_INT.match(value)
+            parsed = None if found is None else _int64(found.group())
             if found is None:
                 problems.append(HeaderProblem(number, f"{key} is not a number: {value!r}"))
+            elif parsed is None:
+                problems.append(HeaderProblem(number, f"{key} is out of the 64-bit range: {value[:40]!r}"))
             else:
-                values.setdefault(_INT_KEYS[key], int(found.group()))
+                values.setdefault(_INT_KEYS[key], parsed)
                 if value[found.end() :].strip():  # keep "338 (batch partition; 512 total)" whole
                     extra.setdefault(key, value)
         elif key in _STR_KEYS:
@@ -145,8 +158,12 @@ def _build(entries: list[list]) -> tuple[SwfHeader, list[HeaderProblem]]:
             if numbered is None:
                 problems.append(HeaderProblem(number, f"{key} line does not start with a number: {value!r}"))
                 continue
+            index = _int64(numbered.group(1))
+            if index is None:
+                problems.append(HeaderProblem(number, f"{key} number is out of the 64-bit range: {value[:40]!r}"))
+                continue
             target = queues if key == "Queue" else partitions
-            target.setdefault(int(numbered.group(1)), numbered.group(2).strip())
+            target.setdefault(index, numbered.group(2).strip())
         else:
             extra[key] = f"{extra[key]}\n{value}" if key in extra else value
     header = SwfHeader(queues=queues, partitions=partitions, notes=notes, extra=extra, **values)  # type: ignore[arg-type]

@@ -30,6 +30,7 @@ from service.auth import TokenStore, UiAuthMiddleware, login_router, open_endpoi
 from service.compose import Service, build_service
 from service.config import LoadedConfig
 from service.metrics import RequestMetrics, TwinMetrics, build_registry
+from service.sessions import SessionStore
 from twin.errors import TwinError
 
 __all__ = ["create_app"]
@@ -84,6 +85,7 @@ def create_app(
         responses={422: {"model": ErrorBody, "description": "A parameter failed validation"}},
     )
     app.state.tokens = tokens
+    app.state.sessions = SessionStore(tokens, idle_s=config.auth.session_idle, max_age_s=config.auth.session_max_age)
     app.state.service = service
     app.state.loaded = loaded
     _install_error_handlers(app)

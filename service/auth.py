@@ -4,9 +4,10 @@ A token reads `ctw_<id>_<secret>`. The id is public (listed, used to revoke); on
 the secret is kept, in a JSON file the CLI writes and the running server re-reads when it changes,
 so `ctwin token create|revoke` takes effect without a restart.
 
-Three guards share one decision (`authorize`): `require_scope` for FastAPI routes,
-`UiAuthMiddleware` for mounted ASGI apps (the Dash UI, `/metrics` when it is not open), and the
-`/login` form that turns a pasted token into an HttpOnly cookie for the browser.
+Three guards share one decision (`authorize`): `require_scope` for FastAPI routes (a Bearer token
+only), `UiAuthMiddleware` for mounted ASGI apps (the Dash UI: a Bearer token or the browser's
+session cookie), and the `/login` form that turns a pasted token into a server-side session
+(service/sessions.py; the cookie holds a random session id, never the token).
 
     AuthError
     ├── TokenStoreError   the tokens file cannot be read or written (the message names it)
@@ -36,7 +37,7 @@ from typing import Annotated, Any, Literal, get_args
 from urllib.parse import parse_qs, quote, urlsplit
 
 from fastapi import APIRouter, Request, Security
-from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import HTTPConnection
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -44,6 +45,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.errors import ApiError, ErrorBody, error_body
 from service.config import AuthConfig
+from service.sessions import SessionStore
 
 try:  # POSIX: serialise concurrent `ctwin token` writers; elsewhere last writer wins
     import fcntl
@@ -52,7 +54,6 @@ except ImportError:  # pragma: no cover
 
 __all__ = [
     "AUTH_RESPONSES",
-    "COOKIE_NAME",
     "SCOPES",
     "AuthError",
     "Denial",
@@ -65,21 +66,19 @@ __all__ = [
     "TokenStoreError",
     "UiAuthMiddleware",
     "authorize",
+    "bearer_from",
     "check_exposure",
     "is_loopback",
     "login_router",
     "open_endpoints_for",
     "require_scope",
     "safe_next",
-    "token_from",
 ]
 
 log = logging.getLogger(__name__)
 
 ScopeName = Literal["read", "export", "advise", "admin"]
 SCOPES: tuple[ScopeName, ...] = get_args(ScopeName)
-COOKIE_NAME = "ctwin_token"
-COOKIE_MAX_AGE_S = 30 * 86400
 TOKEN_PREFIX = "ctw"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _ID_RE = re.compile(r"^[0-9a-f]{4,32}$")
@@ -233,6 +232,17 @@ class TokenStore:
                 self._records[info.id] = (info, self._records[info.id][1])
                 self._write()
             return info
+
+    def active(self, token_id: str) -> TokenInfo | None:
+        """The info of the token with this id if it is unrevoked and unexpired (a session's check).
+
+        Raises TokenStoreError when the tokens file is unreadable: callers fail closed."""
+        with self._lock:
+            self._refresh()
+            record = self._records.get(token_id)
+        if record is None or record[0].status(self._clock()) != "active":
+            return None
+        return record[0]
 
     def verify(self, token: str) -> TokenInfo | None:
         """The token's info if it is well-formed, known, unrevoked and unexpired; else None.
@@ -395,20 +405,28 @@ class Denial:
         return JSONResponse(error_body(self.status, self.code, self.message), self.status, headers=self.headers())
 
 
-def token_from(headers: Mapping[str, str], cookies: Mapping[str, str]) -> str | None:
-    """`Authorization: Bearer <token>` if sent (API clients), else the `ctwin_token` cookie (browser)."""
+def bearer_from(headers: Mapping[str, str]) -> str | None:
+    """The token of `Authorization: Bearer <token>`, if sent."""
     scheme, _, credentials = (headers.get("authorization") or "").partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
-    return cookies.get(COOKIE_NAME) or None
+    return None
 
 
 def authorize(
-    scope: ScopeName, tokens: TokenStore, headers: Mapping[str, str], cookies: Mapping[str, str]
+    scope: ScopeName,
+    tokens: TokenStore,
+    headers: Mapping[str, str],
+    cookies: Mapping[str, str] | None = None,
+    sessions: SessionStore | None = None,
 ) -> TokenInfo | Denial:
-    """The one access decision: the verified token, or the refusal to send."""
-    token = token_from(headers, cookies)
-    if token is None:
+    """The one access decision: the verified token (or session), or the refusal to send.
+
+    A Bearer token wins; only without one, and only where the caller passes `sessions` (the UI
+    guard), is the session cookie looked at. A session's principal carries the session's scopes."""
+    token = bearer_from(headers)
+    session_id = cookies.get(sessions.cookie_name) if sessions is not None and cookies and token is None else None
+    if token is None and not session_id:
         return Denial(
             401,
             "missing_token",
@@ -416,10 +434,16 @@ def authorize(
             "(an admin creates one with `ctwin token create`)",
         )
     try:
-        info = tokens.verify(token)
+        if token is not None:
+            info = tokens.verify(token)
+        else:
+            assert sessions is not None and session_id is not None
+            info = sessions.resolve(session_id)
     except TokenStoreError as exc:
         log.error("refusing requests: %s", exc)
         return Denial(503, "auth_unavailable", "the token store cannot be read; see the server log")
+    if info is None and token is None:
+        return Denial(401, "invalid_session", "the session expired, was ended or its token revoked: sign in again")
     if info is None:
         return Denial(401, "invalid_token", "the token is malformed, unknown, revoked or expired")
     if not info.allows(scope):
@@ -429,7 +453,6 @@ def authorize(
 
 # ---------------------------------------------------------------------- FastAPI routes
 _BEARER = HTTPBearer(auto_error=False, description="`ctwin token create NAME --scope read`")
-_COOKIE = APIKeyCookie(name=COOKIE_NAME, auto_error=False, description="Set by the /login page")
 
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "No token, or a malformed, unknown, revoked or expired one"},
@@ -448,11 +471,11 @@ def require_scope(scope: ScopeName) -> Callable[..., Awaitable[TokenInfo]]:
 
     async def dependency(
         request: Request,
-        # declared so /docs offers its Authorize button; `authorize` reads the same header and cookie
+        # declared so /docs offers its Authorize button; `authorize` reads the same header. No
+        # cookie: the API takes tokens, the browser session is for the UI alone
         _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
-        _cookie: Annotated[str | None, Security(_COOKIE)] = None,
     ) -> TokenInfo:
-        result = authorize(scope, request.app.state.tokens, request.headers, request.cookies)
+        result = authorize(scope, request.app.state.tokens, request.headers)
         if isinstance(result, Denial):
             raise result.api_error()
         request.state.token = result
@@ -466,8 +489,8 @@ class UiAuthMiddleware:
     """Guards a mounted ASGI app (the Dash UI, or `/metrics` when it is not open).
 
     Browsers asking for a page are sent to `/login?next=<where they were going>`; everything else
-    (Dash's JSON callbacks, scrapers, scripts) gets the JSON error body. `tokens` defaults to
-    `scope["app"].state.tokens`, so the guard can be built before the store."""
+    (Dash's JSON callbacks, scrapers, scripts) gets the JSON error body. `tokens` and `sessions`
+    default to `scope["app"].state.tokens` / `.sessions`, so the guard can be built before them."""
 
     def __init__(
         self,
@@ -475,11 +498,13 @@ class UiAuthMiddleware:
         tokens: TokenStore | None = None,
         enabled: bool = True,
         *,
+        sessions: SessionStore | None = None,
         scope: ScopeName = "read",
         login_path: str = "/login",
     ) -> None:
         self.app = app
         self.tokens = tokens
+        self.sessions = sessions
         self.enabled = enabled
         self.scope = scope
         self.login_path = login_path
@@ -490,7 +515,8 @@ class UiAuthMiddleware:
             return
         conn = HTTPConnection(scope)
         tokens = self.tokens if self.tokens is not None else conn.app.state.tokens
-        result = authorize(self.scope, tokens, conn.headers, conn.cookies)
+        sessions = self.sessions if self.sessions is not None else getattr(conn.app.state, "sessions", None)
+        result = authorize(self.scope, tokens, conn.headers, conn.cookies, sessions)
         if not isinstance(result, Denial):
             scope.setdefault("state", {})["token"] = result
             await self.app(scope, receive, send)
@@ -525,6 +551,7 @@ input[type=password]{{width:100%;padding:.5rem;font-family:monospace}}.err{{colo
 <p><button type="submit">Sign in</button></p></form></body></html>
 """
 _NO_STORE = {"Cache-Control": "no-store"}
+_LEGACY_COOKIE = "ctwin_token"  # before sessions, the raw token itself (30 days): cleared at sign-in and out
 
 
 def safe_next(target: str | None) -> str:
@@ -549,9 +576,22 @@ async def login_form(next: str = "/") -> HTMLResponse:
     return _page(safe_next(next))
 
 
+def _sessions(request: Request) -> SessionStore:
+    sessions = getattr(request.app.state, "sessions", None)
+    if not isinstance(sessions, SessionStore):
+        raise RuntimeError("the app has no session store: set app.state.sessions = SessionStore(tokens)")
+    return sessions
+
+
+def _cookie_path(request: Request) -> str:
+    """The service's own path: "/", or its prefix when it is mounted behind one (root_path)."""
+    return str(request.scope.get("root_path") or "").rstrip("/") + "/"
+
+
 @login_router.post("/login")
 async def login_submit(request: Request) -> Response:
-    """Verify a pasted token and keep it in an HttpOnly, SameSite=Strict cookie.
+    """Verify a pasted token and start a server-side session for it; the browser gets only the
+    session's random id, in an HttpOnly, SameSite=Strict cookie named for this install.
 
     The urlencoded body is parsed here rather than with `Form(...)`, which would add a
     dependency (python-multipart) for two fields."""
@@ -573,26 +613,37 @@ async def login_submit(request: Request) -> Response:
             403: "That token lacks the read scope the dashboard needs.",
         }.get(result.status, "Sign-in is unavailable: the token store cannot be read.")
         return _page(target, text, result.status)
-    max_age = COOKIE_MAX_AGE_S
-    if result.expires_s is not None:
-        max_age = max(1, min(max_age, int(result.expires_s - time.time())))
+    sessions = _sessions(request)
+    sessions.delete(request.cookies.get(sessions.cookie_name, ""))  # a sign-in never keeps an old id
+    session_id, max_age = sessions.create(result)
     response = RedirectResponse(target, status_code=303, headers=_NO_STORE)
     response.set_cookie(
-        COOKIE_NAME,
-        token,
+        sessions.cookie_name,
+        session_id,
         max_age=max_age,
-        path="/",
+        path=_cookie_path(request),
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
     )
+    response.delete_cookie(_LEGACY_COOKIE, path="/")
     return response
 
 
 @login_router.post("/logout")
-async def logout() -> Response:
+async def logout(request: Request) -> Response:
+    """End the session on the server (a copied cookie dies with it), then in the browser."""
+    sessions = _sessions(request)
+    sessions.delete(request.cookies.get(sessions.cookie_name, ""))
     response = RedirectResponse("/login", status_code=303, headers=_NO_STORE)
-    response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
+    response.delete_cookie(
+        sessions.cookie_name,
+        path=_cookie_path(request),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    response.delete_cookie(_LEGACY_COOKIE, path="/")
     return response
 
 

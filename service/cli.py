@@ -29,6 +29,7 @@ from service.timeparse import parse_time_ns
 from telemetry.export import export_advice, export_jobs, export_samples, manifest_path
 from telemetry.filemodes import private_umask
 from telemetry.pipeline import Pipeline
+from telemetry.redact import install_log_redaction, redact
 from telemetry.schema import Batch
 from telemetry.stores.base import QueryError, Selection
 
@@ -99,6 +100,7 @@ def serve(
     from service.auth import AuthError, TokenStore, check_exposure, open_endpoints_for
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     loaded = _load(config)
     secure_data_dir(loaded, data_dir)
     host = listen or loaded.config.serve.listen
@@ -156,6 +158,7 @@ def run(
 ) -> None:
     """Collect into the store until stopped (SIGTERM / Ctrl-C), then flush and exit cleanly."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):  # first: a stop asked for while starting is kept
         signal.signal(sig, lambda *_: stop.set())
@@ -369,7 +372,7 @@ def plugins(config: ConfigOpt = None, data_dir: DataDirOpt = None, as_json: Json
         try:
             reason = cls().availability()
         except Exception as exc:  # a collector that needs config (e.g. a URL) cannot be probed bare
-            reason = f"needs configuration ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+            reason = f"needs configuration ({type(exc).__name__}: {redact(str(exc).splitlines()[0])[:120]})"
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         rows.append(
             {

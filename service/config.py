@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from collectors import registry
 from collectors.base import CollectorConfig
+from telemetry.redact import redact
 from telemetry.schema import Duration, StrictModel
 
 __all__ = ["Config", "ConfigError", "ConfigProblem", "LoadedConfig", "load_config"]
@@ -161,6 +162,12 @@ class AuthConfig(StrictModel):
         default_factory=lambda: list(_OPEN_BY_DEFAULT),
         description="Served without a token; default: all four on loopback, only the probes beyond it",
     )
+    session_idle: Duration = Field(
+        12 * 3600.0, gt=0, description="A browser session (set by /login) ends after this long unused"
+    )
+    session_max_age: Duration = Field(
+        24 * 3600.0, gt=0, description="...and at the latest this long after sign-in (never after its token)"
+    )
 
 
 class ModelsConfig(StrictModel):
@@ -298,6 +305,11 @@ class ConfigProblem:
     message: str
     line: int | None = None
 
+    def __post_init__(self) -> None:
+        # messages quote what was written (a URL with its password, a YAML line): `ctwin config
+        # check` prints them and CI logs keep them, so a credential never survives into one
+        object.__setattr__(self, "message", redact(self.message))
+
     def render(self, source: str) -> str:
         where = f"{source}:{self.line}" if self.line else source
         return f"{where}: {self.location or '(top level)'}: {self.message}"
@@ -433,6 +445,10 @@ def parse_config(text: str, source: str = "<config>") -> LoadedConfig:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         raise ConfigError(source, [ConfigProblem("", f"not valid YAML: {exc}", line)]) from None
+    except RecursionError:  # PyYAML composes recursively: a few hundred nested [ or { exhaust the stack
+        raise ConfigError(source, [ConfigProblem("", "not valid YAML: nested too deeply")]) from None
+    except ValueError as exc:  # PyYAML's int(): an integer of more than 4,300 digits
+        raise ConfigError(source, [ConfigProblem("", f"not valid YAML: {exc}")]) from None
     walk = _Walk()
     if node is not None:
         walk.node(node, ())
@@ -474,6 +490,11 @@ def parse_config(text: str, source: str = "<config>") -> LoadedConfig:
                 options = cls.config_model.model_validate(entry.options())
             except ValidationError as exc:
                 problems.extend(_problems(exc, prefix, lines))
+                continue
+            except Exception as exc:  # the plugin boundary: a validator failing otherwise (re.compile's
+                # OverflowError for `a{99999999999}`) is still a problem of this entry, not a crash
+                message = f"invalid: {type(exc).__name__}: {exc}"
+                problems.append(ConfigProblem(_render_loc(prefix), message, _line_for(prefix, lines)))
                 continue
             spec = CollectorSpec(site, entry, options)
             if spec.name in names:

@@ -28,6 +28,7 @@ import polars as pl
 
 from telemetry.catalog import selfmetrics as sm
 from telemetry.catalog._core import Metric
+from telemetry.redact import redact
 from telemetry.schema import Batch, Sample, now_ns
 from telemetry.stores.base import Store
 
@@ -170,6 +171,12 @@ class RunningCollector:
             error = TimeoutError(f"timed out after {self.timeout_s:g}s")
         except Exception as exc:  # the plugin boundary: report, never propagate
             error = exc
+        gathered: Batch | None = None
+        if samples:
+            try:
+                gathered = Batch.from_samples(samples)
+            except Exception as exc:  # a sample no batch can hold (a timestamp past 64 bits): the
+                samples, error = [], exc  # collector's fault, and it must not end this loop's thread
         if isinstance(error, TimeoutError):
             stats.errors += 1
             self._fail(str(error), started_wall)
@@ -181,10 +188,14 @@ class RunningCollector:
         stats.samples += len(samples)
         stats.collections += 1
         stats.last_duration_s = time.perf_counter() - started
-        own = self._self_samples()
-        return Batch.from_samples([*samples, *own])
+        own = self._self_batch()
+        return own if gathered is None else Batch.concat([gathered, own])
 
     def _fail(self, message: str, when: float) -> None:
+        # the one place a collector's error is recorded: from here it reaches the log, /v1/sites,
+        # the Dash collectors table and `ctwin collect`, so credentials in it go here (a URL's
+        # password, a ?token=, an Authorization header)
+        message = redact(message)
         self.stats.last_error = message
         self.stats.last_error_s = when
         log.warning("collector %s: %s", self.name, message)
@@ -320,7 +331,7 @@ class Pipeline:
 
     def _sink_failed(self, sink: object, exc: Exception) -> None:
         self.sink_errors += 1
-        self.last_sink_error = f"{type(sink).__name__}: {type(exc).__name__}: {exc}"
+        self.last_sink_error = redact(f"{type(sink).__name__}: {type(exc).__name__}: {exc}")
 
     def _writer_loop(self) -> None:
         try:

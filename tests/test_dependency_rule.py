@@ -19,8 +19,9 @@ ALLOWED: dict[str, set[str]] = {
     "dashboards": {"twin", "telemetry"},
     "service": set(PACKAGES),
 }
-# collectors may only see the data contract of telemetry, never stores, pipeline or export
-COLLECTOR_TELEMETRY_MODULES = ("telemetry.schema", "telemetry.catalog", "telemetry.jobs")
+# collectors may only see the data contract of telemetry (and its redaction of credentials in
+# messages), never stores, pipeline or export
+COLLECTOR_TELEMETRY_MODULES = ("telemetry.schema", "telemetry.catalog", "telemetry.jobs", "telemetry.redact")
 
 
 def imports_of(path: Path) -> list[str]:
@@ -47,7 +48,8 @@ def test_module_respects_the_dependency_rule(package: str, path: Path) -> None:
         assert top in ALLOWED[package], f"{path.relative_to(ROOT)} imports {name}: {package} may not import {top}"
         if package == "collectors" and top == "telemetry":
             assert name.startswith(COLLECTOR_TELEMETRY_MODULES), (
-                f"{path.relative_to(ROOT)} imports {name}: collectors may use only telemetry's schema and catalog"
+                f"{path.relative_to(ROOT)} imports {name}: collectors may use only telemetry's data contract "
+                "(schema, catalog, jobs) and redact"
             )
 
 

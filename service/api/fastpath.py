@@ -20,7 +20,7 @@ import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.latest import LATEST_PATHS, SITE_FILTERED, json_cache, latest_key
-from service.auth import COOKIE_NAME, TokenInfo, authorize
+from service.auth import TokenInfo, authorize
 
 __all__ = ["LatestFastPath"]
 
@@ -40,18 +40,13 @@ class _Route:
 _ROUTES = {path: _Route(path) for path in LATEST_PATHS}
 
 
-def _headers(scope: Scope) -> tuple[dict[str, str], dict[str, str]]:
+def _headers(scope: Scope) -> dict[str, str]:
+    """Only the Authorization header: the API takes tokens, never the browser's session cookie."""
     headers: dict[str, str] = {}
-    cookies: dict[str, str] = {}
     for key, value in scope["headers"]:
         if key == b"authorization":
             headers["authorization"] = value.decode("latin-1")
-        elif key == b"cookie":
-            for part in value.decode("latin-1").split(";"):
-                name, _, val = part.strip().partition("=")
-                if name == COOKIE_NAME:
-                    cookies[COOKIE_NAME] = val
-    return headers, cookies
+    return headers
 
 
 class LatestFastPath:
@@ -98,8 +93,7 @@ class LatestFastPath:
                 twin.topology.site(site)
             except KeyError:
                 return None
-        headers, cookies = _headers(scope)
-        if not isinstance(authorize("read", state.tokens, headers, cookies), TokenInfo):
+        if not isinstance(authorize("read", state.tokens, _headers(scope)), TokenInfo):
             return None
         cache = json_cache(self.fastapi_app)
         body = cache.peek(twin, latest_key(path, site))

@@ -212,6 +212,65 @@ def test_headers_are_sent_but_not_in_errors() -> None:
     assert "s3cret" not in str(info.value)
 
 
+def test_basic_auth_password_comes_from_a_file_reread_on_every_scrape(tmp_path: Path) -> None:
+    import base64
+
+    secret = tmp_path / "exporter.pass"
+    secret.write_text("first-pass\n")
+    seen: list[httpx.Request] = []
+    config = PrometheusScrapeConfig.model_validate(
+        {"url": "http://x:1", "basic_auth": {"username": "scraper", "password_file": str(secret)}}
+    )
+    collector = PrometheusScrapeCollector(config, client=served(b"up 1\n", seen=seen))
+    collector.gather(Recorder())
+    secret.write_text("rotated-pass")
+    collector.gather(Recorder())
+    sent = [base64.b64decode(r.headers["Authorization"].removeprefix("Basic ")).decode() for r in seen]
+    assert sent == ["scraper:first-pass", "scraper:rotated-pass"]
+    secret.unlink()
+    with pytest.raises(CollectorError, match=rf"^basic_auth.password_file {secret}: cannot read: No such file"):
+        collector.gather(Recorder())
+
+
+def test_bearer_token_from_an_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[httpx.Request] = []
+    config = PrometheusScrapeConfig.model_validate({"url": "http://x:1", "bearer_token_env": "CTWIN_TEST_EXPORTER"})
+    collector = PrometheusScrapeCollector(config, client=served(b"up 1\n", seen=seen))
+    with pytest.raises(CollectorError, match=r"^bearer_token_env: environment variable CTWIN_TEST_EXPORTER is not set"):
+        collector.gather(Recorder())
+    assert seen == []  # never scraped anonymously
+    monkeypatch.setenv("CTWIN_TEST_EXPORTER", "tok-from-env")
+    collector.gather(Recorder())
+    assert seen[0].headers["Authorization"] == "Bearer tok-from-env"
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"basic_auth": {"username": "u"}}, "exactly one of password_file and password_env"),
+        ({"basic_auth": {"username": "u", "password_file": "/f", "password_env": "E"}}, "exactly one"),
+        ({"basic_auth": {"username": "u", "password": "inline"}}, "password"),  # no inline password
+        ({"bearer_token_env": "not a name"}, "bearer_token_env"),
+        ({"bearer_token_file": "/f", "bearer_token_env": "E"}, "not bearer_token_file and bearer_token_env"),
+        ({"url": "http://u:p@x:1", "bearer_token_file": "/f"}, "not bearer_token_file and a user in the url"),
+        ({"headers": {"authorization": "x"}, "bearer_token_env": "E"}, "an Authorization header"),
+    ],
+)
+def test_one_way_to_authenticate(options: dict[str, object], match: str) -> None:
+    with pytest.raises(ValidationError, match=match):
+        PrometheusScrapeConfig.model_validate({"url": "http://x:1", **options})
+
+
+def test_a_password_in_the_url_still_works_but_never_shows(tmp_path: Path) -> None:
+    seen: list[httpx.Request] = []
+    url = "http://scraper:hunter2@x:1/metrics?token=abc"
+    collector = PrometheusScrapeCollector(PrometheusScrapeConfig(url=url), client=served(b"no", 503, seen))
+    with pytest.raises(CollectorError) as info:
+        collector.gather(Recorder())
+    assert seen[0].headers["Authorization"].startswith("Basic ")  # httpx sends the URL's userinfo
+    assert str(info.value).startswith("http://scraper:***@x:1/metrics?token=***: HTTP 503")
+
+
 # -- (b) the real node exporter ---------------------------------------------------------------------------
 
 TEXTFILE = (

@@ -1,5 +1,5 @@
 """A batch site's "Queue and forecast" section, rendered as a callback would, from the test reader
-and from the real LiveTwin: the pending jobs table, the Gantt figure, the forecast's past accuracy,
+and from the real twin (build_twin): the pending jobs table, the Gantt figure, the forecast's past accuracy,
 and every empty or failing state the section must survive."""
 
 from __future__ import annotations

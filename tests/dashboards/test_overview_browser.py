@@ -392,3 +392,51 @@ def test_served_page_shows_this_host_live_and_drills_down(driver: Any, served_ur
     if shot:
         save_element_screenshot(driver, ids.DRILLDOWN, Path(shot))
     assert severe_console_messages(driver) == []
+
+
+# --- signing in ----------------------------------------------------------------------------------
+
+SIGN_IN_CONFIG = """
+auth: {open_endpoints: ["/healthz", "/readyz"]}
+sites:
+  - {name: local, kind: edge, collectors: []}
+"""
+
+
+def test_a_signed_in_browser_sends_no_token_to_another_local_server(
+    driver: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Sign in at /login with an admin token, then open another server on 127.0.0.1: Chromium sends
+    it the service's cookies (they are not kept apart by port), and they hold no token."""
+    import httpx
+    from selenium.webdriver.common.by import By
+
+    from service.app import create_app
+    from service.auth import TokenStore
+    from service.config import parse_config
+    from tests.service.test_sessions import cookie_recorder
+
+    data = tmp_path_factory.mktemp("sign-in")
+    loaded = parse_config(SIGN_IN_CONFIG)
+    _, token = TokenStore(loaded.tokens_path(data)).create("root", ["admin"])
+    app = create_app(loaded, data, collect=False)
+    with serving(app) as service, cookie_recorder() as (other, received):
+        driver.get(f"{service}/")
+        _wait(driver, lambda d: "/login" in d.current_url, "the redirect to /login")
+        field = driver.find_element(By.NAME, "token")
+        field.send_keys(token)
+        field.submit()
+        _wait(driver, lambda d: d.title == TITLE, "the dashboard after signing in")
+        driver.get(f"{other}/")
+        _wait(driver, lambda d: received, "the other server to be visited")
+        sent = received[0]
+        try:
+            assert sent, "the browser sent no cookie to the other port"
+            assert token not in sent and token.split("_", 2)[2] not in sent, sent
+            name = app.state.sessions.cookie_name
+            assert sent.startswith(f"{name}="), sent  # what it sent is the service's session cookie
+            value = sent.split(";")[0].partition("=")[2]
+            assert httpx.get(f"{service}/v1/sites", headers={"Authorization": f"Bearer {value}"}).status_code == 401
+            assert httpx.get(f"{service}/v1/export/jobs", cookies={name: value}).status_code == 401
+        finally:
+            driver.delete_all_cookies()

@@ -92,6 +92,10 @@ def test_operation_answers_every_generated_request_as_documented(
     @given(operation.as_strategy(generation_mode=mode))
     @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     def check(case: schemathesis.Case) -> None:
-        case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance])
+        # Where the generated case carries a credential, ours replaces it. Bearer being the only
+        # scheme, a negative case may leave the (required) header out on purpose: then none is sent.
+        carried = any(name.lower() == "authorization" for name in case.headers or {})
+        sent = headers if carried or mode is GenerationMode.POSITIVE else None
+        case.call_and_validate(headers=sent, excluded_checks=[positive_data_acceptance])
 
     check()

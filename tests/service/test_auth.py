@@ -21,7 +21,6 @@ from starlette.types import Receive, Scope, Send
 
 from service.api.errors import ApiError, error_body
 from service.auth import (
-    COOKIE_NAME,
     SCOPES,
     ExposureError,
     TokenInfo,
@@ -38,6 +37,7 @@ from service.auth import (
     safe_next,
 )
 from service.config import AuthConfig
+from service.sessions import SessionStore
 
 TOKEN_RE = re.compile(r"^ctw_[0-9a-f]{8}_[A-Za-z0-9_-]{43}$")
 
@@ -303,10 +303,15 @@ def test_right_scope_passes_and_admin_implies_read(api: TestClient, store: Token
     assert api.get("/v1/admin", headers=bearer(root)).status_code == 200
 
 
-def test_cookie_works(api: TestClient, store: TokenStore) -> None:
+def test_the_api_takes_no_cookie(api: TestClient, store: TokenStore) -> None:
     _, token = store.create("browser", ["read"])
-    api.cookies.set(COOKIE_NAME, token)
-    assert api.get("/v1/sites").status_code == 200
+    sessions = SessionStore(store)
+    session_id, _ = sessions.create(store.verify(token))  # type: ignore[arg-type]
+    for name, value in (("ctwin_token", token), (sessions.cookie_name, session_id)):  # the old cookie, a session
+        api.cookies.clear()
+        api.cookies.set(name, value)
+        res = api.get("/v1/sites")
+        assert res.status_code == 401 and res.json()["error"]["code"] == "missing_token"
 
 
 def test_unreadable_store_fails_closed_with_503(api: TestClient, store: TokenStore, path: Path) -> None:
@@ -317,9 +322,9 @@ def test_unreadable_store_fails_closed_with_503(api: TestClient, store: TokenSto
     assert str(path) not in res.text and "secret-data" not in res.text
 
 
-def test_openapi_documents_the_schemes(api: TestClient) -> None:
+def test_openapi_documents_the_bearer_scheme(api: TestClient) -> None:
     schemes = api.get("/openapi.json").json()["components"]["securitySchemes"]
-    assert {s["type"] for s in schemes.values()} == {"http", "apiKey"}
+    assert [(s["type"], s["scheme"]) for s in schemes.values()] == [("http", "bearer")]
 
 
 def test_unknown_scope_is_a_programming_error() -> None:
@@ -332,9 +337,10 @@ async def ui(scope: Scope, receive: Receive, send: Send) -> None:
     await PlainTextResponse("dashboard")(scope, receive, send)
 
 
-def ui_app(store: TokenStore, enabled: bool = True) -> FastAPI:
+def ui_app(store: TokenStore, enabled: bool = True, sessions: SessionStore | None = None) -> FastAPI:
     app = FastAPI()
     app.state.tokens = store
+    app.state.sessions = sessions or SessionStore(store)
     app.include_router(login_router)
     app.mount("/ui", UiAuthMiddleware(ui, enabled=enabled))  # store found on app.state
     app.mount("/direct", UiAuthMiddleware(ui, store))
@@ -360,14 +366,21 @@ def test_ui_answers_json_to_non_browsers(store: TokenStore) -> None:
     assert res.headers["www-authenticate"] == "Bearer"
 
 
-def test_ui_admits_a_read_token_by_cookie_or_bearer(store: TokenStore) -> None:
+def test_ui_admits_a_read_token_by_bearer_or_a_session(store: TokenStore) -> None:
     _, token = store.create("viewer", ["read"])
     _, exporter = store.create("exporter", ["export"])
-    client = TestClient(ui_app(store), follow_redirects=False)
+    app = ui_app(store)
+    client = TestClient(app, follow_redirects=False)
     assert client.get("/ui/", headers=bearer(token)).text == "dashboard"
     assert client.get("/ui/", headers=bearer(exporter)).status_code == 403
-    client.cookies.set(COOKIE_NAME, token)
+    client.cookies.set("ctwin_token", token)  # the old cookie (the raw token) opens nothing
+    assert client.get("/ui/", headers=HTML).status_code == 303
+    sessions: SessionStore = app.state.sessions
+    client.cookies.set(sessions.cookie_name, sessions.create(store.verify(token))[0])  # type: ignore[arg-type]
     assert client.get("/ui/", headers=HTML).text == "dashboard"
+    client.cookies.set(sessions.cookie_name, "made-up")
+    res = client.get("/ui/_dash-update-component")
+    assert res.status_code == 401 and res.json()["error"]["code"] == "invalid_session"
 
 
 def test_ui_guard_can_be_disabled(store: TokenStore) -> None:
@@ -375,18 +388,25 @@ def test_ui_guard_can_be_disabled(store: TokenStore) -> None:
     assert client.get("/ui/").text == "dashboard"
 
 
-def test_login_flow_sets_a_strict_httponly_cookie(store: TokenStore) -> None:
+def test_login_flow_sets_a_strict_httponly_session_cookie(store: TokenStore) -> None:
     _, token = store.create("viewer", ["read"])
-    client = TestClient(ui_app(store), follow_redirects=False)
+    app = ui_app(store)
+    client = TestClient(app, follow_redirects=False)
     form = client.get("/login", params={"next": "/ui/page"})
     assert form.status_code == 200 and 'name="token"' in form.text and 'value="/ui/page"' in form.text
     res = client.post("/login", data={"token": token, "next": "/ui/page"})
     assert res.status_code == 303
     assert res.headers["location"] == "/ui/page"
-    cookie = res.headers["set-cookie"]
-    assert cookie.startswith(f"{COOKIE_NAME}={token}")
-    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
+    cookie, legacy = res.headers.get_list("set-cookie")
+    assert legacy.startswith('ctwin_token=""; expires=') and "Max-Age=0" in legacy  # the old raw-token cookie goes
+    name, _, rest = cookie.partition("=")
+    value = rest.split(";")[0]
+    assert name == app.state.sessions.cookie_name and re.fullmatch(r"ctwin_session_[0-9a-f]{8}", name)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", value) and value not in token and token.split("_")[2] not in cookie
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/;" in cookie
+    assert "Max-Age=86400" in cookie  # the session's absolute end, not the token's 30 days
     assert client.get("/ui/page", headers=HTML).text == "dashboard"
+    assert len(app.state.sessions) == 1
 
 
 @pytest.mark.parametrize(
@@ -422,11 +442,19 @@ def test_login_page_escapes_next(store: TokenStore) -> None:
     assert "<script>alert" not in res.text
 
 
-def test_logout_clears_the_cookie(store: TokenStore) -> None:
-    client = TestClient(ui_app(store), follow_redirects=False)
+def test_logout_ends_the_session_on_the_server(store: TokenStore) -> None:
+    _, token = store.create("viewer", ["read"])
+    app = ui_app(store)
+    client = TestClient(app, follow_redirects=False)
+    client.post("/login", data={"token": token, "next": "/ui/"})
+    name = app.state.sessions.cookie_name
+    copied = client.cookies[name]  # what someone who copied the cookie holds
     res = client.post("/logout")
     assert res.status_code == 303
-    assert res.headers["set-cookie"].startswith(f'{COOKIE_NAME}=""')
+    assert res.headers["set-cookie"].startswith(f'{name}=""')
+    assert len(app.state.sessions) == 0
+    thief = TestClient(app, follow_redirects=False, cookies={name: copied})
+    assert thief.get("/ui/", headers=HTML).status_code == 303  # to /login: the copy died with the session
 
 
 # ---------------------------------------------------------------------------- exposure
