@@ -185,7 +185,8 @@ def placement_of(site: SiteConfig, clock_speed: float) -> Placement:
     intensity, source = carbon_intensity(site.energy.carbon_intensity, site.energy.country)
     cloud = site.cloud if site.cloud is not None else (CloudConfig() if site.kind == "cloud" else None)
     return Placement(
-        speed=site.speed,
+        speed=site.speed if site.speed is not None else 1.0,
+        speed_configured=site.speed is not None,
         cores_per_node=site.cores_per_node,
         memory_per_node_bytes=int(site.memory_per_node_gb * 2**30) if site.memory_per_node_gb else None,
         gpus=site.gpus,

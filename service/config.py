@@ -111,7 +111,13 @@ class SiteConfig(StrictModel):
     description: str = ""
     nodes: list[str] = Field(default_factory=list, description="Hosts expected at the site; absent ones show as down")
     collectors: list[CollectorEntry] = Field(default_factory=list)
-    speed: float = Field(1.0, gt=0, le=1000, description="Relative speed: jobs run runtime / speed here")
+    speed: float | None = Field(
+        None,
+        gt=0,
+        le=1000,
+        description="Relative speed: jobs run runtime / speed here; default: learned from the same users' same"
+        " requests run here and at the home site (at least 20 pairs), else 1",
+    )
     cores_per_node: int | None = Field(None, ge=1)
     memory_per_node_gb: float | None = Field(None, gt=0)
     gpus: int = Field(0, ge=0, description="GPUs at the site")

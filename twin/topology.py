@@ -79,6 +79,8 @@ class Placement:
 
     speed: float = 1.0
     """Relative speed: a job runs in runtime × (reference speed / speed) here."""
+    speed_configured: bool = True
+    """False: learn the speed from jobs the same users ran here and at the home site (twin.advice.speeds)."""
     cores_per_node: int | None = None
     memory_per_node_bytes: int | None = None
     gpus: int = 0

@@ -14,6 +14,8 @@ import secrets
 import threading
 from collections.abc import Callable, Sequence
 
+import polars as pl
+
 from twin.advice.herding import HerdingLedger
 from twin.advice.log import AdviceLog
 from twin.advice.outcome import Advice
@@ -21,6 +23,7 @@ from twin.advice.profile import FreeProfile
 from twin.advice.rank import AdvicePolicy, Candidate, QueueInputs, evaluate, rank
 from twin.advice.request import JobRequest
 from twin.advice.runtimes import guess_runtimes
+from twin.advice.speeds import learn_speeds
 from twin.advice.transfer import TransferPlanner
 from twin.errors import InvalidJobError
 from twin.live import Twin
@@ -50,6 +53,7 @@ class Advisor:
             str, tuple[QueueBase, dict[str, FreeProfile], tuple[str, ...], dict[str, FreeProfile]]
         ] = {}
         self._lock = threading.Lock()
+        self._speeds: tuple[tuple[int, ...], dict[str, float]] | None = None
 
     # ------------------------------------------------------------------ public
     def advise(self, request: JobRequest) -> Advice:
@@ -67,7 +71,7 @@ class Advisor:
                 topology.site(name)
         bases = self._bases()
         views = {v.name: v for v in self.twin.current.sites()}
-        runtimes = guess_runtimes(requests, topology.sites, bases, homes)
+        runtimes = guess_runtimes(requests, topology.sites, bases, homes, self.speeds(bases))
         planner = TransferPlanner(self.twin.links())
         egress = {s.name: s.placement.pricing.egress_per_gb for s in topology.sites}
         out = []
@@ -108,6 +112,26 @@ class Advisor:
         row = self.log.report(advice_id, site, job_id, stage_in_s)
         self.ledger.reported(advice_id, site, job_id)
         return row
+
+    def speeds(self, bases: dict[str, QueueBase] | None = None) -> dict[str, float]:
+        """Learned speeds of the sites without a configured one (from the finished jobs their
+        cached bases already hold, relative to the home site), recomputed when a base changes."""
+        unset = [s.name for s in self.twin.topology.sites if not s.placement.speed_configured]
+        if not unset:
+            return {}
+        bases = bases if bases is not None else self._bases()
+        home = self.policy.default_home
+        key = tuple(id(bases[n]) for n in sorted(bases))
+        if self._speeds is not None and self._speeds[0] == key:
+            return self._speeds[1]
+        frames = [b.finished for b in bases.values() if b.finished is not None and b.finished.height]
+        learned: dict[str, float] = {}
+        if frames and home in bases:
+            reference = self.twin.topology.site(home).placement.speed
+            found = learn_speeds(pl.concat(frames, how="vertical_relaxed"), home, reference)
+            learned = {site: s.speed for site, s in found.items() if site in unset}
+        self._speeds = (key, learned)
+        return learned
 
     # ------------------------------------------------------------------ inputs
     def _home(self, request: JobRequest) -> str:

@@ -138,10 +138,12 @@ def guess_runtimes(
     sites: Sequence[SiteSpec],
     bases: Mapping[str, RuntimeSource],
     homes: Sequence[str],
+    speeds: Mapping[str, float] | None = None,
 ) -> list[dict[str, RuntimeGuess]]:
-    """For each request, its RuntimeGuess at every site."""
+    """For each request, its RuntimeGuess at every site; `speeds` overrides the configured ones
+    (the learned speeds of twin.advice.speeds)."""
     learned = _learned(list(bases.values()), requests)
-    speed = {s.name: s.placement.speed for s in sites}
+    speed = {s.name: s.placement.speed for s in sites} | dict(speeds or {})
     out: list[dict[str, RuntimeGuess]] = []
     for i, (request, home) in enumerate(zip(requests, homes, strict=True)):
         own: dict[str, RuntimeGuess] = {}
