@@ -29,7 +29,8 @@ from service.api.fastpath import LatestFastPath
 from service.auth import TokenStore, UiAuthMiddleware, login_router, open_endpoints_for, require_scope
 from service.compose import Service, build_service
 from service.config import LoadedConfig
-from service.metrics import RequestMetrics, TwinMetrics, build_registry
+from service.limits import RequestLimits
+from service.metrics import LimitMetrics, RequestMetrics, TwinMetrics, build_registry
 from service.sessions import SessionStore
 from twin.errors import TwinError
 
@@ -132,7 +133,16 @@ def create_app(
 
         dash_app = create_dash(service.twin)
         app.mount("/", UiAuthMiddleware(dash_app.server, tokens, enabled="/" not in open_eps))
-    app.front = RequestMetrics(LatestFastPath(app.fastapi, fastapi_app=app), histogram=latency)
+    serve = config.serve
+    limits = RequestLimits(
+        LatestFastPath(app.fastapi, fastapi_app=app),
+        max_body_bytes=serve.max_body,
+        max_json_depth=serve.max_json_depth,
+        max_expensive=serve.max_expensive_requests,
+    )
+    app.state.limits = limits
+    registry.register(LimitMetrics(limits))
+    app.front = RequestMetrics(limits, histogram=latency)
     app.state.registry = registry
     return app
 

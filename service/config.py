@@ -10,13 +10,14 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from collectors import registry
 from collectors.base import CollectorConfig
+from service.timeparse import parse_size
 from telemetry.redact import redact
 from telemetry.schema import Duration, StrictModel
 
@@ -155,6 +156,13 @@ class LinkConfig(StrictModel):
 class ServeConfig(StrictModel):
     listen: str = Field("127.0.0.1", description="Address `ctwin serve` binds")
     port: int = Field(8080, ge=1, le=65535)
+    max_body: Annotated[int, BeforeValidator(lambda v: int(parse_size(v)))] = Field(
+        4 * 2**20, ge=1024, description="Largest request body (413 beyond it); e.g. 4MiB"
+    )
+    max_json_depth: int = Field(64, ge=2, le=1000, description="Deepest nesting of a JSON body (400 beyond it)")
+    max_expensive_requests: int = Field(
+        2, ge=1, le=10_000, description="Queries, exports, forecasts and advice at once; one more gets 503"
+    )
 
 
 OpenEndpoint = Literal["/healthz", "/readyz", "/metrics", "/"]

@@ -22,7 +22,7 @@ from service.compose import Service
 from telemetry.catalog import catalog
 from telemetry.catalog import node as nm
 
-__all__ = ["RequestMetrics", "TwinMetrics", "build_registry"]
+__all__ = ["LimitMetrics", "RequestMetrics", "TwinMetrics", "build_registry"]
 
 _NODE_GAUGES = (
     nm.CPU_BUSY_RATIO.name,
@@ -228,6 +228,26 @@ class TwinMetrics(Collector):
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 """Other request methods (any token is a valid HTTP method) are labelled `other`, so a client
 cannot grow the label set."""
+
+
+class LimitMetrics(Collector):
+    """What the request limits refused (service/limits.py), at scrape time."""
+
+    def __init__(self, limits: Any) -> None:
+        self.limits = limits
+
+    def collect(self) -> Iterator[Any]:
+        shed = CounterMetricFamily(
+            "ctwin_http_shed_requests", "Expensive requests answered 503 because enough were already running."
+        )
+        shed.add_metric([], self.limits.shed)
+        refused = CounterMetricFamily(
+            "ctwin_http_refused_bodies", "Request bodies refused as too large (413) or nested too deep (400)."
+        )
+        refused.add_metric([], self.limits.refused_bodies)
+        running = GaugeMetricFamily("ctwin_http_expensive_in_flight", "Expensive requests running now.")
+        running.add_metric([], self.limits.running_expensive)
+        yield from (shed, refused, running)
 
 
 class RequestMetrics:

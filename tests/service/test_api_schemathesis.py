@@ -8,6 +8,7 @@ hypothesis directly through the operation's own strategies.)"""
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -41,7 +42,12 @@ links:
 
 
 def _operations() -> list[str]:
-    paths = create_app(parse_config(CONFIG), "/nonexistent", ui=False).openapi()["paths"]
+    """Every documented operation, from an app built on a throw-away data dir (the composition
+    opens its store: a fixed path would be shared with any other test run on the machine)."""
+    with tempfile.TemporaryDirectory(prefix="ctwin-openapi-") as data:
+        app = create_app(parse_config(CONFIG), data, collect=False, ui=False)
+        paths = app.openapi()["paths"]
+        app.state.service.stop()
     return [f"{method.upper()} {path}" for path, methods in paths.items() for method in methods]
 
 

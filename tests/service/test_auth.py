@@ -402,7 +402,9 @@ def test_login_flow_sets_a_strict_httponly_session_cookie(store: TokenStore) -> 
     name, _, rest = cookie.partition("=")
     value = rest.split(";")[0]
     assert name == app.state.sessions.cookie_name and re.fullmatch(r"ctwin_session_[0-9a-f]{8}", name)
-    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", value) and value not in token and token.split("_")[2] not in cookie
+    assert (
+        re.fullmatch(r"[A-Za-z0-9_-]{43}", value) and value not in token and token.split("_", 2)[2] not in cookie
+    )  # the whole secret (it may hold "_")
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/;" in cookie
     assert "Max-Age=86400" in cookie  # the session's absolute end, not the token's 30 days
     assert client.get("/ui/page", headers=HTML).text == "dashboard"

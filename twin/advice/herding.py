@@ -33,65 +33,94 @@ class Booking:
 
 
 class HerdingLedger:
+    """Bookings by site, oldest first. Every booking lives `ttl_s`, so the expired ones are always
+    the oldest: expiry pops from the front. A site's `removed` count moves whenever a booking there
+    ends early or expires, so a profile that has the first n bookings applied knows that exactly
+    `tail(site, n)` is new (advice over a thousand jobs must not rescan the earlier bookings)."""
+
     def __init__(self, ttl_s: float, clock: Callable[[], float]) -> None:
         self.ttl_s = ttl_s
         self.clock = clock
-        self._bookings: dict[str, Booking] = {}
+        self._by_site: dict[str, list[Booking]] = {}
+        self._site_of: dict[str, str] = {}
+        self._removed: dict[str, int] = {}
         self._lock = threading.Lock()
-        self.version = 0
-        """Moves on every change, so cached profiles with the bookings applied can be checked."""
+
+    def removed(self, site: str) -> int:
+        return self._removed.get(site, 0)
+
+    def count(self, site: str) -> int:
+        return len(self._by_site.get(site, ()))
 
     def book(self, advice_id: str, site: str, cores: int, start_s: int | None, end_s: int | None) -> None:
         with self._lock:
-            self._bookings[advice_id] = Booking(advice_id, site, cores, start_s, end_s, self.clock() + self.ttl_s)
-            self.version += 1
+            booking = Booking(advice_id, site, cores, start_s, end_s, self.clock() + self.ttl_s)
+            self._by_site.setdefault(site, []).append(booking)
+            self._site_of[advice_id] = site
+
+    def _drop(self, site: str, keep: Callable[[Booking], bool]) -> None:
+        bookings = self._by_site.get(site, [])
+        kept = [b for b in bookings if keep(b)]
+        if len(kept) != len(bookings):
+            for b in bookings:
+                if not keep(b):
+                    self._site_of.pop(b.advice_id, None)
+            self._by_site[site] = kept
+            self._removed[site] = self._removed.get(site, 0) + 1
 
     def reported(self, advice_id: str, site: str, job_id: str) -> None:
         """The caller ran the job at `site` as `job_id`: a booking elsewhere is dropped at once;
         at the advised site it stays until the job is seen there."""
         with self._lock:
-            booking = self._bookings.get(advice_id)
-            if booking is None:
+            booked_at = self._site_of.get(advice_id)
+            if booked_at is None:
                 return
-            if booking.site != site:
-                del self._bookings[advice_id]
-            else:
-                self._bookings[advice_id] = Booking(
-                    booking.advice_id,
-                    site,
-                    booking.cores,
-                    booking.start_s,
-                    booking.end_s,
-                    booking.expires_wall_s,
-                    job_id,
-                )
-            self.version += 1
+            if booked_at != site:
+                self._drop(booked_at, lambda b: b.advice_id != advice_id)
+                return
+            bookings = self._by_site[site]
+            for i, b in enumerate(bookings):  # same booking, now with the job id to look for
+                if b.advice_id == advice_id:
+                    bookings[i] = Booking(b.advice_id, site, b.cores, b.start_s, b.end_s, b.expires_wall_s, job_id)
 
     def seen(self, site: str, job_ids: set[str]) -> None:
         """The site's collector saw these jobs: their bookings are now in its queue."""
         with self._lock:
-            gone = [
-                a for a, b in self._bookings.items() if b.site == site and b.job_id is not None and b.job_id in job_ids
-            ]
-            for advice_id in gone:
-                del self._bookings[advice_id]
-            if gone:
-                self.version += 1
+            self._drop(site, lambda b: b.job_id is None or b.job_id not in job_ids)
 
     def observe(self, site: str, rows: pl.DataFrame) -> None:
         """A job observer of the live state: reported jobs seen in the site's rows end their booking."""
-        if any(b.site == site and b.job_id is not None for b in list(self._bookings.values())):
+        if any(b.job_id is not None for b in list(self._by_site.get(site, ()))):
             self.seen(site, set(rows["job_id"].cast(pl.String).to_list()))
 
+    def _expire(self, site: str, now: float) -> list[Booking]:
+        bookings = self._by_site.get(site)
+        if not bookings:
+            return []
+        if bookings[0].expires_wall_s <= now:
+            n = 0
+            while n < len(bookings) and bookings[n].expires_wall_s <= now:
+                self._site_of.pop(bookings[n].advice_id, None)
+                n += 1
+            del bookings[:n]
+            self._removed[site] = self._removed.get(site, 0) + 1
+        return bookings
+
     def active(self, site: str) -> list[Booking]:
-        now = self.clock()
+        """The site's live bookings, oldest first (expired ones dropped now)."""
         with self._lock:
-            expired = [a for a, b in self._bookings.items() if b.expires_wall_s <= now]
-            for advice_id in expired:
-                del self._bookings[advice_id]
-            if expired:
-                self.version += 1
-            return [b for b in self._bookings.values() if b.site == site]
+            return list(self._expire(site, self.clock()))
+
+    def tail(self, site: str, applied: int) -> tuple[int, list[Booking]]:
+        """(the site's removed count, its live bookings after the first `applied`), expiring first."""
+        with self._lock:
+            bookings = self._expire(site, self.clock())
+            return self._removed.get(site, 0), bookings[applied:]
+
+    def booked_cores(self, site: str) -> int:
+        """Cores the site's live bookings hold (an edge or cloud site's capacity taken)."""
+        with self._lock:
+            return sum(b.cores for b in self._expire(site, self.clock()))
 
     def __len__(self) -> int:
-        return len(self._bookings)
+        return len(self._site_of)

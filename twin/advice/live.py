@@ -13,6 +13,9 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
 
 import polars as pl
 
@@ -49,9 +52,7 @@ class Advisor:
         self.ledger = ledger
         self.policy = policy or AdvicePolicy()
         self.clock = clock or twin.clock
-        self._profiles: dict[
-            str, tuple[QueueBase, dict[str, FreeProfile], tuple[str, ...], dict[str, FreeProfile]]
-        ] = {}
+        self._profiles: dict[str, _Profiles] = {}
         self._lock = threading.Lock()
         self._speeds: tuple[tuple[int, ...], dict[str, float]] | None = None
 
@@ -76,12 +77,13 @@ class Advisor:
         egress = {s.name: s.placement.pricing.egress_per_gb for s in topology.sites}
         out = []
         with self._lock:  # one booking at a time: the next request sees the previous one's
+            candidates = {s.name: self._candidate(s, views[s.name], bases.get(s.name)) for s in topology.sites}
             for request, home, guesses in zip(requests, homes, runtimes, strict=True):
                 now = self.clock()
                 outcomes = [
                     evaluate(
                         request,
-                        self._candidate(spec, views[spec.name], bases.get(spec.name)),
+                        candidates[spec.name],
                         guesses[spec.name],
                         planner,
                         home=home,
@@ -101,7 +103,9 @@ class Advisor:
                     policy=self.policy,
                     currency=currency,
                 )
-                self._book(advice, request, bases)
+                booked = self._book(advice, request, bases)
+                if booked is not None:  # only the booked site's candidate changed
+                    candidates[booked] = self._candidate(topology.site(booked), views[booked], bases.get(booked))
                 self.log.record(advice, request)
                 out.append(advice)
         return out
@@ -158,27 +162,35 @@ class Advisor:
 
     def _profiles_of(self, base: QueueBase) -> dict[str, FreeProfile]:
         """The base's free-capacity profiles with this site's bookings applied. The clean ones are
-        built once per base; the booked ones again only when this site's bookings change."""
+        built once per base; bookings added since are applied on top, and all of them again only
+        when one ended early or expired (the ledger's removed count says so)."""
         site = base.site
-        bookings = tuple(b for b in self.ledger.active(site) if b.start_s is not None and b.end_s is not None)
-        key = tuple(b.advice_id for b in bookings)
         cached = self._profiles.get(site)
-        if cached is None or cached[0] is not base:
+        if cached is not None and cached.base is base:
+            removed, new = self.ledger.tail(site, cached.applied)
+            if removed == cached.removed:
+                if not new:
+                    return cached.booked
+                start, todo, clean, applied = cached.booked, new, cached.clean, cached.applied + len(new)
+            else:
+                removed, todo = self.ledger.tail(site, 0)
+                start = clean = cached.clean
+                applied = len(todo)
+        else:
+            removed, todo = self.ledger.tail(site, 0)
             clean = {
                 level: FreeProfile.of(occ, base.processors, base.now_s)
                 for level, occ in base.forecast.occupancy.items()
             }
-            cached = (base, clean, (), clean)
-        _, clean, booked_key, booked = cached
-        if booked_key != key:
-            extends = key[: len(booked_key)] == booked_key  # only new bookings since: add just those
-            start, todo = (booked, bookings[len(booked_key) :]) if extends else (clean, bookings)
-            booked = {}
-            for level, profile in start.items():
-                for b in todo:
-                    profile = profile.reserve(b.start_s, b.end_s, b.cores)  # type: ignore[arg-type]
-                booked[level] = profile
-        self._profiles[site] = (base, clean, key, booked)
+            start, applied = clean, len(todo)
+        timed = [b for b in todo if b.start_s is not None and b.end_s is not None]
+        booked = {}
+        for level, profile in start.items():
+            for b in timed:
+                assert b.start_s is not None and b.end_s is not None
+                profile = profile.reserve(b.start_s, b.end_s, b.cores)
+            booked[level] = profile
+        self._profiles[site] = _Profiles(base, removed, applied, clean, booked)
         return booked
 
     def _candidate(self, spec: SiteSpec, view: SiteView, base: QueueBase | None) -> Candidate:
@@ -189,10 +201,9 @@ class Advisor:
         if base is not None:
             seen = base.queue_seen_wall_s if base.queue_seen_wall_s is not None else base.built_wall_s
             ages["queue"] = max(0.0, now - seen)
-            model = base.model
-            if model is not None:
-                created = getattr(getattr(model, "card", None), "created", None)
-                ages["model"] = _age_of(created, now)
+            if base.model is not None:
+                created = _created_s(getattr(getattr(base.model, "card", None), "created", None))
+                ages["model"] = None if created is None else max(0.0, now - created)
             queue = QueueInputs(
                 now_s=base.now_s,
                 seen_wall_s=seen,
@@ -202,7 +213,7 @@ class Advisor:
             )
             return Candidate(spec, state, view.data_age_s, last_error, base.processors, None, queue, ages)
         place = spec.placement
-        booked = sum(b.cores for b in self.ledger.active(spec.name))
+        booked = self.ledger.booked_cores(spec.name)
         if place.provisioning is not None:
             quota = place.quota_cores
             free = None if quota is None else float(max(0, quota - booked))
@@ -213,13 +224,14 @@ class Advisor:
             idle = max(0.0, view.cpus_total - (view.cpus_busy or 0.0) - booked)
         return Candidate(spec, state, view.data_age_s, last_error, cpus, idle, None, ages)
 
-    def _book(self, advice: Advice, request: JobRequest, bases: dict[str, QueueBase]) -> None:
+    def _book(self, advice: Advice, request: JobRequest, bases: dict[str, QueueBase]) -> str | None:
+        """Book the recommendation against herding; the site booked, if any."""
         site = advice.recommended
         if site is None:
-            return
+            return None
         outcome = next(o for o in advice.ranked if o.site == site)
         if outcome.wait_s is None or outcome.run_s is None or outcome.stage_in_s is None:
-            return
+            return None
         spec = self.twin.topology.site(site)
         cores = max(request.cores, (request.nodes or 0) * (spec.placement.cores_per_node or 0))
         base = bases.get(site)
@@ -228,6 +240,18 @@ class Advisor:
             self.ledger.book(advice.advice_id, site, cores, start, start + int(outcome.run_s.p50) + 1)
         else:
             self.ledger.book(advice.advice_id, site, cores, None, None)
+        return site
+
+
+@dataclass
+class _Profiles:
+    base: QueueBase
+    removed: int
+    """The site's removed count when these were built (another: rebuild from the clean ones)."""
+    applied: int
+    """How many of the site's bookings (oldest first) `booked` has applied."""
+    clean: dict[str, FreeProfile]
+    booked: dict[str, FreeProfile]
 
 
 def _new_id(now: float) -> str:
@@ -235,12 +259,12 @@ def _new_id(now: float) -> str:
     return f"adv-{int(now * 1000):011x}-{secrets.token_hex(4)}"
 
 
-def _age_of(created: str | None, now: float) -> float | None:
+@cache
+def _created_s(created: str | None) -> float | None:
+    """A model card's ISO creation time as unix seconds (parsed once per card)."""
     if not created:
         return None
-    from datetime import datetime
-
     try:
-        return max(0.0, now - datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp())
+        return datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None

@@ -60,7 +60,7 @@ class AdviceLog:
         self.clock = clock
         self.flush_every_s = flush_every_s
         self._lock = threading.Lock()
-        self._unwritten: list[dict[str, Any]] = []
+        self._unwritten: list[tuple[Advice, JobRequest]] = []
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
@@ -77,39 +77,28 @@ class AdviceLog:
 
     # ------------------------------------------------------------------ writing
     def record(self, advice: Advice, request: JobRequest) -> None:
-        body = advice_to_dict(advice)
-        ages = {o["site"]: o["data_age_s"] for o in body["sites"]}
-        row = {
-            "advice_id": advice.advice_id,
-            "created_s": advice.created_s,
-            "user": request.user,
-            "home": advice.home,
-            "recommended": advice.recommended,
-            "objective": advice.objective,
-            "request": json.dumps(request_to_dict(request)),
-            "ranked": json.dumps(body["sites"]),
-            "data_ages": json.dumps(ages),
-        }
+        """Keep the answer; it is turned into its row by the writer (off the request path)."""
         with self._lock:
             self._advised[advice.recommended or "none"] += 1
             if self.store is not None:
-                self._unwritten.append(row)
-            else:
-                self._memory[advice.advice_id] = row
+                self._unwritten.append((advice, request))
+                return
+        self._memory[advice.advice_id] = _row(advice, request)
 
     def flush(self) -> int:
         """Write the answers recorded since the last flush; returns how many."""
         with self._write_lock:
             with self._lock:
-                rows, self._unwritten = self._unwritten, []
-            if rows and self.store is not None:
+                pending, self._unwritten = self._unwritten, []
+            if pending and self.store is not None:
+                rows = [_row(advice, request) for advice, request in pending]
                 try:
                     self.store.append_advice(pl.DataFrame(rows, schema=ADVICE_SCHEMA))
                 except Exception:
                     with self._lock:  # kept for the next try: an answer is never silently lost
-                        self._unwritten[:0] = rows
+                        self._unwritten[:0] = pending
                     raise
-            return len(rows)
+            return len(pending)
 
     def start(self) -> None:
         """The writer thread (a log without it writes on every read and on close)."""
@@ -259,3 +248,19 @@ class AdviceLog:
             sum(errors) / len(errors) if errors else None,
             sum(regrets) / len(regrets) if regrets else None,
         )
+
+
+def _row(advice: Advice, request: JobRequest) -> dict[str, Any]:
+    """An answer as its advice-log row (telemetry.advice.ADVICE_SCHEMA)."""
+    body = advice_to_dict(advice)
+    return {
+        "advice_id": advice.advice_id,
+        "created_s": advice.created_s,
+        "user": request.user,
+        "home": advice.home,
+        "recommended": advice.recommended,
+        "objective": advice.objective,
+        "request": json.dumps(request_to_dict(request)),
+        "ranked": json.dumps(body["sites"]),
+        "data_ages": json.dumps({o["site"]: o["data_age_s"] for o in body["sites"]}),
+    }

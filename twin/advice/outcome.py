@@ -68,6 +68,8 @@ class SiteOutcome:
     """Age of every input of this outcome: the site's state, its queue, its links, the model."""
     score: float | None = None
     """The ranking's measure (lower is better), in the objective's unit."""
+    scored_for: tuple[str, str] | None = None
+    """(objective, risk) `score` was computed for; another ranking computes its own."""
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,10 @@ free processors form a step function from the site's `now`: `times[i]` is when `
 the last step lasting forever. A new job of `units` processors asking for a hole of `hole_s`
 seconds (its requested time: what a backfill scheduler reserves) starts at the earliest instant
 t >= `not_before` such that free >= units throughout [t, t + hole_s): the conservative-backfill
-insertion, which never delays a job already planned. One insertion is a few numpy passes over the
-steps (thousands of queued jobs: tens of microseconds), so advice over many sites reuses the
-forecast instead of simulating the queue again for every request.
+insertion, which never delays a job already planned. The stretches with enough free units are
+found once per width and kept; an insertion is then a binary search and a pass over them (tens
+of microseconds for thousands of queued jobs), so advice over many sites reuses the forecast
+instead of simulating the queue again for every request.
 
 Advice handed out but not yet seen in the queue is booked with `reserve` (herding: the next
 identical request must see the capacity the previous one was told to take).
@@ -15,13 +16,16 @@ identical request must see the capacity the previous one was told to take).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from twin.sim import Occupancy
 
 __all__ = ["FreeProfile"]
+
+_NEVER = np.iinfo(np.int64).max // 2
+"""The end of a stretch that lasts forever (halved: adding a hole to it cannot overflow)."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class FreeProfile:
     free: np.ndarray
     """Free units during [times[i], times[i+1]); the last value lasts forever."""
     capacity: int
+    _stretches: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, occupancy: Occupancy, capacity: int, now_s: int, partition: int = 0) -> FreeProfile:
@@ -59,29 +64,28 @@ class FreeProfile:
         if units > self.capacity:
             return None
         t0 = int(self.times[0]) if not_before is None else max(int(self.times[0]), not_before)
-        times, free = self.times, self.free
-        bad = free < units
-        if not bad.any():
-            return t0
-        bad_starts = times[bad]
-        # A job can start at t0 or where a too-full stretch ends; it fits if the next too-full
-        # stretch begins at least hole_s later.
-        ends_idx = np.flatnonzero(bad) + 1
-        bad_ends = times[ends_idx[ends_idx < len(times)]]
-        candidates = np.concatenate([[t0], bad_ends[bad_ends > t0]])  # sorted, distinct (times increase)
-        # a candidate inside a too-full stretch is pushed to the stretch's end by the rule above;
-        # the one that is not (t0) is checked against the stretch it falls in
-        k = np.searchsorted(times, candidates, side="right") - 1
-        inside_bad = bad[np.clip(k, 0, len(bad) - 1)]
-        nxt = np.searchsorted(bad_starts, candidates, side="right")
-        next_bad = np.where(
-            nxt < len(bad_starts), bad_starts[np.minimum(nxt, len(bad_starts) - 1)], np.iinfo(np.int64).max
-        )
-        fits = (~inside_bad) & (next_bad - candidates >= hole_s)
-        hit = np.flatnonzero(fits)
-        if hit.size:
-            return int(candidates[hit[0]])
-        return None  # only when a stretch lasts forever: cannot happen with units <= capacity
+        starts, ends = self._runs(units)
+        k = int(np.searchsorted(ends, t0, side="right"))  # the first stretch that ends after t0
+        if k == len(ends):
+            return None
+        begin = np.maximum(starts[k:], t0)
+        fits = np.flatnonzero(ends[k:] - begin >= hole_s)
+        return int(begin[fits[0]]) if fits.size else None
+
+    def _runs(self, units: int) -> tuple[np.ndarray, np.ndarray]:
+        """The maximal stretches [start, end) with at least `units` free (the last may end never),
+        cached per width: requests come in a few widths, and a stretch list is much shorter
+        than the steps it is made of."""
+        hit = self._stretches.get(units)
+        if hit is not None:
+            return hit
+        good = (self.free >= units).astype(np.int8)
+        edges = np.diff(np.concatenate([[0], good, [0]]))
+        first, past = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        starts = self.times[first]
+        ends = np.where(past < len(self.times), self.times[np.minimum(past, len(self.times) - 1)], _NEVER)
+        self._stretches[units] = (starts, ends)
+        return starts, ends
 
     def reserve(self, start_s: int, end_s: int, units: int) -> FreeProfile:
         """The profile with `units` taken during [start_s, end_s) (a booking of handed-out advice)."""
@@ -92,8 +96,8 @@ class FreeProfile:
         for cut in (start_s, end_s):  # split the steps the booking begins and ends in
             i = int(np.searchsorted(times, cut))
             if i == len(times) or times[i] != cut:
-                times = np.insert(times, i, cut)
-                free = np.insert(free, i, free[i - 1])
+                times = np.concatenate((times[:i], np.array([cut], np.int64), times[i:]))
+                free = np.concatenate((free[:i], free[i - 1 : i], free[i:]))
         lo, hi = np.searchsorted(times, start_s), np.searchsorted(times, end_s)
         free[lo:hi] -= units
         return FreeProfile(times, free, self.capacity)

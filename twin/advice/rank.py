@@ -238,6 +238,11 @@ def evaluate(
     kwh = hours.scaled(watts * energy.pue / 1000.0)
     co2 = kwh.scaled(energy.carbon_intensity_g_per_kwh)
     end_wall = start_wall + (run.p50 + stage_out.p50) / place.clock_speed
+    measures = {"turnaround": turnaround, "cost": cost, "energy": kwh, "co2": co2}
+    score = None
+    if request.objective != "weighted":  # weighted needs every site's best first: rank() scores it
+        tie = measures["cost" if request.objective == "turnaround" else "turnaround"]
+        score = measures[request.objective].at(request.risk) + 1e-9 * tie.p50
     return SiteOutcome(
         site=spec.name,
         kind=spec.kind,
@@ -256,6 +261,8 @@ def evaluate(
         jobs_ahead=jobs_ahead,
         clock_speed=place.clock_speed,
         data_age_s=dict(candidate.data_ages),
+        score=score,
+        scored_for=(request.objective, request.risk) if score is not None else None,
     )
 
 
@@ -366,7 +373,12 @@ def _scores(request: JobRequest, feasible: list[SiteOutcome]) -> list[SiteOutcom
     q = request.risk
     if request.objective != "weighted":
         tie = "turnaround" if request.objective != "turnaround" else "cost"
-        return [replace(o, score=_measure(o, request.objective).at(q) + 1e-9 * _measure(o, tie).p50) for o in feasible]
+        return [
+            o
+            if o.scored_for == (request.objective, q)
+            else replace(o, score=_measure(o, request.objective).at(q) + 1e-9 * _measure(o, tie).p50)
+            for o in feasible
+        ]
     w = request.weights
     weights = {"turnaround": w.turnaround, "cost": w.cost, "energy": w.energy, "co2": w.co2}
     best = {k: min((_measure(o, k).at(q) for o in feasible), default=0.0) for k in weights}

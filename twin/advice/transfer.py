@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from twin.advice.outcome import Band
 from twin.view import LinkView
@@ -42,22 +43,25 @@ class Hop:
 class Route:
     hops: tuple[Hop, ...]
 
-    @property
+    @cached_property
     def latency_s(self) -> float:
         return sum(h.latency_s for h in self.hops)
 
-    @property
+    @cached_property
     def bottleneck_bps(self) -> float:
         return min((h.available_bps for h in self.hops), default=float("inf"))
+
+    @cached_property
+    def capacity_bps(self) -> float:
+        return min((h.capacity_bps for h in self.hops), default=float("inf"))
 
     def seconds(self, size_bytes: float) -> Band:
         if not self.hops or size_bytes <= 0:
             return Band.point(self.latency_s if size_bytes > 0 else 0.0)
         bits = size_bytes * 8
-        full = min(h.capacity_bps for h in self.hops)
         available = self.bottleneck_bps
         lat = self.latency_s
-        return Band(lat + bits / full, lat + bits / available, lat + bits / (available / 2))
+        return Band(lat + bits / self.capacity_bps, lat + bits / available, lat + bits / (available / 2))
 
     def describe(self, size_bytes: float) -> str:
         if not self.hops:
@@ -72,6 +76,7 @@ class TransferPlanner:
 
     def __init__(self, links: Sequence[LinkView], *, max_age_s: float = 60.0) -> None:
         self._adjacent: dict[str, list[Hop]] = {}
+        self._paths: dict[tuple[str, str], list[Route]] = {}
         for link in links:
             capacity = link.bandwidth_bps or _DEFAULT_BPS
             used = max(link.rx_bps or 0.0, link.tx_bps or 0.0)
@@ -83,11 +88,22 @@ class TransferPlanner:
                 self._adjacent.setdefault(a, []).append(hop)
 
     def route(self, src: str, dst: str, size_bytes: float) -> Route | None:
-        """The path from src to dst that moves `size_bytes` fastest (exhaustive over simple paths:
-        continuum topologies have a handful of sites); None when no links join them."""
+        """The path from src to dst that moves `size_bytes` fastest (exhaustive over simple paths
+        of up to 6 hops, found once per pair: continuum topologies have a handful of sites);
+        None when no links join them."""
         if src == dst:
             return Route(())
-        best: tuple[float, Route] | None = None
+        paths = self._paths.get((src, dst))
+        if paths is None:
+            paths = self._paths[(src, dst)] = self._simple_paths(src, dst)
+        if not paths:
+            return None
+        if size_bytes <= 0:
+            return min(paths, key=lambda r: r.latency_s)
+        return min(paths, key=lambda r: r.seconds(size_bytes).p50)
+
+    def _simple_paths(self, src: str, dst: str) -> list[Route]:
+        found: list[Route] = []
         stack: list[tuple[str, tuple[Hop, ...]]] = [(src, ())]
         while stack:
             node, path = stack.pop()
@@ -96,12 +112,10 @@ class TransferPlanner:
                     continue
                 route_hops = (*path, hop)
                 if hop.b == dst:
-                    t = Route(route_hops).seconds(size_bytes).p50 if size_bytes > 0 else Route(route_hops).latency_s
-                    if best is None or t < best[0]:
-                        best = (t, Route(route_hops))
+                    found.append(Route(route_hops))
                 elif len(route_hops) < 6:
                     stack.append((hop.b, route_hops))
-        return best[1] if best else None
+        return found
 
 
 def _size(n: float) -> str:
