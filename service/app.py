@@ -101,7 +101,7 @@ def create_app(
     @app.get(
         "/readyz",
         dependencies=guard("/readyz"),
-        summary="Ready: store open and collectors running",
+        summary="Ready: collectors running and store writes succeeding",
         tags=["health"],
         responses={503: {"model": ErrorBody}},
     )
@@ -109,6 +109,8 @@ def create_app(
         problems = []
         if not service.pipeline.running:
             problems.append("collectors not running")
+        if store_problem := service.pipeline.store_problem():
+            problems.append(store_problem)
         if problems:
             return JSONResponse(error_body(503, "not_ready", "; ".join(problems)), 503)
         return JSONResponse({"status": "ready", "collectors": len(service.pipeline.collectors)})

@@ -9,5 +9,6 @@ COLLECTOR_DURATION = d("ctwin_collector_duration_seconds", "gauge", "seconds", "
 COLLECTOR_ERRORS = d("ctwin_collector_errors_total", "counter", "errors", "Failed or timed-out collections.", COL)
 COLLECTOR_LAST_SUCCESS = d("ctwin_collector_last_success_timestamp_seconds", "gauge", "seconds", "Unix time of the last successful collection.", COL)
 COLLECTOR_SAMPLES = d("ctwin_collector_samples_total", "counter", "samples", "Samples produced by the collector.", COL)
-PIPELINE_DROPPED = d("ctwin_pipeline_dropped_samples_total", "counter", "samples", "Samples dropped because the sink buffer was full.")
+PIPELINE_DROPPED = d("ctwin_pipeline_dropped_samples_total", "counter", "samples", "Samples lost, by reason: buffer_full (the sinks fell behind), store_failed (the store refused them and the retry backlog overflowed, or shutdown came first).", ("reason",))
 STORE_WRITE_SECONDS = d("ctwin_store_write_seconds", "gauge", "seconds", "Duration of the last durable store append.")
+STORE_HEALTHY = d("ctwin_store_healthy", "gauge", "", "1 while writes to the store succeed, 0 from a refused write until one succeeds again.")
