@@ -68,6 +68,9 @@ class TwinMetrics(Collector):
         skipped = CounterMetricFamily(
             "ctwin_collector_skipped", "Collections skipped because the previous one still ran.", labels=labels
         )
+        limits = CounterMetricFamily(
+            "ctwin_scrape_limit_exceeded", sm.SCRAPE_LIMIT_EXCEEDED.help, labels=[*labels, "limit"]
+        )
         for rc in pipeline.collectors:
             key = [rc.name, site_of.get(rc.name, "")]
             duration.add_metric(key, rc.stats.last_duration_s)
@@ -75,7 +78,9 @@ class TwinMetrics(Collector):
             skipped.add_metric(key, rc.stats.skipped)
             if rc.stats.last_success_s is not None:
                 last.add_metric(key, rc.stats.last_success_s)
-        yield from (duration, errors, last, skipped)
+            for limit, n in sorted(rc.stats.limits_exceeded.items()):
+                limits.add_metric([*key, limit], n)
+        yield from (duration, errors, last, skipped, limits)
         dropped = CounterMetricFamily("ctwin_pipeline_dropped_samples", sm.PIPELINE_DROPPED.help, labels=["reason"])
         dropped.add_metric(["buffer_full"], pipeline.dropped_full)
         dropped.add_metric(["store_failed"], pipeline.dropped_store)

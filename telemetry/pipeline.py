@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import polars as pl
@@ -66,6 +66,8 @@ class CollectorStats:
     last_success_s: float | None = None
     last_error: str | None = None
     last_error_s: float | None = None
+    limits_exceeded: dict[str, int] = field(default_factory=dict)
+    """Refused collections by the limit their source exceeded (an error with a `limit` name)."""
 
     def stale_for(self, now_s: float | None = None) -> float | None:
         if self.last_success_s is None:
@@ -182,6 +184,9 @@ class RunningCollector:
             self._fail(str(error), started_wall)
         elif error is not None:
             stats.errors += 1
+            limit = getattr(error, "limit", None)  # e.g. the scraper's sample_limit: counted by name
+            if isinstance(limit, str):
+                stats.limits_exceeded[limit] = stats.limits_exceeded.get(limit, 0) + 1
             self._fail(f"{type(error).__name__}: {error}", started_wall)
         else:
             stats.last_success_s = started_wall
@@ -210,6 +215,8 @@ class RunningCollector:
         ]
         if self.stats.last_success_s is not None:
             out.append(Sample(sm.COLLECTOR_LAST_SUCCESS.name, self.stats.last_success_s, labels, ts))
+        for limit, n in self.stats.limits_exceeded.items():
+            out.append(Sample(sm.SCRAPE_LIMIT_EXCEEDED.name, float(n), {**labels, "limit": limit}, ts))
         return out
 
     def _self_batch(self) -> Batch:
