@@ -29,6 +29,7 @@ from service.api.fastpath import LatestFastPath
 from service.auth import TokenStore, UiAuthMiddleware, login_router, open_endpoints_for, require_scope
 from service.compose import Service, build_service
 from service.config import LoadedConfig
+from service.docs import install_offline_docs
 from service.metrics import RequestMetrics, TwinMetrics, build_registry
 from service.sessions import SessionStore
 from twin.errors import TwinError
@@ -83,7 +84,10 @@ def create_app(
         summary="Telemetry, digital twin and placement advice for the compute continuum",
         lifespan=lifespan,
         responses={422: {"model": ErrorBody, "description": "A parameter failed validation"}},
+        docs_url=None,  # /docs and /redoc from installed files, not a CDN: service/docs.py
+        redoc_url=None,
     )
+    install_offline_docs(app)
     app.state.tokens = tokens
     app.state.sessions = SessionStore(tokens, idle_s=config.auth.session_idle, max_age_s=config.auth.session_max_age)
     app.state.service = service
