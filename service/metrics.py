@@ -109,8 +109,9 @@ class TwinMetrics(Collector):
         since = GaugeMetricFamily(
             "ctwin_store_failing_since_timestamp_seconds", "Unix time of the first refused write of this failure."
         )
-        if durable.episode is not None:
-            since.add_metric([], durable.episode.since_s)
+        episode = durable.episode  # read once: the pipeline's writer may end it meanwhile
+        if episode is not None:
+            since.add_metric([], episode.since_s)
         yield from (healthy, retry, since)
 
     def _sites(self) -> Iterator[Any]:

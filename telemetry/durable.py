@@ -97,8 +97,9 @@ class FailureLog:
             return
         took = max(0.0, self.clock() - ep.since_s)
         detail = outcome(ep) if outcome else "what those writes carried was not given to it"
-        log.info("%s writes succeed again after %.0f s and %d failed writes: %s", self.name, took, ep.failed_writes,
-                 detail)  # fmt: skip
+        log.info(
+            "%s writes succeed again after %.0f s and %d failed writes: %s", self.name, took, ep.failed_writes, detail
+        )
 
 
 class DurableWriter:

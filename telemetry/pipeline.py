@@ -440,6 +440,7 @@ class Pipeline:
 
     def health(self) -> dict[str, object]:
         durable = self.durable
+        episode = durable.episode if durable is not None else None  # read once: the writer may end it
         return {
             "accepted_samples": self.accepted_samples,
             "buffered_samples": self._buffered,
@@ -454,7 +455,7 @@ class Pipeline:
             if durable is None
             else {
                 "healthy": durable.healthy,
-                "failing_since_s": durable.episode.since_s if durable.episode else None,
+                "failing_since_s": episode.since_s if episode is not None else None,
                 "problem": durable.problem(),
                 "retry_samples": durable.backlog_samples,
                 "retry_job_frames": durable.backlog_job_frames,
