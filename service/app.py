@@ -84,7 +84,7 @@ def create_app(
         summary="Telemetry, digital twin and placement advice for the compute continuum",
         lifespan=lifespan,
         responses={422: {"model": ErrorBody, "description": "A parameter failed validation"}},
-        docs_url=None,  # /docs and /redoc from installed files, not a CDN: service/docs.py
+        docs_url=None,  # /docs from installed files, not a CDN; no /redoc (service/docs.py)
         redoc_url=None,
     )
     install_offline_docs(app)
