@@ -17,6 +17,17 @@ Credentials: `basic_auth` (username, and the password from `password_file` or `p
 bearer token (`bearer_token_file` / `bearer_token_env`), named as in Prometheus' scrape config and
 read on every scrape (rotation needs no restart). A password written into the URL still works but
 belongs in a file; error messages name the URL with its credentials masked (telemetry.redact).
+
+Limits: an exporter is outside input, and one once sent 480k series in 40 s, 64 KB label values,
+NUL bytes and 500 labels on one sample. So each scrape is bounded as Prometheus bounds it, with
+its names and its rule that exceeding a limit fails the whole scrape: `sample_limit` (samples kept
+after include/exclude), `label_limit` (labels on one sample), `label_name_length_limit` and
+`label_value_length_limit` (UTF-8 bytes), `body_size_limit` (bytes after decompression; the body
+is read in chunks and the read stops at the limit, so a 1 GB answer is never downloaded). Unlike
+Prometheus, whose limits default to none, each has a default that a real exporter stays far below;
+0 means no limit. A refusal is the collector's error, naming the limit and the numbers, and is
+counted by limit (`ctwin_scrape_limit_exceeded_total{collector,limit}`). Invalid UTF-8 and NUL
+bytes anywhere in the body are refused with the line they are on.
 """
 
 from __future__ import annotations
@@ -37,13 +48,22 @@ from collectors.registry import register
 from collectors.secret import ENV_NAME, read_secret
 from telemetry.catalog import COMMON_LABELS, Metric, MetricType
 from telemetry.redact import redact
-from telemetry.schema import Duration, StrictModel
+from telemetry.schema import ByteSize, Duration, StrictModel
 
-__all__ = ["BasicAuth", "PrometheusScrapeCollector", "PrometheusScrapeConfig"]
+__all__ = ["BasicAuth", "PrometheusScrapeCollector", "PrometheusScrapeConfig", "ScrapeLimitError"]
 
 # Ask for the classic text format, which is what the parser below reads.
 _ACCEPT = "text/plain;version=0.0.4;q=1.0,*/*;q=0.1"
 _PREFIX = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+
+
+class ScrapeLimitError(CollectorError):
+    """A scrape refused because the exporter exceeded one of the config's limits; `limit` names
+    it (the pipeline counts refusals by this name)."""
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class BasicAuth(StrictModel):
@@ -76,6 +96,16 @@ class PrometheusScrapeConfig(CollectorConfig):
     honor_labels: bool = False
     headers: dict[str, str] | None = None
     """Extra request headers, e.g. Authorization; never logged or put in error messages."""
+    sample_limit: int = Field(100_000, ge=0)
+    """Most samples one scrape may keep (after include/exclude); more fails the scrape. 0: no limit."""
+    label_limit: int = Field(64, ge=0)
+    """Most labels on one sample (its name not counted). 0: no limit."""
+    label_name_length_limit: int = Field(256, ge=0)
+    """Longest label name, in UTF-8 bytes. 0: no limit."""
+    label_value_length_limit: int = Field(4096, ge=0)
+    """Longest label value, in UTF-8 bytes. 0: no limit."""
+    body_size_limit: ByteSize = Field(32 * 2**20, ge=0)
+    """Largest body, after decompression, e.g. "32MiB"; reading stops there. 0: no limit."""
 
     @field_validator("url")
     @classmethod
@@ -129,6 +159,59 @@ def _declared_counters(text: str) -> set[str]:
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _read_prefix(resp: httpx.Response, n: int) -> bytes:
+    """At most about n bytes of the body (for an error message: never the whole of it)."""
+    out = b""
+    for chunk in resp.iter_bytes():
+        out += chunk
+        if len(out) >= n:
+            break
+    return out[:n]
+
+
+def _text(body: bytes, shown: str) -> str:
+    """The body as text. Invalid UTF-8 and NUL bytes are refused with the line they are on: the
+    exposition format is UTF-8, and a NUL in a label value reaches every later reader of the store."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = body.count(b"\n", 0, exc.start) + 1
+        raise CollectorError(
+            f"{shown}: response is not UTF-8 text: byte 0x{body[exc.start]:02x} at line {line} is invalid"
+            f" ({exc.reason}): {_line_start(body, exc.start)!r}"
+        ) from None
+    nul = text.find("\0")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        raise CollectorError(
+            f"{shown}: a NUL byte at line {line}: {_line_start(text.encode(), len(text[:nul].encode()))!r}"
+        )
+    return text
+
+
+def _line_start(body: bytes, at: int) -> str:
+    """The line holding byte `at`, up to 80 characters of it, for an error message."""
+    start = body.rfind(b"\n", 0, at) + 1
+    end = body.find(b"\n", at)
+    line = body[start : end if end >= 0 else len(body)]
+    return line[:80].decode("utf-8", "replace")
+
+
+def _sample_lines(text: str) -> int:
+    """Samples in an exposition, as its parser counts them: lines neither blank nor comments."""
+    return sum(1 for line in text.split("\n") if (stripped := line.strip()) and stripped[0] != "#")
+
+
+def _utf8_len(text: str, limit: int) -> int:
+    """UTF-8 length of `text`, encoded only when its characters alone could exceed `limit`."""
+    return len(text) if len(text) * 4 <= limit else len(text.encode())
+
+
+def _short(text: str, n: int = 60) -> str:
+    """A name as an error message shows it: at most n characters, so a 64 KB label stays a line."""
+    return text if len(text) <= n else text[:n] + "…"
 
 
 def _timestamp_ns(ts: float | Timestamp | None) -> int | None:
@@ -190,21 +273,49 @@ class PrometheusScrapeCollector(Collector):
         auth, auth_headers = self._credentials()
         headers = {"Accept": _ACCEPT, **(self.cfg.headers or {}), **auth_headers}
         try:
-            resp = self._client.get(url, headers=headers, timeout=self.cfg.timeout_s, auth=auth)
+            with self._client.stream("GET", url, headers=headers, timeout=self.cfg.timeout_s, auth=auth) as resp:
+                if resp.status_code != 200:
+                    start = redact(repr(_read_prefix(resp, 200).decode("utf-8", "replace")))
+                    raise CollectorError(f"{shown}: HTTP {resp.status_code} {resp.reason_phrase}: {start}")
+                body = self._read_body(resp)
         except httpx.HTTPError as exc:
             # `from None`: httpx's exceptions carry the request, and so the URL with its password
             raise CollectorError(f"{shown}: {type(exc).__name__}: {redact(exc)}") from None
-        if resp.status_code != 200:
-            raise CollectorError(
-                f"{shown}: HTTP {resp.status_code} {resp.reason_phrase}: {redact(repr(resp.text[:200]))}"
+        return _text(body, shown)
+
+    def _read_body(self, resp: httpx.Response) -> bytes:
+        """The body, read in chunks up to body_size_limit: a larger one fails the scrape as soon as
+        it shows, without reading the rest (or anything, when its Content-Length says so)."""
+        limit = self.cfg.body_size_limit
+        declared = resp.headers.get("content-length", "")
+        plain = resp.headers.get("content-encoding", "identity").lower() == "identity"
+        if limit and plain and declared.isdigit() and int(declared) > limit:
+            raise ScrapeLimitError(
+                "body_size_limit",
+                f"{self.shown_url}: body_size_limit exceeded: the body is {int(declared)} bytes, the limit {limit}",
             )
-        try:
-            return resp.content.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise CollectorError(f"{shown}: response is not UTF-8 text: {exc}") from None
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in resp.iter_bytes():  # decompressed: the limit is on what the parser would read
+            size += len(chunk)
+            if limit and size > limit:
+                raise ScrapeLimitError(
+                    "body_size_limit",
+                    f"{self.shown_url}: body_size_limit exceeded: more than {limit} bytes (stopped reading at {size})",
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def gather(self, emit: Emit) -> None:
         text = self._fetch()
+        cfg = self.cfg
+        if cfg.sample_limit and not (cfg.include or cfg.exclude):  # every sample line is kept: count
+            lines = _sample_lines(text)  # them before parsing (480k samples take 5 s to parse)
+            if lines > cfg.sample_limit:
+                raise ScrapeLimitError(
+                    "sample_limit",
+                    f"{self.shown_url}: sample_limit exceeded: {lines} samples, the limit {cfg.sample_limit}",
+                )
         try:
             # Parse everything before emitting anything: a half-parsed scrape is not a scrape.
             families = list(text_string_to_metric_families(text))
@@ -235,9 +346,39 @@ class PrometheusScrapeCollector(Collector):
                     ts_ns = _timestamp_ns(sample.timestamp)
                 except ValueError as exc:
                     raise CollectorError(f"{self.shown_url}: sample {sample.name}: {exc}") from None
+                self._check_labels(sample.name, sample.labels)
                 out.append((metric, sample.value, self._labels(sample.labels), ts_ns))
+        if cfg.sample_limit and len(out) > cfg.sample_limit:
+            raise ScrapeLimitError(
+                "sample_limit",
+                f"{self.shown_url}: sample_limit exceeded: {len(out)} samples, the limit {cfg.sample_limit}",
+            )
         for metric, value, labels, ts_ns in out:  # all or nothing, as for unparsable text
             emit(metric, value, labels, ts_ns)
+
+    def _check_labels(self, sample: str, labels: dict[str, str]) -> None:
+        """Prometheus' per-sample label limits; any breach fails the whole scrape."""
+        cfg = self.cfg
+        if cfg.label_limit and len(labels) > cfg.label_limit:
+            raise ScrapeLimitError(
+                "label_limit",
+                f"{self.shown_url}: label_limit exceeded: sample {_short(sample)} has {len(labels)} labels,"
+                f" the limit {cfg.label_limit}",
+            )
+        names, values = cfg.label_name_length_limit, cfg.label_value_length_limit
+        for key, value in labels.items():
+            if names and _utf8_len(key, names) > names:
+                raise ScrapeLimitError(
+                    "label_name_length_limit",
+                    f"{self.shown_url}: label_name_length_limit exceeded: sample {_short(sample)} has a label name"
+                    f" of {len(key.encode())} bytes ({_short(key)}), the limit {cfg.label_name_length_limit}",
+                )
+            if values and _utf8_len(value, values) > values:
+                raise ScrapeLimitError(
+                    "label_value_length_limit",
+                    f"{self.shown_url}: label_value_length_limit exceeded: sample {_short(sample)} label {_short(key)}"
+                    f" has a value of {len(value.encode())} bytes, the limit {cfg.label_value_length_limit}",
+                )
 
     def _wanted(self, name: str) -> bool:
         cfg = self.cfg

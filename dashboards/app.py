@@ -27,12 +27,20 @@ TITLE = "Continuum Twin"
 
 
 class _Backend(FastAPIDashServer):
-    """Dash's FastAPI backend without its startup catch-all route.
+    """Dash's FastAPI backend without its startup catch-all route and without WebSockets.
 
     On startup Dash 4.4 adds `GET {path:path}` to the app it runs on, answering every unknown path
     (`/v1/typo` included) with the Dash page and a 200. On the service's app that would break the
     API's 404s and its JSON error bodies. The overview routes by query string, so it needs none.
+
+    Its WebSocket callbacks are off: with the capability on, Dash adds a `_dash-ws-callback`
+    endpoint and puts its URL in every page's config, and the renderer opens (and keeps retrying)
+    a WebSocket to it even though no callback uses it. The service serves no WebSocket at all
+    (`ctwin serve` runs uvicorn with `ws="none"`), so every page logged uvicorn's "No supported
+    WebSocket library detected" a few times a minute. The twin's callbacks are plain HTTP.
     """
+
+    websocket_capability = False
 
     def _setup_catchall(self) -> None:
         return None

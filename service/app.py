@@ -29,6 +29,7 @@ from service.api.fastpath import LatestFastPath
 from service.auth import TokenStore, UiAuthMiddleware, login_router, open_endpoints_for, require_scope
 from service.compose import Service, build_service
 from service.config import LoadedConfig
+from service.docs import install_offline_docs
 from service.limits import RequestLimits
 from service.metrics import LimitMetrics, RequestMetrics, TwinMetrics, build_registry
 from service.sessions import SessionStore
@@ -84,7 +85,10 @@ def create_app(
         summary="Telemetry, digital twin and placement advice for the compute continuum",
         lifespan=lifespan,
         responses={422: {"model": ErrorBody, "description": "A parameter failed validation"}},
+        docs_url=None,  # /docs from installed files, not a CDN; no /redoc (service/docs.py)
+        redoc_url=None,
     )
+    install_offline_docs(app)
     app.state.tokens = tokens
     app.state.sessions = SessionStore(tokens, idle_s=config.auth.session_idle, max_age_s=config.auth.session_max_age)
     app.state.service = service
@@ -102,7 +106,7 @@ def create_app(
     @app.get(
         "/readyz",
         dependencies=guard("/readyz"),
-        summary="Ready: store open and collectors running",
+        summary="Ready: collectors running and store writes succeeding",
         tags=["health"],
         responses={503: {"model": ErrorBody}},
     )
@@ -110,6 +114,8 @@ def create_app(
         problems = []
         if not service.pipeline.running:
             problems.append("collectors not running")
+        if store_problem := service.pipeline.store_problem():
+            problems.append(store_problem)
         if problems:
             return JSONResponse(error_body(503, "not_ready", "; ".join(problems)), 503)
         return JSONResponse({"status": "ready", "collectors": len(service.pipeline.collectors)})

@@ -98,6 +98,7 @@ def serve(
 
     from service.app import create_app
     from service.auth import AuthError, TokenStore, check_exposure, open_endpoints_for
+    from service.serve_log import quiet_websocket_upgrades
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_log_redaction()
@@ -138,6 +139,7 @@ def serve(
     # done; it first restores the handlers it found, so with these no-ops the process exits 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
+    quiet_websocket_upgrades()
     uvicorn.run(
         application,
         host=host,
@@ -145,6 +147,7 @@ def serve(
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=10,
+        ws="none",  # no WebSocket endpoint: upgrades are answered as HTTP (service/serve_log.py)
     )
 
 

@@ -140,6 +140,7 @@ def build_service(loaded: LoadedConfig, data_dir: str | Path | None = None, *, c
         [sink, twin.state],
         buffer_samples=config.pipeline.buffer_samples,
         max_batch_samples=config.pipeline.max_batch_samples,
+        retry_samples=config.pipeline.retry_samples,
         labels={"host": config.host_name()},
     )
     resume_replays(store, pipeline.collectors)  # a restarted replay carries on after its last stored instant

@@ -37,6 +37,9 @@ class StoreConfig(StrictModel):
 class PipelineConfig(StrictModel):
     buffer_samples: int = Field(2_000_000, gt=0, description="Bound of the sink buffer; beyond it, drop")
     max_batch_samples: int = Field(500_000, gt=0, description="Largest single store append")
+    retry_samples: int = Field(
+        500_000, ge=0, description="Samples the store refused, kept to retry; beyond it the oldest are dropped"
+    )
 
 
 class CollectorEntry(BaseModel):

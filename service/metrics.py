@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.compose import Service
 from telemetry.catalog import catalog
 from telemetry.catalog import node as nm
+from telemetry.catalog import selfmetrics as sm
 
 __all__ = ["LimitMetrics", "RequestMetrics", "TwinMetrics", "build_registry"]
 
@@ -67,6 +68,9 @@ class TwinMetrics(Collector):
         skipped = CounterMetricFamily(
             "ctwin_collector_skipped", "Collections skipped because the previous one still ran.", labels=labels
         )
+        limits = CounterMetricFamily(
+            "ctwin_scrape_limit_exceeded", sm.SCRAPE_LIMIT_EXCEEDED.help, labels=[*labels, "limit"]
+        )
         for rc in pipeline.collectors:
             key = [rc.name, site_of.get(rc.name, "")]
             duration.add_metric(key, rc.stats.last_duration_s)
@@ -74,21 +78,41 @@ class TwinMetrics(Collector):
             skipped.add_metric(key, rc.stats.skipped)
             if rc.stats.last_success_s is not None:
                 last.add_metric(key, rc.stats.last_success_s)
-        yield from (duration, errors, last, skipped)
-        dropped = CounterMetricFamily(
-            "ctwin_pipeline_dropped_samples", "Samples dropped because the sink buffer was full."
-        )
-        dropped.add_metric([], pipeline.dropped_samples)
-        written = CounterMetricFamily("ctwin_pipeline_written_samples", "Samples handed to the sinks.")
+            for limit, n in sorted(rc.stats.limits_exceeded.items()):
+                limits.add_metric([*key, limit], n)
+        yield from (duration, errors, last, skipped, limits)
+        dropped = CounterMetricFamily("ctwin_pipeline_dropped_samples", sm.PIPELINE_DROPPED.help, labels=["reason"])
+        dropped.add_metric(["buffer_full"], pipeline.dropped_full)
+        dropped.add_metric(["store_failed"], pipeline.dropped_store)
+        written = CounterMetricFamily("ctwin_pipeline_written_samples", "Samples the store acknowledged.")
         written.add_metric([], pipeline.written_samples)
         buffered = GaugeMetricFamily("ctwin_pipeline_buffered_samples", "Samples waiting for the sinks.")
         buffered.add_metric([], pipeline.buffered_samples)
-        sink_errors = CounterMetricFamily("ctwin_pipeline_sink_errors", "Failed sink writes.")
+        sink_errors = CounterMetricFamily("ctwin_pipeline_sink_errors", "Failed sink writes, retries included.")
         sink_errors.add_metric([], pipeline.sink_errors)
         yield from (dropped, written, buffered, sink_errors)
         store = GaugeMetricFamily("ctwin_store_write_seconds", "Duration of the last durable store append.")
         store.add_metric([], sink.last_write_s)
         yield store
+        yield from self._store_health()
+
+    def _store_health(self) -> Iterator[Any]:
+        durable = self.service.pipeline.durable
+        if durable is None:
+            return
+        healthy = GaugeMetricFamily(sm.STORE_HEALTHY.name, sm.STORE_HEALTHY.help)
+        healthy.add_metric([], 1.0 if durable.healthy else 0.0)
+        retry = GaugeMetricFamily(
+            "ctwin_pipeline_retry_samples", "Samples the store refused, waiting in memory to be retried."
+        )
+        retry.add_metric([], durable.backlog_samples)
+        since = GaugeMetricFamily(
+            "ctwin_store_failing_since_timestamp_seconds", "Unix time of the first refused write of this failure."
+        )
+        episode = durable.episode  # read once: the pipeline's writer may end it meanwhile
+        if episode is not None:
+            since.add_metric([], episode.since_s)
+        yield from (healthy, retry, since)
 
     def _sites(self) -> Iterator[Any]:
         labels = ["site", "kind"]
@@ -222,7 +246,11 @@ class TwinMetrics(Collector):
             regret.add_metric([], stats.regret_s)
         booked = GaugeMetricFamily("ctwin_advice_bookings", "Handed-out advice still counted as load (herding).")
         booked.add_metric([], len(advisor.ledger))
-        yield from (advised, joined, error, regret, booked)
+        lost = CounterMetricFamily(
+            "ctwin_advice_log_dropped", "Answers never stored: the store refused writes while too many waited."
+        )
+        lost.add_metric([], advisor.log.dropped)
+        yield from (advised, joined, error, regret, booked, lost)
 
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

@@ -8,7 +8,12 @@ Why this shape:
   reported as an error and left to finish; while it is still running the collector's next cycles
   are skipped (and counted), so a hanging source never piles up threads or blocks the others.
 - The buffer between collectors and sinks is bounded in samples. When sinks fall behind, new
-  batches are dropped and counted (`ctwin_pipeline_dropped_samples_total`) instead of growing memory.
+  batches are dropped and counted (`ctwin_pipeline_dropped_samples_total{reason="buffer_full"}`)
+  instead of growing memory.
+- One sink may be durable (the store, `durable = True`): "written" means it acknowledged the
+  samples. What it refuses waits in a bounded backlog and is retried (telemetry.durable), while
+  the other sinks (the twin) go on receiving every batch at once.
+- A failing sink is logged once per episode of failures, never once per batch.
 - `stop()` stops the loops, then the writer drains the buffer: a final flush.
 """
 
@@ -28,26 +33,21 @@ import polars as pl
 
 from telemetry.catalog import selfmetrics as sm
 from telemetry.catalog._core import Metric
+from telemetry.durable import DurableWriter
 from telemetry.redact import redact
 from telemetry.schema import Batch, Sample, now_ns
-from telemetry.stores.base import Store
+from telemetry.sinks import Sink, SinkSet, StoreSink
 
 log = logging.getLogger(__name__)
 _MAX_JOB_FRAMES = 256
 
-__all__ = ["CollectorStats", "Gatherer", "Pipeline", "RunningCollector", "Sink"]
+__all__ = ["CollectorStats", "Gatherer", "Pipeline", "RunningCollector", "Sink", "StoreSink"]
 
 
 class Gatherer(Protocol):
     """What the pipeline needs of a collector (collectors.base.Collector satisfies it)."""
 
     def gather(self, emit: Callable[..., None]) -> None: ...
-
-
-class Sink(Protocol):
-    """Receives every batch; a sink that also has `write_jobs(frame)` receives job-history rows."""
-
-    def write(self, batch: Batch) -> None: ...
 
 
 _Gathered = tuple[list[Sample], Exception | None, pl.DataFrame | None]
@@ -66,6 +66,8 @@ class CollectorStats:
     last_success_s: float | None = None
     last_error: str | None = None
     last_error_s: float | None = None
+    limits_exceeded: dict[str, int] = field(default_factory=dict)
+    """Refused collections by the limit their source exceeded (an error with a `limit` name)."""
 
     def stale_for(self, now_s: float | None = None) -> float | None:
         if self.last_success_s is None:
@@ -182,6 +184,9 @@ class RunningCollector:
             self._fail(str(error), started_wall)
         elif error is not None:
             stats.errors += 1
+            limit = getattr(error, "limit", None)  # e.g. the scraper's sample_limit: counted by name
+            if isinstance(limit, str):
+                stats.limits_exceeded[limit] = stats.limits_exceeded.get(limit, 0) + 1
             self._fail(f"{type(error).__name__}: {error}", started_wall)
         else:
             stats.last_success_s = started_wall
@@ -210,6 +215,8 @@ class RunningCollector:
         ]
         if self.stats.last_success_s is not None:
             out.append(Sample(sm.COLLECTOR_LAST_SUCCESS.name, self.stats.last_success_s, labels, ts))
+        for limit, n in self.stats.limits_exceeded.items():
+            out.append(Sample(sm.SCRAPE_LIMIT_EXCEEDED.name, float(n), {**labels, "limit": limit}, ts))
         return out
 
     def _self_batch(self) -> Batch:
@@ -235,6 +242,7 @@ class Pipeline:
         *,
         buffer_samples: int = 2_000_000,
         max_batch_samples: int = 500_000,
+        retry_samples: int = 500_000,
         labels: Mapping[str, str] | None = None,
     ) -> None:
         self.collectors = list(collectors)
@@ -242,12 +250,11 @@ class Pipeline:
         self.buffer_samples = buffer_samples
         self.max_batch_samples = max_batch_samples
         self.labels = dict(labels or {})
-        self.dropped_samples = 0
+        self._sinks = SinkSet(self.sinks, retry_samples=retry_samples, max_batch_samples=max_batch_samples)
+        self.accepted_samples = 0
+        """Samples taken into the buffer: eventually written, dropped (counted) or still waiting."""
+        self.dropped_full = 0
         self.dropped_job_frames = 0
-        self.written_samples = 0
-        self.written_job_rows = 0
-        self.sink_errors = 0
-        self.last_sink_error: str | None = None
         self._buffer: deque[Batch] = deque()
         self._job_buffer: deque[pl.DataFrame] = deque()
         self._buffered = 0
@@ -266,10 +273,11 @@ class Pipeline:
             return True
         with self._cond:
             if self._buffered + n > self.buffer_samples:
-                self.dropped_samples += n
+                self.dropped_full += n
                 return False
             self._buffer.append(batch)
             self._buffered += n
+            self.accepted_samples += n
             self._cond.notify()
         return True
 
@@ -287,13 +295,52 @@ class Pipeline:
     def buffered_samples(self) -> int:
         return self._buffered
 
+    @property
+    def durable(self) -> DurableWriter | None:
+        """The store's writer: its health, backlog and counts (None without a durable sink)."""
+        return self._sinks.durable
+
+    @property
+    def written_samples(self) -> int:
+        """Samples the store acknowledged (durable); without a store, those every sink took."""
+        return self._sinks.written_samples
+
+    @property
+    def written_job_rows(self) -> int:
+        return self._sinks.written_job_rows
+
+    @property
+    def dropped_samples(self) -> int:
+        """Every sample lost: refused by a full buffer, or given up after the store refused it."""
+        return self.dropped_full + self.dropped_store
+
+    @property
+    def dropped_store(self) -> int:
+        return self._sinks.dropped_samples
+
+    @property
+    def sink_errors(self) -> int:
+        """Failed sink writes, retries of what the store refused included."""
+        return self._sinks.errors
+
+    @property
+    def last_sink_error(self) -> str | None:
+        return self._sinks.last_error
+
+    def store_problem(self) -> str | None:
+        """Why the store makes the service not ready (writes failing since when, and why), or None."""
+        return self._sinks.problem()
+
     def _take(self) -> tuple[Batch | None, list[pl.DataFrame]] | None:
-        """Wait for data; coalesce queued batches up to max_batch_samples into one append."""
+        """Wait for data; coalesce queued batches up to max_batch_samples into one append. While
+        the store has a backlog, an idle wait returns (None, []) so the writer can retry it."""
         with self._cond:
             while not self._buffer and not self._job_buffer:
                 if self._producers_done.is_set():  # only then can nothing more arrive
                     return None
                 self._cond.wait(0.5)
+                if not self._buffer and not self._job_buffer and self._sinks.retrying:
+                    return None, []
             jobs = list(self._job_buffer)
             self._job_buffer.clear()
             taken: list[Batch] = []
@@ -307,43 +354,19 @@ class Pipeline:
             return None, jobs
         return (taken[0] if len(taken) == 1 else Batch.concat(taken)), jobs
 
-    def _write(self, batch: Batch) -> None:
-        for sink in self.sinks:
-            try:
-                sink.write(batch)
-            except Exception as exc:
-                self._sink_failed(sink, exc)
-                log.exception("sink %s failed; %d samples not written there", type(sink).__name__, len(batch))
-        self.written_samples += len(batch)
-
-    def _write_jobs(self, frames: list[pl.DataFrame]) -> None:
-        jobs = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
-        for sink in self.sinks:
-            write_jobs = getattr(sink, "write_jobs", None)
-            if not callable(write_jobs):
-                continue
-            try:
-                write_jobs(jobs)
-            except Exception as exc:
-                self._sink_failed(sink, exc)
-                log.exception("sink %s failed; %d job rows not written there", type(sink).__name__, jobs.height)
-        self.written_job_rows += jobs.height
-
-    def _sink_failed(self, sink: object, exc: Exception) -> None:
-        self.sink_errors += 1
-        self.last_sink_error = redact(f"{type(sink).__name__}: {type(exc).__name__}: {exc}")
-
     def _writer_loop(self) -> None:
         try:
             while True:
                 taken = self._take()
                 if taken is None:
-                    return
+                    break
                 batch, jobs = taken
                 if jobs:
-                    self._write_jobs(jobs)
+                    self._sinks.write_jobs(pl.concat(jobs, how="vertical_relaxed") if len(jobs) > 1 else jobs[0])
                 if batch is not None:
-                    self._write(batch)
+                    self._sinks.write(batch)
+                self._sinks.retry()
+            self._sinks.drain()
         finally:
             self._writer_done.set()
 
@@ -365,9 +388,14 @@ class Pipeline:
                 return
 
     def _submit_pipeline_metrics(self) -> None:
-        self.submit(
-            Batch.from_samples([Sample(sm.PIPELINE_DROPPED.name, float(self.dropped_samples), self.labels, now_ns())])
-        )
+        ts = now_ns()
+        samples = [
+            Sample(sm.PIPELINE_DROPPED.name, float(self.dropped_full), {**self.labels, "reason": "buffer_full"}, ts),
+            Sample(sm.PIPELINE_DROPPED.name, float(self.dropped_store), {**self.labels, "reason": "store_failed"}, ts),
+        ]
+        if self.durable is not None:  # kept and retried while the store fails: its history shows the outage
+            samples.append(Sample(sm.STORE_HEALTHY.name, 1.0 if self.durable.healthy else 0.0, self.labels, ts))
+        self.submit(Batch.from_samples(samples))
 
     def start(self) -> None:
         self._writer = threading.Thread(target=self._writer_loop, name="ctwin-writer", daemon=True)
@@ -411,29 +439,27 @@ class Pipeline:
         return results
 
     def health(self) -> dict[str, object]:
+        durable = self.durable
+        episode = durable.episode if durable is not None else None  # read once: the writer may end it
         return {
+            "accepted_samples": self.accepted_samples,
             "buffered_samples": self._buffered,
             "dropped_samples": self.dropped_samples,
+            "dropped_by_reason": {"buffer_full": self.dropped_full, "store_failed": self.dropped_store},
             "written_samples": self.written_samples,
             "written_job_rows": self.written_job_rows,
             "dropped_job_frames": self.dropped_job_frames,
             "sink_errors": self.sink_errors,
             "last_sink_error": self.last_sink_error,
+            "store": None
+            if durable is None
+            else {
+                "healthy": durable.healthy,
+                "failing_since_s": episode.since_s if episode is not None else None,
+                "problem": durable.problem(),
+                "retry_samples": durable.backlog_samples,
+                "retry_job_frames": durable.backlog_job_frames,
+                "dropped_job_rows": durable.dropped_job_rows,
+            },
             "collectors": {rc.name: vars(rc.stats).copy() for rc in self.collectors},
         }
-
-
-@dataclass
-class StoreSink:
-    """Adapts a store to the Sink protocol and tracks write latency."""
-
-    store: Store
-    last_write_s: float = field(default=0.0)
-
-    def write(self, batch: Batch) -> None:
-        started = time.perf_counter()
-        self.store.append(batch)
-        self.last_write_s = time.perf_counter() - started
-
-    def write_jobs(self, jobs: pl.DataFrame) -> None:
-        self.store.append_jobs(jobs)

@@ -23,12 +23,14 @@ __all__ = [
     "BATCH_SCHEMA",
     "MAX_DURATION_S",
     "Batch",
+    "ByteSize",
     "Duration",
     "Sample",
     "StrictModel",
     "canonical_labels",
     "now_ns",
     "parse_duration",
+    "parse_size",
 ]
 
 
@@ -73,6 +75,48 @@ def parse_duration(value: object) -> float:
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 """Seconds; config files may write "5s", "2m", "30d"."""
+
+
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "pb": 10**15,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+
+
+def parse_size(value: object) -> float:
+    """Bytes from a number or a string like "20GB", "1.5 TB", "512MiB" (SI and binary units)."""
+    if isinstance(value, bool):
+        raise ValueError("a size must be a number of bytes or a string like '20GB'")
+    if isinstance(value, int | float):
+        size = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+        unit = text[len(number) :]
+        if unit not in _SIZE_UNITS or not number:
+            raise ValueError(f"invalid size {value!r}: use bytes or a string like 20GB, 1.5TB, 512MiB")
+        try:
+            size = float(number) * _SIZE_UNITS[unit]
+        except ValueError:
+            raise ValueError(f"invalid size {value!r}: use bytes or a string like 20GB, 1.5TB, 512MiB") from None
+    else:
+        raise ValueError(f"invalid size {value!r}: use bytes or a string like 20GB")
+    if not (size >= 0 and size < 1e18):
+        raise ValueError(f"size {value!r} is outside 0 .. 1 EB")
+    return size
+
+
+ByteSize = Annotated[int, BeforeValidator(lambda value: int(parse_size(value)))]
+"""Bytes; config files may write "32MiB", "10MB" (SI and binary units, as parse_size)."""
 
 
 def now_ns() -> int:

@@ -8,10 +8,18 @@ not stable across versions, and sequential ids cannot collide). `jobs` holds the
 Every append is one transaction; when `append` returns, DuckDB has committed it to its WAL, so a
 `kill -9` afterwards loses nothing (tests/telemetry/test_crash_safety.py proves it with a real
 subprocess). Reads run on their own cursors and see committed data only.
+
+A full disk: an append whose WAL write fails is rolled back and the next one may succeed. A
+checkpoint that fails (DuckDB writes the WAL into the file once it passes 16 MB) is fatal to
+DuckDB: it invalidates the whole database in this process, and every later statement, reads
+included, fails until the file is opened again. So the store reopens the file at its next use;
+reopening replays the WAL, so nothing committed is lost (tests/telemetry/test_store_disk_full.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -36,6 +44,8 @@ from telemetry.stores.base import (
 )
 
 __all__ = ["DuckDBStore"]
+
+log = logging.getLogger(__name__)
 
 _SAMPLES_COLUMNS = ["metric", "labels", "ts_ns", "value"]
 _AGG_SQL = {
@@ -78,24 +88,53 @@ class DuckDBStore(Store):
         read_only: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.read_only = read_only
         if not read_only:
             make_private_dir(self.path.parent)
-        config: dict[str, Any] = {"memory_limit": memory_limit}
+        self._config: dict[str, Any] = {"memory_limit": memory_limit}
         if threads:
-            config["threads"] = threads
-        self._con = duckdb.connect(str(self.path), read_only=read_only, config=config)
-        if not read_only:  # owner-only, also a file an older version left readable (telemetry.filemodes)
+            self._config["threads"] = threads
+        # Reentrant: a writer holding it may reopen the file (`_cursor`) before its transaction.
+        self._write_lock = threading.RLock()
+        self._closed = False
+        self._invalidated: str | None = None
+        """DuckDB's fatal error, from the write that invalidated the database until it is reopened."""
+        self.reopens = 0
+        self._connect()
+
+    def _connect(self) -> None:
+        self._con = duckdb.connect(str(self.path), read_only=self.read_only, config=self._config)
+        if not self.read_only:  # owner-only, also a file an older version left readable (telemetry.filemodes)
             for own in (self.path, self.path.with_name(self.path.name + ".wal")):
                 tighten(own)
-        self._write_lock = threading.Lock()
-        self._closed = False
-        if not read_only:
             self._create_schema()
         # metric+labels → id, for every series ever written (the join index of `_series_ids`).
-        self._index = _frame(self._cursor(), "SELECT metric, labels, series_id FROM series")
-        self._index = self._index.cast({"series_id": pl.Int64})
+        index = _frame(self._con.cursor(), "SELECT metric, labels, series_id FROM series")
+        self._index = index.cast({"series_id": pl.Int64})
         top = self._index["series_id"].max() if self._index.height else 0
         self._next_id = int(top) + 1 if isinstance(top, int) else 1
+
+    def _reopen(self) -> None:
+        """Open the file again after DuckDB invalidated the database (see the module docstring).
+        Raises what opening raises; the store stays invalidated and the next use tries again."""
+        with self._write_lock:
+            if self._invalidated is None or self._closed:
+                return
+            with contextlib.suppress(duckdb.Error):
+                self._con.close()  # also closes every cursor still held by a reader
+            self._connect()  # the index is read again from the file: it holds what was committed
+            log.debug("reopened %s after: %s", self.path, self._invalidated)
+            self._invalidated = None
+            self.reopens += 1
+
+    @contextmanager
+    def _fatal(self) -> Iterator[None]:
+        """Note a fatal error, so the next use of the store reopens the file."""
+        try:
+            yield
+        except duckdb.FatalException as exc:
+            self._invalidated = str(exc)
+            raise
 
     # ---------------------------------------------------------------- schema
     def _create_schema(self) -> None:
@@ -113,20 +152,26 @@ class DuckDBStore(Store):
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         if self._closed:
             raise RuntimeError("store is closed")
+        if self._invalidated is not None:
+            self._reopen()
         return self._con.cursor()
 
     # ---------------------------------------------------------------- writes
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One transaction on a fresh cursor: committed on success, rolled back on any error."""
-        cur = self._cursor()
-        cur.execute("BEGIN TRANSACTION")
-        try:
-            yield cur
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        cur.execute("COMMIT")
+        """One transaction on a fresh cursor: committed on success, rolled back on any error
+        (after a fatal error there is nothing to roll back: the database is invalidated)."""
+        with self._fatal():
+            cur = self._cursor()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+            except duckdb.FatalException:
+                raise
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
 
     def _series_ids(self, frame: pl.DataFrame) -> tuple[pl.Series, pl.DataFrame]:
         """Ids for the batch's series, and the frame of series seen for the first time."""
@@ -149,6 +194,8 @@ class DuckDBStore(Store):
         if not len(batch):
             return 0
         with self._write_lock:
+            if self._invalidated is not None:
+                self._reopen()  # before the ids: they come from the index the file holds
             ids, new = self._series_ids(batch.frame)
             rows = pl.DataFrame(  # noqa: F841 (read by DuckDB's replacement scan below)
                 {"series_id": ids, "ts_ns": batch.frame["ts_ns"], "value": batch.frame["value"]}
@@ -194,7 +241,7 @@ class DuckDBStore(Store):
         return int(row[0]) if row else 0
 
     def apply_retention(self, older_than_ns: int) -> int:
-        with self._write_lock:
+        with self._write_lock, self._fatal():
             cur = self._cursor()
             row = cur.execute("DELETE FROM samples WHERE ts_ns < ?", [older_than_ns]).fetchone()
         return int(row[0]) if row else 0

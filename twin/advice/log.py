@@ -54,7 +54,12 @@ class AdviceStats:
 
 class AdviceLog:
     def __init__(
-        self, store: Store | None, clock: Callable[[], float] = time.time, *, flush_every_s: float = 0.25
+        self,
+        store: Store | None,
+        clock: Callable[[], float] = time.time,
+        *,
+        flush_every_s: float = 0.25,
+        max_unwritten: int = 50_000,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -64,6 +69,10 @@ class AdviceLog:
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
+        self.max_unwritten = max_unwritten
+        self.dropped = 0
+        """Answers never stored: the store refused writes while more than max_unwritten waited."""
+        self._failing_since: float | None = None
         self._waiting: dict[tuple[str, str], str] = {}
         """(site, job_id) → advice_id of reported jobs whose outcome is not joined yet."""
         self._memory: dict[str, dict[str, Any]] = {}
@@ -82,6 +91,9 @@ class AdviceLog:
             self._advised[advice.recommended or "none"] += 1
             if self.store is not None:
                 self._unwritten.append((advice, request))
+                if len(self._unwritten) > self.max_unwritten:  # the store refuses: memory stays bounded
+                    del self._unwritten[0]
+                    self.dropped += 1
                 return
         self._memory[advice.advice_id] = _row(advice, request)
 
@@ -110,8 +122,18 @@ class AdviceLog:
         while not self._stop.wait(self.flush_every_s):
             try:
                 self.flush()
-            except Exception:
-                log.exception("writing the advice log failed; retrying")
+            except Exception as exc:  # once per episode, not a traceback every quarter second
+                if self._failing_since is None:
+                    self._failing_since = self.clock()
+                    log.warning("writing the advice log failed (%s); the answers wait in memory and are retried", exc)
+                continue
+            if self._failing_since is not None:
+                log.info(
+                    "the advice log is written again after %.0f s (%d answers dropped meanwhile)",
+                    self.clock() - self._failing_since,
+                    self.dropped,
+                )
+                self._failing_since = None
 
     def close(self) -> None:
         self._stop.set()
