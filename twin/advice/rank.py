@@ -11,8 +11,8 @@ capacity its cached forecast leaves, no earlier than its data arrives; a cloud s
 provisioning delay; an edge host: now, if its cores are idle), the run at this site's speed,
 stage-out, cost, energy and CO2 — each p10 / p50 / p90. Sites are ranked by the objective at the
 chosen quantile. The stay-home rule (after Cunha et al., FGCS 2017): when the best site's gain over
-the home site is smaller than its own band (p90 − p50 of the measure), the home site is
-recommended, and the answer says so.
+the home site is smaller than the prediction's own band — moving would lose if every part of both
+outcomes turned out at its p10, or at its p90 — the home site is recommended, and the answer says so.
 """
 
 from __future__ import annotations
@@ -347,11 +347,11 @@ def rank(
             currency=currency,
         )
     gain = (home_outcome.score or 0.0) - (best.score or 0.0)
-    width = _band_width(request, best, feasible)
-    if gain < width:
+    worst, level = _worst_gain(request, home_outcome, best)
+    if worst < 0:
         summary = (
-            f"stay at {home}: moving to {best.site} would gain ≈ {_fmt(gain, unit)}, less than its prediction's"
-            f" own band (± {_fmt(width, unit)})"
+            f"stay at {home}: moving to {best.site} gains ≈ {_fmt(gain, unit)} as predicted, but loses"
+            f" ≈ {_fmt(-worst, unit)} if every part turns out at its {level}: the gain is inside the prediction's band"
         )
         return Advice(
             advice_id,
@@ -365,8 +365,24 @@ def rank(
             stayed_home=True,
             currency=currency,
         )
-    summary = f"move to {best.site}: ≈ {_fmt(gain, unit)} better than staying at {home} (band ± {_fmt(width, unit)})"
+    summary = (
+        f"move to {best.site}: ≈ {_fmt(gain, unit)} better than staying at {home}, and still"
+        f" ≈ {_fmt(worst, unit)} better at the edge of the band"
+    )
     return Advice(advice_id, wall_now_s, request.objective, q, home, best.site, ranked, summary, currency=currency)
+
+
+def _worst_gain(request: JobRequest, home: SiteOutcome, best: SiteOutcome) -> tuple[float, str]:
+    """The gain of moving (home − best) at each quantile, the two sites' outcomes taken at the
+    same quantile: the same job, so its run is long or short at both, and both queues' futures
+    are those of their p10 / p90 runs. The lowest of them, and where: moving is worth it only
+    when it still gains there. (A band of the best site alone counts the run's uncertainty
+    that both sites share; the job's runtime is no less uncertain at home.)"""
+    what = request.objective if request.objective != "weighted" else "turnaround"
+    a, b = _measure(home, what), _measure(best, what)
+    gains = {level: a.at(level) - b.at(level) for level in ("p10", "p50", "p90")}
+    level = min(gains, key=lambda k: gains[k])
+    return gains[level], level
 
 
 def _scores(request: JobRequest, feasible: list[SiteOutcome]) -> list[SiteOutcome]:
@@ -390,21 +406,6 @@ def _scores(request: JobRequest, feasible: list[SiteOutcome]) -> list[SiteOutcom
                 total += weight * _measure(o, k).at(q) / best[k] if best[k] > 0 else 0.0
         out.append(replace(o, score=total))
     return out
-
-
-def _band_width(request: JobRequest, best: SiteOutcome, feasible: list[SiteOutcome]) -> float:
-    """How uncertain the best site's measure is: p90 − p50 (in the objective's unit)."""
-    if request.objective != "weighted":
-        band = _measure(best, request.objective)
-        return max(0.0, band.p90 - band.p50)
-    w = request.weights
-    total = 0.0
-    for k, weight in (("turnaround", w.turnaround), ("cost", w.cost), ("energy", w.energy), ("co2", w.co2)):
-        if weight:
-            lowest = min(_measure(o, k).at(request.risk) for o in feasible)
-            band = _measure(best, k)
-            total += weight * (band.p90 - band.p50) / lowest if lowest > 0 else 0.0
-    return total
 
 
 def _unit(objective: str, currency: str) -> str:

@@ -147,16 +147,21 @@ def guess_runtimes(
     out: list[dict[str, RuntimeGuess]] = []
     for i, (request, home) in enumerate(zip(requests, homes, strict=True)):
         own: dict[str, RuntimeGuess] = {}
-        known: dict[str, int] = {}
+        informed: dict[str, int] = {}
+        """Sites whose own guess rests on the user's runs there (the learned model, or AVE2's two
+        runs), by how many runs they have seen: one run is not enough for AVE2, and a site that
+        saw only that should borrow the better-informed site's guess, scaled by speed."""
         for name, base in bases.items():
-            own[name] = learned.get((name, i)) or _ave2(base, request)
-            known[name] = _knows(base, request.user)
-        ranked = sorted(known, key=lambda n: (-known[n], n != home, n))
-        reference = ranked[0] if ranked and known[ranked[0]] > 0 else None
+            guess = learned.get((name, i))
+            own[name] = guess or _ave2(base, request)
+            if guess is not None or len(base.history.recent(request.user)) >= 2:
+                informed[name] = max(1, _knows(base, request.user))
+        ranked = sorted(informed, key=lambda n: (-informed[n], n != home, n))
+        reference = ranked[0] if ranked else None
         guesses: dict[str, RuntimeGuess] = {}
         for spec in sites:
             name = spec.name
-            if name in own and (known.get(name, 0) > 0 or reference is None):
+            if name in informed or (name in own and reference is None):
                 guess = own[name]
             elif reference is not None:
                 ratio = speed[reference] / speed[name]

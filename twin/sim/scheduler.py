@@ -108,8 +108,8 @@ class PartitionState:
 
     def queued(self) -> list[int]:
         """Waiting jobs in queue order."""
-        alive = self._alive
-        return [j for i, j in enumerate(self._jobs) if i >= self._lo and alive[i]]
+        alive, jobs = self._alive, self._jobs
+        return [jobs[i] for i in range(self._lo, len(jobs)) if alive[i]]  # from the head: started ones are behind it
 
     def _grow(self, size: int) -> None:
         for name in ("_np_units", "_np_est", "_np_alive"):

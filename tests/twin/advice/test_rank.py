@@ -142,6 +142,14 @@ def test_stay_home_when_the_gain_is_inside_the_prediction_band() -> None:
     assert moved.recommended == "away" and not moved.stayed_home and "move to away" in moved.summary
     off = rank(request, outcomes, advice_id="c", home="home", wall_now_s=NOW, policy=AdvicePolicy(stay_home=False))
     assert off.recommended == "away"
+    # The same job: a run as uncertain at home as away is no reason to stay (the queue's 300 s gain
+    # holds at every quantile); only the best site's own band would have said "stay".
+    shared = run(3600, 1800, 9000)
+    both = [
+        evaluate(request, home, shared, links, home="home", wall_now_s=NOW, policy=POLICY),
+        evaluate(request, away, shared, links, home="home", wall_now_s=NOW, policy=POLICY),
+    ]
+    assert rank(request, both, advice_id="d", home="home", wall_now_s=NOW, policy=POLICY).recommended == "away"
 
 
 def test_no_feasible_site_is_an_answer_with_every_reason() -> None:
