@@ -75,6 +75,16 @@ Policies (bench/continuum_sim.py):
   job queued at its arrival there (`clairvoyant_start`) + run + stage-out. A bound, not a policy:
   it does not know later arrivals (which EASY may let pass a waiting job), so it can be beaten.
 
+Cost (forecasts per site per movable job are what the grid costs; the default grid is 90 runs of
+eight policies, about an hour on this 2-core VM shared with others, ~45 min when it is quiet; the
+results page gives each policy's seconds). Shortcuts, each exact and checked in
+tests/bench/test_continuum.py: EarliestStart's and the Oracle's replays stop once the job has
+started; a site that cannot beat the best turnaround (or start) found so far even with no wait is
+not replayed or forecast (the choice, and ctwin's recommendation, cannot change: such a site
+cannot rank first); ctwin reuses a site's previous forecast when the site had no event since and
+that forecast starts or ends nothing up to now (the same simulation event for event);
+`continuum_sim.site_state` is `Simulator.state()` without walking the started slots of the queue.
+
 Metrics over the measured jobs of each run: AWRT (weight = processors × run time at home, so the
 weights are the same under every policy), mean / median / p95 turnaround, AVEbsld (tau = 10 s, the
 run time at home as the reference) of all jobs and of the local (non-movable) jobs alone, share of
@@ -149,6 +159,15 @@ SLOTS = (1, 3, 5, 7, 9, 2, 4, 6, 8)
 WARM_S = 3 * DAY_S
 SPAN_S = 33 * DAY_S
 POLICIES = ("Local", "Random", "RoundRobin", "LeastQueued", "LeastWork", "EarliestStart", "ctwin", "Oracle")
+VARIANTS = {
+    "ctwin[stay-home off]": {"stay_home": False},
+    "ctwin[guess home]": {"guess": "home"},
+    "ctwin[guess per-site]": {"guess": "per-site"},
+    "ctwin[stay-home off, guess per-site]": {"stay_home": False, "guess": "per-site"},
+}
+"""Exploration only (`--policies`): ctwin with one harness option changed, run beside the others on
+the same windows (paired); never counted in the targets."""
+ORDER = (*POLICIES[:-1], *VARIANTS, POLICIES[-1])
 HEURISTICS = ("Local", "Random", "RoundRobin", "LeastQueued", "LeastWork", "EarliestStart")
 DEFAULT_SCENARIOS = ("0.85/20", "0.70/20", "0.95/20", "0.85/10", "0.85/50", "0.85/20/cloud")
 TARGET_SCENARIO = "0.85/20"
@@ -221,6 +240,11 @@ def make_policy(
         return Ctwin(sites, cont.planner, AdvicePolicy(stay_home=opts["stay_home"]), guess=opts["guess"])
     if name == "Oracle":
         return Oracle()
+    if name in VARIANTS:
+        o = {**opts, **VARIANTS[name]}
+        policy = Ctwin(sites, cont.planner, AdvicePolicy(stay_home=o["stay_home"]), guess=o["guess"])
+        policy.name = name
+        return policy
     raise ValueError(name)
 
 
@@ -245,13 +269,14 @@ def run_task(task: tuple[Scenario, int, int, tuple[str, ...], dict[str, Any]]) -
         if isinstance(policy, Ctwin):
             dec = policy.decisions
             stayed = [d for d in dec if d.stayed_home]
-            extra["ctwin"] = {
+            extra[name] = {
                 "decisions": len(dec),
                 "stayed_home": len(stayed) / max(1, len(dec)),
                 "best_not_home": sum(d.best != workload[d.key].home for d in dec) / max(1, len(dec)),
                 "stayed_gain_h": float(np.median([d.gain_s for d in stayed])) / 3600 if stayed else float("nan"),
                 "stayed_width_h": float(np.median([d.width_s for d in stayed])) / 3600 if stayed else float("nan"),
                 "forecasts_reused": policy.forecasts_reused / max(1, policy.forecasts_reused + policy.forecasts_run),
+                "sites_skipped": policy.pruned / max(1, len(dec) * (len(sites) - 1)),
             }
     for name, out in outs.items():
         metrics[name]["herding"] = herding(out, outs["Local"], home)
@@ -364,6 +389,10 @@ def verdicts(by_scenario: dict[str, list[dict[str, Any]]]) -> tuple[list[Verdict
 
 
 # ------------------------------------------------------------------------------------------ plot
+_TOP = 1.3
+"""The plot's y-axis ends here; a bar above it is labelled with its value."""
+
+
 def plot(by_scenario: dict[str, list[dict[str, Any]]], policies: Sequence[str], out_png: Path) -> list[Path]:
     """AWRT ÷ Local per policy per scenario (median of paired ratios, IQR whiskers): HTML always,
     PNG with kaleido (as models/report.py) or else headless Chromium."""
@@ -386,17 +415,25 @@ def plot(by_scenario: dict[str, list[dict[str, Any]]], policies: Sequence[str], 
             med.append(m)
             lo.append(m - a)
             hi.append(b - m)
+        clipped = [f"{m:.2f} ↑" if m is not None and m > _TOP else "" for m in med]
+        for i, m in enumerate(med):  # a bar past the axis is drawn up to it, labelled with its value
+            if m is not None and m > _TOP:
+                med[i], lo[i], hi[i] = _TOP, 0.0, 0.0
         fig.add_trace(
             go.Bar(
                 x=names,
                 y=med,
                 name=p,
+                text=clipped,
+                textposition="inside",
+                insidetextanchor="end",
+                textangle=-90,
                 error_y={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo},
             )
         )
     fig.add_hline(y=1.0, line_dash="dot", annotation_text="Local")
     fig.update_layout(
-        title="AWRT relative to Local (median of paired runs, IQR whiskers)",
+        title="AWRT relative to Local (median of paired runs, IQR whiskers; bars above 1.3 labelled)",
         template="plotly_white",
         barmode="group",
         width=1200,
@@ -404,9 +441,9 @@ def plot(by_scenario: dict[str, list[dict[str, Any]]], policies: Sequence[str], 
         yaxis_title="AWRT ÷ Local's",
         xaxis_title="scenario (load / movable %)",
     )
-    fig.update_yaxes(range=[0.6, 1.6])
+    fig.update_yaxes(range=[0.6, _TOP])
     html = out_png.with_suffix(".html")
-    fig.write_html(html, include_plotlyjs="cdn")
+    fig.write_html(html, include_plotlyjs="cdn", config={"displayModeBar": False})
     written = [html]
     if _png(fig, out_png):
         written.append(out_png)
@@ -426,7 +463,7 @@ def _png(fig: Any, path: Path) -> bool:
         return False
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / "plot.html"
-        fig.write_html(page, include_plotlyjs=True, full_html=True)
+        fig.write_html(page, include_plotlyjs=True, full_html=True, config={"displayModeBar": False})
         flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=5000"]
         cmd = [chromium, *flags, f"--screenshot={path}", "--window-size=1200,600", page.as_uri()]
         try:
@@ -446,11 +483,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds per window")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="smoke run: the target scenario, 2 windows, 1 seed")
-    parser.add_argument("--policies", nargs="+", choices=POLICIES, default=list(POLICIES))
+    parser.add_argument("--policies", nargs="+", choices=ORDER, default=list(POLICIES), help="Local always runs")
     parser.add_argument("--stay-home", choices=("on", "off"), default="on", help="exploration: ctwin's stay-home rule")
     parser.add_argument("--guess", choices=("site-limit", "home", "per-site"), default="site-limit",
                         help="exploration: how ctwin asks guess_runtimes (see continuum_sim.GuessMode)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--from-json", type=Path, help="rebuild the report from a previous run's .json, no runs")
     args = parser.parse_args()
     scenarios = args.scenarios or [Scenario.parse(s) for s in DEFAULT_SCENARIOS]
     windows, seeds = args.windows, args.seeds
@@ -458,18 +496,28 @@ def main() -> None:
         scenarios, windows, seeds = [Scenario.parse(TARGET_SCENARIO)], 2, 1
     if windows > len(SLOTS):
         parser.error(f"at most {len(SLOTS)} windows")
-    policies = tuple(p for p in POLICIES if p in args.policies or p == "Local")
+    policies = tuple(p for p in ORDER if p in args.policies or p == "Local")
     opts = {"stay_home": args.stay_home == "on", "guess": args.guess}
     tasks = [(s, slot, seed, policies, opts) for s in scenarios for slot in SLOTS[:windows] for seed in range(seeds)]
     tasks.sort(key=lambda t: -t[0].movable * t[0].load ** 4 * (1.25 if t[0].cloud else 1.0))  # longest first
     started = time.perf_counter()
+    if args.from_json:
+        results = json.loads(args.from_json.read_text())
+        names = {r["scenario"] for r in results}
+        chosen = [s for s in scenarios if s.name in names] or [Scenario.parse(n) for n in sorted(names)]
+        finish(args, results, chosen, policies, windows, seeds, float(results[0].get("elapsed_s", 0.0)))
+        return
     _logs()  # read once, before the workers fork
     print(f"{len(tasks)} runs ({len(scenarios)} scenarios × {windows} windows × {seeds} seeds), "
           f"{len(policies)} policies each, {args.workers} workers", flush=True)  # fmt: skip
     results: list[dict[str, Any]] = []
 
+    partial = args.out.with_suffix(".partial.json")
+    partial.parent.mkdir(parents=True, exist_ok=True)
+
     def report(r: dict[str, Any]) -> None:
         results.append(r)
+        partial.write_text(json.dumps(results, default=float) + "\n")  # --from-json reads it if stopped
         el = time.perf_counter() - started
         m = r["metrics"]
         awrt = " ".join(f"{p} {m[p]['awrt_h']:.2f}" for p in policies)
@@ -484,9 +532,31 @@ def main() -> None:
         for t in tasks:
             report(run_task(t))
     elapsed = time.perf_counter() - started
+    note = machine_note()
+    for r in results:
+        r.update(elapsed_s=elapsed, command=" ".join(sys.argv[1:]), machine=note)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(results, indent=1, default=float) + "\n")
+    partial.unlink(missing_ok=True)
+    finish(args, results, scenarios, policies, windows, seeds, elapsed)
+
+
+def finish(
+    args: argparse.Namespace,
+    results: list[dict[str, Any]],
+    scenarios: Sequence[Scenario],
+    policies: Sequence[str],
+    windows: int,
+    seeds: int,
+    elapsed: float,
+) -> None:
+    """Summary, targets, plot and results page of a finished grid."""
     raw = args.out.with_suffix(".json")
-    raw.write_text(json.dumps(results, indent=1, default=float) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    policies = [p for p in ORDER if p in results[0]["metrics"]]
+    windows = len({r["slot"] for r in results})
+    seeds = len({r["seed"] for r in results})
+    note = results[0].get("machine", machine_note())
     by_scenario = {s.name: sorted((r for r in results if r["scenario"] == s.name), key=lambda r: (r["slot"], r["seed"]))
                    for s in scenarios}  # fmt: skip
     lines = body(by_scenario, scenarios, policies, args, windows, seeds, elapsed)
@@ -498,13 +568,17 @@ def main() -> None:
     verdict_lines = ["## Targets", "", *(f"- {v.line()}" for v in checks)]
     plots = plot(by_scenario, policies, args.out.with_suffix(".png"))
     figure = [f"![AWRT relative to Local]({args.out.with_suffix('.png').name})"] if len(plots) > 1 else []
+    command = str(results[0].get("command", ""))
+    title = "Placement advice on a replayed continuum: ctwin vs the grid-scheduling heuristics"
+    if any(flag in command for flag in ("--policies", "--stay-home", "--guess", "--scenarios", "--windows", "--seeds")):
+        title = f"Exploration, not the benchmark's grid ({command}): {title}"
     write_report(
         args.out,
-        "Placement advice on a replayed continuum: ctwin vs the grid-scheduling heuristics",
-        [*lines, "", *verdict_lines, "", *figure, "", f"Every run's numbers: `{raw.name}`.", "", machine_note()],
+        title,
+        [*lines, "", *verdict_lines, "", *figure, "", f"Every run's numbers: `{raw.name}`.", "", note],
         last,
     )
-    print("\n".join(["", *verdict_lines, "", machine_note(), f"plots: {', '.join(str(p) for p in plots)}"]))
+    print("\n".join(["", *verdict_lines, "", note, f"plots: {', '.join(str(p) for p in plots)}"]))
     print(last)
 
 
@@ -529,7 +603,8 @@ def body(
     seeds: int,
     elapsed: float,
 ) -> list[str]:
-    cmd = " ".join(["bench/advice_continuum.py", *sys.argv[1:]])
+    first = next(iter(r for runs in by_scenario.values() for r in runs), {})
+    cmd = " ".join(["bench/advice_continuum.py", first.get("command", " ".join(sys.argv[1:]))]).strip()
     out = [
         f"Produced by `.venv/bin/python {cmd}` in {elapsed / 60:.1f} min ({args.workers} workers); the protocol and "
         "every choice are in the module docstring. Each cell: median over "
@@ -538,6 +613,20 @@ def body(
         f"ctwin options: stay-home rule {args.stay_home}, runtime guesses `{args.guess}`.",
         "",
         sites_line(),
+        "",
+        "Choices (details in the docstring): windows k = 1, 3, 5, 7, 9 × 30 days after each log's first submit, "
+        "3 days of warm-up (every job home, not measured) + 30 measured days, every job run to completion; each "
+        "site's arrivals compressed or stretched by one factor so its offered load is the scenario's; movable "
+        "flags, inputs (10 MB–100 GB log-uniform, output 10 %) and cloud delays drawn per job, the same for "
+        "every policy; a moved job enters the destination queue after its stage-in, with run and request "
+        "scaled by speed_home / speed_site; turnaround includes the stage-out; AWRT weight = processors × "
+        "run at home; AVEbsld (tau 10 s) against the run at home; herding = peak waiting jobs at the policy's "
+        "most-chosen site ÷ Local's peak there (at least 1). ctwin: `FreeProfile.of(forecast_run(state, "
+        "Policy.easy(), Ave2(), plan='requested'))`, `guess_runtimes` with the home request, `evaluate` with "
+        "the request at each site, `rank` with the default `AdvicePolicy()`, moved jobs booked in a "
+        "`HerdingLedger` until queued. EarliestStart: the start of the job queued now in each site's "
+        "requested-time forecast. Oracle: each site's EASY replayed with actual run times, the job queued "
+        "at its arrival there; the least turnaround wins (greedy per job, not a bound).",
     ]
     for s in scenarios:
         runs = by_scenario[s.name]
@@ -550,17 +639,20 @@ def body(
         if sanity:
             m, a, b = _q(sanity)
             notes.append(f"Sanity: EarliestStart vs Local AWRT {m - 1:+.1%} [{a - 1:+.1%} … {b - 1:+.1%}].")
-        if "ctwin" in runs[0]["extra"]:
-            ex = [r["extra"]["ctwin"] for r in runs]
+        for key in runs[0]["extra"]:
+            ex = [r["extra"][key] for r in runs]
 
-            def med(key: str, ex: list[dict[str, float]] = ex) -> float:
-                return float(np.nanmedian([e[key] for e in ex]))
+            def med(k: str, ex: list[dict[str, float]] = ex) -> float:
+                values = [e.get(k, float("nan")) for e in ex]
+                return float(np.nanmedian(values)) if not all(np.isnan(values)) else float("nan")
 
+            skipped = med("sites_skipped")
             notes.append(
-                f"ctwin: the engine's best site was not home for {med('best_not_home'):.0%} of the movable jobs; "
-                f"the stay-home rule kept {med('stayed_home'):.0%} of them home (median gain "
+                f"{key}: the engine's best site was not home for {med('best_not_home'):.0%} of the movable jobs; "
+                f"the stay-home rule kept {med('stayed_home'):.0%} of the movable jobs home (median gain "
                 f"{med('stayed_gain_h'):.2f} h against a band of {med('stayed_width_h'):.2f} h); queue forecasts "
-                f"reused {med('forecasts_reused'):.0%}."
+                f"reused {med('forecasts_reused'):.0%}"
+                + ("." if np.isnan(skipped) else f", sites skipped as unable to win {skipped:.0%}.")
             )
         secs = {p: float(np.median([r["seconds"][p] for r in runs])) for p in runs[0]["seconds"]}
         notes.append("Seconds per run (median): " + ", ".join(f"{p} {v:.1f}" for p, v in secs.items()) + ".")
