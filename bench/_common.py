@@ -202,7 +202,8 @@ def write_report(path: Path, title: str, body: Sequence[str], last: str) -> None
 def result_line(name: str, ratio: float, target: float, *, lower_is_better: bool = False) -> str:
     """The last line of every benchmark: PASS when ratio >= target (or <= with lower_is_better)."""
     ok = ratio <= target if lower_is_better else ratio >= target
-    return f"{name}: ratio={ratio:.3f} target={target:.1f} {'PASS' if ok else 'FAIL'}"
+    shown = f"{target:.1f}" if round(target, 1) == target else f"{target:g}"  # 1.0, 0.8, but 1.15
+    return f"{name}: ratio={ratio:.3f} target={shown} {'PASS' if ok else 'FAIL'}"
 
 
 # ------------------------------------------------------------------------------------------ workload
