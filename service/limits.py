@@ -7,8 +7,9 @@ Dash twin's callbacks, the login form):
   400. Before this, a 200 MB POST to the open Dash endpoint raised the service's memory by up to
   960 MB.
 - It also sheds load: at most `max_expensive` expensive requests (time-series queries, exports,
-  forecasts, what-ifs, advice) run at once; one more is answered at once with 503
-  and `Retry-After`, so the latest-value routes (a dictionary lookup each) stay fast however many
+  forecasts, what-ifs, advice) run at once; one more waits up to `max_wait_s` (0.2 s) behind at most
+  `max_waiting` (32) others for a slot, and beyond that is answered at once with 503 and
+  `Retry-After`, so the latest-value routes (a dictionary lookup each) stay fast however many
   clients pile onto the slow ones (bench/overload.py). The bound is small on purpose: every such
   request runs Python in the one process, and each one more takes GIL time from the event loop
   that answers everything else.
@@ -18,8 +19,10 @@ Every refusal is the API's one error body (service/api/errors.py).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -79,6 +82,8 @@ class RequestLimits:
         max_body_bytes: int,
         max_json_depth: int,
         max_expensive: int,
+        max_waiting: int = 32,
+        max_wait_s: float = 0.2,
         retry_after_s: int = 1,
     ) -> None:
         self.app = app
@@ -86,6 +91,9 @@ class RequestLimits:
         self.max_json_depth = max_json_depth
         self.max_expensive = max_expensive
         self.retry_after_s = retry_after_s
+        self.max_waiting = max_waiting
+        self.max_wait_s = max_wait_s
+        self._waiting: deque[asyncio.Future[None]] = deque()
         self.running_expensive = 0
         self.shed = 0
         """Expensive requests answered 503 since start (exposed in /metrics)."""
@@ -95,22 +103,21 @@ class RequestLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        expensive = bool(EXPENSIVE.match(scope.get("path", "")))
-        if expensive and self.running_expensive >= self.max_expensive:
+        if not EXPENSIVE.match(scope.get("path", "")):
+            await self._bounded(scope, receive, send)
+            return
+        if not await self._acquire():
             self.shed += 1
             await _refuse(
                 send,
                 503,
                 "overloaded",
-                f"{self.running_expensive} expensive requests (queries, exports, forecasts, advice) are running,"
-                f" the most this service takes at once; retry after {self.retry_after_s} s",
+                f"{self.running_expensive} expensive requests (queries, exports, forecasts, advice) are running"
+                f" and {len(self._waiting)} waiting, the most this service takes at once; retry after"
+                f" {self.retry_after_s} s",
                 [(b"retry-after", str(self.retry_after_s).encode())],
             )
             return
-        if not expensive:
-            await self._bounded(scope, receive, send)
-            return
-        self.running_expensive += 1
         held = True
 
         async def release_then_send(message: Message) -> None:
@@ -119,14 +126,47 @@ class RequestLimits:
             nonlocal held
             if held and message["type"] == "http.response.body" and not message.get("more_body", False):
                 held = False
-                self.running_expensive -= 1
+                self._release()
             await send(message)
 
         try:
             await self._bounded(scope, receive, release_then_send)
         finally:
             if held:
-                self.running_expensive -= 1
+                self._release()
+
+    async def _acquire(self) -> bool:
+        """A slot now, or after waiting at most `max_wait_s` behind at most `max_waiting` others
+        (first come, first served); False: shed. A short queue keeps the slots busy between
+        answers, so the expensive requests still served under overload stay near the sustainable
+        rate, instead of every free slot racing a flood of instant refusals."""
+        if self.running_expensive < self.max_expensive and not self._waiting:
+            self.running_expensive += 1
+            return True
+        if len(self._waiting) >= self.max_waiting or self.max_wait_s <= 0:
+            return False
+        slot: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(slot)
+        try:
+            await asyncio.wait_for(asyncio.shield(slot), self.max_wait_s)
+            return True  # _release handed its slot over (running_expensive unchanged)
+        except TimeoutError:
+            return slot.done()  # handed over just as the wait ended: keep it
+        except asyncio.CancelledError:  # the client left while waiting: a slot handed over goes on
+            if slot.done():
+                self._release()
+            raise
+        finally:
+            if slot in self._waiting:
+                self._waiting.remove(slot)
+
+    def _release(self) -> None:
+        while self._waiting:  # hand the slot to the longest waiter still waiting
+            slot = self._waiting.popleft()
+            if not slot.done():
+                slot.set_result(None)
+                return
+        self.running_expensive -= 1
 
     async def _bounded(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("method") in ("GET", "HEAD", "OPTIONS", "DELETE"):

@@ -131,5 +131,46 @@ def test_expensive_requests_beyond_the_bound_are_shed_with_retry_after() -> None
         assert (await first)[0] == 200
         assert (await call("/v1/advice"))[0] == 200  # the slot is free again
         assert limits.shed == 1 and limits.running_expensive == 0
+        # A short queue: a request that finds the slot taken waits for it (up to max_wait_s)
+        release.clear()
+        entered.clear()
+        first = asyncio.create_task(call("/v1/query"))
+        await entered.wait()
+        waiting = asyncio.create_task(call("/v1/sites/hpc/forecast"))
+        await asyncio.sleep(0.05)
+        release.set()  # the first answers within the second's wait: it gets the slot, not a 503
+        assert (await first)[0] == 200 and (await waiting)[0] == 200
+        assert limits.shed == 1 and limits.running_expensive == 0 and not limits._waiting
 
     asyncio.run(scenario())
+
+
+def test_a_full_queue_sheds_at_once() -> None:
+    async def never(scope, receive, send):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(3600)
+
+    limits = RequestLimits(never, max_body_bytes=1024, max_json_depth=8, max_expensive=1, max_waiting=0)
+
+    async def scenario() -> None:
+        held = asyncio.create_task(
+            limits({"type": "http", "method": "GET", "path": "/v1/query", "headers": []}, _receive, _send_to([]))
+        )
+        await asyncio.sleep(0)
+        sent: list[dict] = []
+        started = asyncio.get_running_loop().time()
+        await limits({"type": "http", "method": "GET", "path": "/v1/query", "headers": []}, _receive, _send_to(sent))
+        assert sent[0]["status"] == 503 and asyncio.get_running_loop().time() - started < 0.1
+        held.cancel()
+
+    asyncio.run(scenario())
+
+
+async def _receive() -> dict:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def _send_to(sent: list[dict]):  # type: ignore[no-untyped-def]
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    return send
