@@ -108,7 +108,11 @@ def advise(
         body["constraints"] = constraints
     try:
         response = httpx.post(
-            f"{url.rstrip('/')}/v1/advice", json=body, headers={"Authorization": f"Bearer {secret}"}, timeout=30
+            f"{url.rstrip('/')}/v1/advice",
+            params={"hook": "cli"},
+            json=body,
+            headers={"Authorization": f"Bearer {secret}"},
+            timeout=30,
         )
     except httpx.HTTPError as exc:
         raise fail(f"cannot reach the service at {url}: {exc} (is `ctwin serve` running? pass --url)") from None

@@ -17,6 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from collectors import registry
 from collectors.base import CollectorConfig
+from service.config_schedulers import SchedulersConfig
 from service.timeparse import parse_size
 from telemetry.redact import redact
 from telemetry.schema import Duration, StrictModel
@@ -301,6 +302,7 @@ class Config(StrictModel):
     privacy: PrivacyConfig = PrivacyConfig()
     models: ModelsConfig = ModelsConfig()
     advice: AdviceConfig = AdviceConfig()
+    schedulers: SchedulersConfig = SchedulersConfig()
     sites: list[SiteConfig] = Field(default_factory=_default_sites)
     links: list[LinkConfig] = Field(default_factory=list)
 

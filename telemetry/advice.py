@@ -9,9 +9,11 @@ where the caller ran it and as which job, and when its outcome was joined.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import polars as pl
 
-__all__ = ["ADVICE_SCHEMA", "empty_advice"]
+__all__ = ["ADVICE_SCHEMA", "HOOKS", "Hook", "empty_advice"]
 
 ADVICE_SCHEMA: dict[str, pl.DataType] = {
     "advice_id": pl.String(),
@@ -28,7 +30,12 @@ ADVICE_SCHEMA: dict[str, pl.DataType] = {
     "reported_s": pl.Float64(),
     "outcome": pl.String(),  # JSON: realised stage-in, wait, run, turnaround; errors; regret
     "joined_s": pl.Float64(),
+    "hook": pl.String(),  # how the answer was handed out: api, cli, k8s-extender, multikueue, sbatch
 }
+
+Hook = Literal["api", "cli", "k8s-extender", "multikueue", "sbatch"]
+HOOKS: tuple[str, ...] = get_args(Hook)
+"""Where schedulers ask: the REST API, `ctwin advise`, and the three scheduler hooks."""
 
 
 def empty_advice() -> pl.DataFrame:

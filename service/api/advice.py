@@ -7,6 +7,7 @@ import math
 from typing import Annotated, Any, Literal
 
 from fastapi import Path as PathParam
+from fastapi import Query
 from fastapi.responses import Response
 from pydantic import BaseModel, BeforeValidator, Field, field_validator
 
@@ -14,6 +15,7 @@ from service.api.deps import ADVISE, BAD_REQUEST, NOT_FOUND, ServiceDep, v1_rout
 from service.api.latest import dumps
 from service.api.sites import json_response
 from service.timeparse import parse_size, parse_time_ns
+from telemetry.advice import HOOKS, Hook
 from telemetry.schema import Duration
 from twin.advice.request import Constraints, ContainerSpec, DataSpec, JobRequest, Weights
 from twin.advice.serialise import advice_to_dict
@@ -189,6 +191,13 @@ class AdviceRecordOut(BaseModel):
     reported_s: float | None
     outcome: dict[str, Any] | None = Field(description="Realised stage-in, wait, run; errors; regret")
     joined_s: float | None
+    hook: str | None = Field(description="How the answer was handed out: " + ", ".join(HOOKS))
+
+
+HookParam = Annotated[
+    Hook,
+    Query(description="Which scheduler hook asks (kept in the advice log; the Dash twin counts answers by hook)"),
+]
 
 
 @router.post(
@@ -198,8 +207,8 @@ class AdviceRecordOut(BaseModel):
     responses={**BAD_REQUEST, **NOT_FOUND},
     summary="Where should this job run? Every site ranked by predicted turnaround, cost or energy",
 )
-def advise(service: ServiceDep, job: JobRequestIn) -> Response:
-    advice = service.advisor.advise(job.to_request())
+def advise(service: ServiceDep, job: JobRequestIn, hook: HookParam = "api") -> Response:
+    advice = service.advisor.advise(job.to_request(), hook)
     return json_response(dumps(advice_to_dict(advice)))
 
 
@@ -210,8 +219,8 @@ def advise(service: ServiceDep, job: JobRequestIn) -> Response:
     responses={**BAD_REQUEST, **NOT_FOUND},
     summary=f"Advice for up to {MAX_BATCH} jobs in order (each one's booking is seen by the next)",
 )
-def advise_batch(service: ServiceDep, batch: BatchIn) -> Response:
-    answers = service.advisor.advise_batch([j.to_request() for j in batch.jobs])
+def advise_batch(service: ServiceDep, batch: BatchIn, hook: HookParam = "api") -> Response:
+    answers = service.advisor.advise_batch([j.to_request() for j in batch.jobs], hook)
     return json_response(dumps({"items": [advice_to_dict(a) for a in answers]}))
 
 

@@ -148,6 +148,8 @@ class DuckDBStore(Store):
         )
         con.execute(f"CREATE TABLE IF NOT EXISTS jobs ({_job_columns_sql()})")
         con.execute(f"CREATE TABLE IF NOT EXISTS advice ({_columns_sql(ADVICE_SCHEMA)}, PRIMARY KEY (advice_id))")
+        # a log written before the hook column existed gains it (its answers came through the API)
+        con.execute("ALTER TABLE advice ADD COLUMN IF NOT EXISTS hook VARCHAR DEFAULT 'api'")
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         if self._closed:
@@ -426,7 +428,8 @@ class DuckDBStore(Store):
         columns = [pl.col(c).cast(t) if c in have else pl.lit(None, t).alias(c) for c, t in ADVICE_SCHEMA.items()]
         frame = rows.select(columns)  # noqa: F841 (read by DuckDB's replacement scan below)
         with self._write_lock, self._transaction() as cur:
-            cur.execute("INSERT INTO advice SELECT * FROM frame")
+            names = ", ".join(f'"{c}"' for c in ADVICE_SCHEMA)  # by name: an old file has hook last
+            cur.execute(f"INSERT INTO advice ({names}) SELECT {names} FROM frame")
         return rows.height
 
     def update_advice(self, advice_id: str, fields: Mapping[str, object]) -> bool:

@@ -124,9 +124,10 @@ def test_the_advice_log_joins_the_realised_outcome_when_the_advised_job_ends(tmp
             time.sleep(0.2)
         assert pending, "the replay never showed a pending job"
         job = pending[0]  # the shortest request: it ends soonest at one trace hour per second
-        advice = client.post(
-            "/v1/advice", json={"cores": job["req_cores"], "walltime": job["req_walltime_s"]}, headers=auth["advise"]
-        ).json()
+        body = {"cores": job["req_cores"], "walltime": job["req_walltime_s"]}
+        unknown_hook = client.post("/v1/advice", params={"hook": "carrier-pigeon"}, json=body, headers=auth["advise"])
+        assert unknown_hook.status_code in (400, 422) and "hook" in unknown_hook.text
+        advice = client.post("/v1/advice", params={"hook": "sbatch"}, json=body, headers=auth["advise"]).json()
         assert advice["recommended"] == "kth"
         reported = client.post(
             f"/v1/advice/{advice['advice_id']}/outcome",
@@ -160,3 +161,4 @@ def test_the_advice_log_joins_the_realised_outcome_when_the_advised_job_ends(tmp
     predicted = outcome["predicted"]
     assert outcome["error_s"]["run_s"] == pytest.approx(realised["run_s"] - predicted["run_s"])
     assert outcome["regret_s"] == 0.0  # no other site was feasible
+    assert record["hook"] == "sbatch"  # the log says which scheduler hook handed the answer out

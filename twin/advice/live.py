@@ -57,11 +57,12 @@ class Advisor:
         self._speeds: tuple[tuple[int, ...], dict[str, float]] | None = None
 
     # ------------------------------------------------------------------ public
-    def advise(self, request: JobRequest) -> Advice:
-        return self.advise_batch([request])[0]
+    def advise(self, request: JobRequest, hook: str = "api") -> Advice:
+        return self.advise_batch([request], hook)[0]
 
-    def advise_batch(self, requests: Sequence[JobRequest]) -> list[Advice]:
-        """Advice for each request, in order; each one's booking is seen by the ones after it."""
+    def advise_batch(self, requests: Sequence[JobRequest], hook: str = "api") -> list[Advice]:
+        """Advice for each request, in order; each one's booking is seen by the ones after it.
+        `hook` (telemetry.advice.HOOKS) is logged with each answer: which scheduler hook asked."""
         topology = self.twin.topology
         homes = [self._home(r) for r in requests]
         for request in requests:
@@ -106,7 +107,7 @@ class Advisor:
                 booked = self._book(advice, request, bases)
                 if booked is not None:  # only the booked site's candidate changed
                     candidates[booked] = self._candidate(topology.site(booked), views[booked], bases.get(booked))
-                self.log.record(advice, request)
+                self.log.record(advice, request, hook)
                 out.append(advice)
         return out
 

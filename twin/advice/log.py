@@ -65,7 +65,7 @@ class AdviceLog:
         self.clock = clock
         self.flush_every_s = flush_every_s
         self._lock = threading.Lock()
-        self._unwritten: list[tuple[Advice, JobRequest]] = []
+        self._unwritten: list[tuple[Advice, JobRequest, str]] = []
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
@@ -85,17 +85,18 @@ class AdviceLog:
                 self._waiting[(row["chosen_site"], row["job_id"])] = row["advice_id"]
 
     # ------------------------------------------------------------------ writing
-    def record(self, advice: Advice, request: JobRequest) -> None:
-        """Keep the answer; it is turned into its row by the writer (off the request path)."""
+    def record(self, advice: Advice, request: JobRequest, hook: str = "api") -> None:
+        """Keep the answer (`hook`: how it was handed out, telemetry.advice.HOOKS); it is turned
+        into its row by the writer (off the request path)."""
         with self._lock:
             self._advised[advice.recommended or "none"] += 1
             if self.store is not None:
-                self._unwritten.append((advice, request))
+                self._unwritten.append((advice, request, hook))
                 if len(self._unwritten) > self.max_unwritten:  # the store refuses: memory stays bounded
                     del self._unwritten[0]
                     self.dropped += 1
                 return
-        self._memory[advice.advice_id] = _row(advice, request)
+        self._memory[advice.advice_id] = _row(advice, request, hook)
 
     def flush(self) -> int:
         """Write the answers recorded since the last flush; returns how many."""
@@ -103,7 +104,7 @@ class AdviceLog:
             with self._lock:
                 pending, self._unwritten = self._unwritten, []
             if pending and self.store is not None:
-                rows = [_row(advice, request) for advice, request in pending]
+                rows = [_row(advice, request, hook) for advice, request, hook in pending]
                 try:
                     self.store.append_advice(pl.DataFrame(rows, schema=ADVICE_SCHEMA))
                 except Exception:
@@ -272,7 +273,7 @@ class AdviceLog:
         )
 
 
-def _row(advice: Advice, request: JobRequest) -> dict[str, Any]:
+def _row(advice: Advice, request: JobRequest, hook: str = "api") -> dict[str, Any]:
     """An answer as its advice-log row (telemetry.advice.ADVICE_SCHEMA)."""
     body = advice_to_dict(advice)
     return {
@@ -285,4 +286,5 @@ def _row(advice: Advice, request: JobRequest) -> dict[str, Any]:
         "request": json.dumps(request_to_dict(request)),
         "ranked": json.dumps(body["sites"]),
         "data_ages": json.dumps({o["site"]: o["data_age_s"] for o in body["sites"]}),
+        "hook": hook,
     }

@@ -1,0 +1,2 @@
+"""Scheduler hooks: advice handed to the schedulers where they already decide (kube-scheduler
+extender, MultiKueue dispatcher, Slurm multi-cluster wrapper)."""
