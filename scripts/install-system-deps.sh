@@ -20,3 +20,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+if [ "$what" = test ]; then
+  # the scheduler-hook tests run a real kube-apiserver + kube-scheduler: built once, then cached
+  "$(dirname "$0")/install-k8s-control-plane.sh"
+fi
