@@ -48,6 +48,9 @@ class HypotheticalRuntimes:
         self._matrix = self._contexts.select(CONTEXT_FEATURES).cast(pl.Float64).to_numpy()
         self._row_of = {user: i for i, user in enumerate(users)}
         self._new_user = len(users)
+        self.memo: dict[tuple[Any, ...], tuple[float, float, float]] = {}
+        """(p10, p50, p90) by request key (twin.advice.runtimes): the same request asked again
+        of this site at this instant has the same features, so the same prediction."""
 
     def knows(self, user: str | None) -> bool:
         return user in self._row_of

@@ -68,3 +68,34 @@ def test_learned_guesses_match_the_model_on_the_same_job_as_a_history_row(model_
     assert (here.band.p10, here.band.p50, here.band.p90) == pytest.approx([p10, p50, min(p90, 36_000)])
     there = guesses["fast"]
     assert there.band.p50 == pytest.approx(here.band.p50 / 2) and "at kth, ×2 speed" in there.source
+
+
+def test_a_request_asked_again_of_the_same_base_reuses_its_prediction(model_and_rows) -> None:  # type: ignore[no-untyped-def]
+    """Pods of one Deployment, a job array: the same request of the same site at the same instant has
+    the same features, so the model is called once for it; a new request is still predicted, with
+    the numbers a cold call gives."""
+    model, rows = model_and_rows
+    now = int(rows["submit_s"].max()) + 1
+    user = rows["user"].value_counts(sort=True)["user"][0]
+    calls: list[int] = []
+
+    class Counting:
+        def __getattr__(self, name: str) -> object:
+            return getattr(model, name)
+
+        def predict_quantiles(self, X: pl.DataFrame) -> object:
+            calls.append(X.height)
+            return model.predict_quantiles(X)
+
+    source = Source("kth", now, History(), HypotheticalRuntimes(Counting(), rows, "kth", now))
+    sites = (SiteSpec("kth", "hpc"),)
+    one, other = JobRequest(cores=4, walltime_s=36_000, user=user), JobRequest(cores=8, walltime_s=3600, user=user)
+    first = guess_runtimes([one, one], sites, {"kth": source}, ["kth", "kth"])
+    again = guess_runtimes([one], sites, {"kth": source}, ["kth"])
+    mixed = guess_runtimes([one, other], sites, {"kth": source}, ["kth", "kth"])
+    assert calls == [1, 1]  # [one, one] is one row; `one` again is none; `other` is one
+    assert first[0]["kth"] == first[1]["kth"] == again[0]["kth"] == mixed[0]["kth"]
+    cold = guess_runtimes(
+        [other], sites, {"kth": Source("kth", now, History(), HypotheticalRuntimes(model, rows, "kth", now))}, ["kth"]
+    )
+    assert mixed[1]["kth"] == cold[0]["kth"]
