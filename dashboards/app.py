@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dashboards import overview
+from dashboards.overview import AdviceSummary
 from twin.view import TwinReader
 
 __all__ = ["TITLE", "create_dash"]
@@ -69,10 +70,13 @@ def _normalise(prefix: str) -> str:
     return "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/"
 
 
-def create_dash(reader: TwinReader, *, server: Any = True, url_prefix: str = "/") -> dash.Dash:
+def create_dash(
+    reader: TwinReader, *, server: Any = True, url_prefix: str = "/", advice: AdviceSummary | None = None
+) -> dash.Dash:
     """A new Dash app showing `reader`'s twin (no import-time app, so each service instance and each
     test gets its own).
 
+    `advice`: a site's advice by scheduler hook (the advice log's summary), shown under each site.
     `server`: True for an app of its own (serve or mount `dash_app.server`), or the service's
     FastAPI app to add the routes to. `url_prefix`: the path the page is reached at. Assets and
     scripts are served from this process (no CDN: the service may run without internet); plotly.js
@@ -104,7 +108,7 @@ def create_dash(reader: TwinReader, *, server: Any = True, url_prefix: str = "/"
         routes_pathname_prefix=prefix if host is not None else "/",
     )
     app.layout = overview.layout()
-    overview.register(app, reader, prefix=prefix)
+    overview.register(app, reader, prefix=prefix, advice=advice)
     app.init_app(target)
     if host is None:
         target.add_middleware(_AppRelativePath)

@@ -37,6 +37,10 @@ QUEUE_TABLE = "ctwin-queue-table"
 FORECAST_GRAPH = "ctwin-forecast-graph"
 ACCURACY_STATS = "ctwin-forecast-accuracy"
 ACCURACY_GRAPH = "ctwin-forecast-errors"
+ADVICE_SECTION = "ctwin-advice"
+"""A site's "Advice handed out here" section: per scheduler hook, the answers recommending the
+site and how they turned out (twin.advice.log.AdviceLog.summary)."""
+ADVICE_TABLE = "ctwin-advice-table"
 
 SITE_ATTR = "data-site"
 """HTML attribute that carries a site's name on its card (and that tests select by)."""

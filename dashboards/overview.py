@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 import dash
 import plotly.graph_objects as go
+import polars as pl
 from dash import Input, Output, State, dcc, html
 from dash.development.base_component import Component
 
@@ -41,6 +42,7 @@ from dashboards.figures import (
 from dashboards.parts import (
     MAX_QUEUE_ROWS,
     accuracy_stats,
+    advice_table,
     badge,
     collectors_table,
     links_table,
@@ -380,6 +382,35 @@ def render_forecast(reader: TwinReader, search: str | None) -> QueuePart:
 # --- layout and wiring ---------------------------------------------------------------------------
 
 
+AdviceSummary = Callable[[str], pl.DataFrame]
+"""A site's advice by hook (twin.advice.log.AdviceLog.summary); None where no advisor runs."""
+
+
+def render_advice(summary: AdviceSummary | None, search: str | None, *, now_s: float) -> tuple[dict[str, str], Any]:
+    """The "Advice handed out here" section of the selected site: every hook's answers that
+    recommended it and how they turned out (a store aggregate, cheap enough for the 5 s tick)."""
+    name, _ = parse(search)
+    if summary is None or name is None:
+        return HIDDEN, []
+    try:
+        frame = summary(name)
+    except Exception as exc:  # the store is away: say so, keep the page
+        return SHOWN, [html.H3("Advice handed out here"), html.P(f"advice log unavailable: {exc}", className="error")]
+    head = html.H3("Advice handed out here")
+    if frame.height == 0:
+        return SHOWN, [head, html.P("No advice has recommended this site yet.", className="muted")]
+    return SHOWN, [
+        head,
+        html.P(
+            "Per scheduler hook: answers that recommended this site; of them, submitted (the caller said"
+            " where), followed (submitted here), ended (outcome joined); the mean error of the predicted"
+            " turnaround and the regret over the ended ones.",
+            className="muted",
+        ),
+        advice_table(frame, now_s),
+    ]
+
+
 def layout() -> Component:
     """The static skeleton; every live part is filled by the callbacks on load and each tick."""
     blank = empty_figure("")
@@ -437,6 +468,7 @@ def layout() -> Component:
                         id=ids.FORECAST_SECTION,
                         style=HIDDEN,
                     ),
+                    html.Div(id=ids.ADVICE_SECTION, style=HIDDEN),
                 ],
                 id=ids.DRILLDOWN,
                 className="panel",
@@ -446,9 +478,19 @@ def layout() -> Component:
     )
 
 
-def register(app: dash.Dash, reader: TwinReader, *, prefix: str) -> None:
-    """Wire the page's callbacks to `reader`. Rendering runs in a worker thread: history reads hit
-    the store, and the service's event loop must keep answering the API meanwhile."""
+def register(app: dash.Dash, reader: TwinReader, *, prefix: str, advice: AdviceSummary | None = None) -> None:
+    """Wire the page's callbacks to `reader` (and the advice log's `advice` summary). Rendering
+    runs in a worker thread: history reads hit the store, and the service's event loop must keep
+    answering the API meanwhile."""
+
+    @app.callback(
+        Output(ids.ADVICE_SECTION, "style"),
+        Output(ids.ADVICE_SECTION, "children"),
+        Input(ids.URL, "search"),
+        Input(ids.TICK, "n_intervals"),
+    )
+    async def _advice(search: str | None, _tick: int | None) -> tuple[dict[str, str], Any]:
+        return await asyncio.to_thread(render_advice, advice, search, now_s=time.time())
 
     @app.callback(
         Output(ids.CARDS, "children"),

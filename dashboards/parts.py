@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import polars as pl
 from dash import dcc, html
 from dash.dash_table.DataTable import DataTable
 from dash.dash_table.Format import Format, Scheme
@@ -19,6 +20,7 @@ from dash.development.base_component import Component
 from dashboards import fmt, ids
 from dashboards.figures import STATE_COLOURS, by_predicted_start
 from dashboards.urlstate import DEFAULT_RANGE, RANGE_PHRASES, RANGES, RangeKey, drill_query
+from twin.advice.outcome import human_duration
 from twin.view import CollectorHealth, LinkView, NodeView, QueueForecast, SiteView, State
 
 __all__ = [
@@ -164,6 +166,38 @@ def collectors_table(collectors: Sequence[CollectorHealth]) -> html.Table:
     ]
     head = ("collector", "type", "state", "data age", "errors", "last error")
     return _table(head, rows, numeric=("errors",), className="grid")
+
+
+HOOK_NAMES = {
+    "api": "REST API",
+    "cli": "ctwin advise",
+    "k8s-extender": "kube-scheduler extender",
+    "multikueue": "MultiKueue dispatcher",
+    "sbatch": "ctwin sbatch",
+}
+
+
+def advice_table(summary: pl.DataFrame, now_s: float) -> html.Table:
+    """Per hook (telemetry.advice.SUMMARY_SCHEMA rows): how many answers recommended the site, how
+    many callers said where they submitted, how many followed, how many ended, and the error."""
+    rows = [
+        html.Tr(
+            [
+                html.Td(HOOK_NAMES.get(r["hook"], r["hook"]), title=r["hook"]),
+                html.Td(fmt.count(r["answers"]), className="num"),
+                html.Td(fmt.count(r["reported"]), className="num"),
+                html.Td(fmt.count(r["followed"]), className="num"),
+                html.Td(fmt.count(r["joined"]), className="num"),
+                html.Td("" if r["abs_error_s"] is None else human_duration(r["abs_error_s"]), className="num"),
+                html.Td("" if r["regret_s"] is None else human_duration(r["regret_s"]), className="num"),
+                html.Td(fmt.age(None if r["last_s"] is None else now_s - r["last_s"])),
+            ]
+        )
+        for r in summary.iter_rows(named=True)
+    ]
+    head = ("hook", "answers", "submitted", "followed", "ended", "|error| turnaround", "regret", "last")
+    numeric = ("answers", "submitted", "followed", "ended", "|error| turnaround", "regret")
+    return _table(head, rows, numeric=numeric, className="grid", id=ids.ADVICE_TABLE)
 
 
 def _gib(b: float | None) -> float | None:

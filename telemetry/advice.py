@@ -13,7 +13,7 @@ from typing import Literal, get_args
 
 import polars as pl
 
-__all__ = ["ADVICE_SCHEMA", "HOOKS", "Hook", "empty_advice"]
+__all__ = ["ADVICE_SCHEMA", "HOOKS", "SUMMARY_SCHEMA", "Hook", "empty_advice", "summary_sql"]
 
 ADVICE_SCHEMA: dict[str, pl.DataType] = {
     "advice_id": pl.String(),
@@ -40,3 +40,28 @@ HOOKS: tuple[str, ...] = get_args(Hook)
 
 def empty_advice() -> pl.DataFrame:
     return pl.DataFrame(schema=ADVICE_SCHEMA)
+
+
+SUMMARY_SCHEMA: dict[str, pl.DataType] = {
+    "hook": pl.String(),
+    "answers": pl.Int64(),  # answers that recommended the site
+    "reported": pl.Int64(),  # of them, the caller said where it submitted the job
+    "followed": pl.Int64(),  # ... and it submitted it to the recommended site
+    "joined": pl.Int64(),  # ... and the job has ended: its outcome is joined
+    "abs_error_s": pl.Float64(),  # mean |realised - predicted p50| turnaround over the joined ones
+    "regret_s": pl.Float64(),  # mean regret over the joined ones
+    "last_s": pl.Float64(),  # the newest answer, unix s
+}
+
+
+def summary_sql(table: str) -> str:
+    """DuckDB SQL over an advice-log table: per hook, the answers recommending site `?` (the one
+    parameter) and how they turned out (SUMMARY_SCHEMA)."""
+    error = "TRY_CAST(json_extract(outcome, '$.error_s.turnaround_s') AS DOUBLE)"
+    regret = "TRY_CAST(json_extract(outcome, '$.regret_s') AS DOUBLE)"
+    return (
+        f"SELECT coalesce(hook, 'api') AS hook, count(*) AS answers, count(job_id) AS reported,"
+        f" count(*) FILTER (WHERE chosen_site = recommended) AS followed, count(joined_s) AS joined,"
+        f" avg(abs({error})) AS abs_error_s, avg({regret}) AS regret_s, max(created_s) AS last_s"
+        f" FROM {table} WHERE recommended = ? GROUP BY 1 ORDER BY answers DESC, hook"
+    )

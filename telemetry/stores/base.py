@@ -147,5 +147,10 @@ class Store(ABC):
         yet joined with their outcome, or a time range."""
 
     @abstractmethod
+    def advice_summary(self, site: str) -> pl.DataFrame:
+        """Per hook, the answers that recommended `site` and how they turned out
+        (telemetry.advice.SUMMARY_SCHEMA), computed in the store."""
+
+    @abstractmethod
     def close(self) -> None:
         """Flush and release the backend; idempotent."""

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import duckdb
 import polars as pl
 
-from telemetry.advice import ADVICE_SCHEMA
+from telemetry.advice import ADVICE_SCHEMA, SUMMARY_SCHEMA, summary_sql
 from telemetry.filemodes import make_private_dir, tighten
 from telemetry.jobs import JOB_SCHEMA, LIFECYCLE_STAGE, conform_jobs, lifecycle_stage
 from telemetry.schema import Batch
@@ -470,6 +470,10 @@ class DuckDBStore(Store):
         if frame.width == 0:
             return pl.DataFrame(schema=ADVICE_SCHEMA)
         return frame.cast(ADVICE_SCHEMA)  # type: ignore[arg-type]
+
+    def advice_summary(self, site: str) -> pl.DataFrame:
+        frame = _frame(self._cursor(), summary_sql("advice"), [site])
+        return frame.cast(SUMMARY_SCHEMA) if frame.width else pl.DataFrame(schema=SUMMARY_SCHEMA)  # type: ignore[arg-type]
 
     def close(self) -> None:
         if self._closed:

@@ -180,6 +180,25 @@ def check_forecast(driver: Any, site: str) -> dict[str, Any]:
     return {"jobs": jobs, "starts": starts, "bars": len(bars), "accuracy": accuracy}
 
 
+def check_advice(driver: Any, hook: str) -> dict[str, str]:
+    """The drilled-down site's "Advice handed out here" shows a row for `hook` (its label, e.g.
+    "ctwin sbatch"); returns that row's cells by column."""
+    from selenium.webdriver.common.by import By
+
+    def row(d: Any) -> dict[str, str] | None:
+        table = d.find_elements(By.ID, ids.ADVICE_TABLE)
+        if not table:
+            return None
+        head = [th.text for th in table[0].find_elements(By.CSS_SELECTOR, "thead th")]
+        for tr in table[0].find_elements(By.CSS_SELECTOR, "tbody tr"):
+            cells = [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+            if cells and cells[0] == hook:
+                return dict(zip(head, cells, strict=True))
+        return None
+
+    return dict(_wait(driver, row, f"the advice table's {hook} row"))
+
+
 def plotly_on_the_page(driver: Any) -> tuple[str | None, list[str]]:
     """`window.Plotly`'s version and the plotly bundles the page fetched (the vendored basic one
     only: Dash's full plotly.min.js is fetched only when no bundle defined `window.Plotly`)."""
@@ -339,8 +358,12 @@ links:
 """
 
 
+SERVED_TOKEN: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def served_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Its base URL; the first admin token it printed is in `SERVED_TOKEN[0]`."""
     """`ctwin serve` itself, as a user starts it: a subprocess with its own store, on a free port."""
     import subprocess
     import sys
@@ -367,6 +390,8 @@ def served_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 raise RuntimeError(f"ctwin serve exited: {(work / 'serve.log').read_text()}")
             time.sleep(0.1)
         time.sleep(2.5)  # two collections: the CPU busy share needs two readings
+        lines = (work / "serve.log").read_text().splitlines()
+        SERVED_TOKEN[:] = [next(lines[i + 1].strip() for i, x in enumerate(lines) if "first API token" in x)]
         yield url + "/"
     finally:
         proc.terminate()
@@ -388,6 +413,16 @@ def test_served_page_shows_this_host_live_and_drills_down(driver: Any, served_ur
     forecast = check_forecast(driver, "kth-sp2")  # the replayed log's queue, simulated forward
     assert forecast["bars"] > 0 and all(s == "now" or s.startswith("in ") for s in forecast["starts"]), forecast
     assert "within ±1 h" in forecast["accuracy"] or "No forecast scored yet" in forecast["accuracy"]
+    import httpx  # two answers through the Slurm wrapper's hook, one through the API: counted per hook
+
+    auth = {"Authorization": f"Bearer {SERVED_TOKEN[0]}"}
+    job = {"cores": 1, "walltime": "10m", "constraints": {"allowed_sites": ["kth-sp2"]}}
+    for hook in ("sbatch", "sbatch", "api"):
+        answer = httpx.post(f"{served_url}v1/advice", params={"hook": hook}, json=job, headers=auth, timeout=30)
+        assert answer.status_code == 200 and answer.json()["recommended"] == "kth-sp2", answer.text
+    sbatch = check_advice(driver, "ctwin sbatch")
+    assert (sbatch["answers"], sbatch["submitted"], sbatch["ended"]) == ("2", "0", "0"), sbatch
+    assert check_advice(driver, "REST API")["answers"] == "1"
     shot = os.environ.get("CTWIN_FORECAST_SCREENSHOT")
     if shot:
         save_element_screenshot(driver, ids.DRILLDOWN, Path(shot))

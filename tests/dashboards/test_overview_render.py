@@ -268,3 +268,27 @@ def test_many_hosts_are_drawn_from_the_band_the_store_aggregates(reader: FakeRea
     names = {t.name for t in out.hosts_figure.data}
     assert "mean" in names and any(n and n.startswith("min–max of 12 hosts") for n in names)
     assert max(len(t.x) for t in out.hosts_figure.data) <= 2000
+
+
+def test_the_advice_section_shows_each_hook_or_says_why_not() -> None:
+    import polars as pl
+
+    from dashboards.overview import render_advice
+    from telemetry.advice import SUMMARY_SCHEMA
+
+    row = {"hook": "k8s-extender", "answers": 12, "reported": 10, "followed": 9, "joined": 4,
+           "abs_error_s": 610.0, "regret_s": 0.0, "last_s": 1000.0}  # fmt: skip
+    frame = pl.DataFrame([row], schema=SUMMARY_SCHEMA)
+    style, children = render_advice(lambda site: frame if site == "hpc1" else frame.clear(), "?site=hpc1", now_s=1030)
+    text = str(children)
+    assert style == {} or style.get("display") != "none"
+    assert "kube-scheduler extender" in text and "'12'" in text and "10 min" in text and "30 s ago" in text
+    _, empty = render_advice(lambda site: frame.clear(), "?site=grid", now_s=1030)
+    assert "No advice has recommended this site yet" in str(empty)
+
+    def broken(site: str) -> pl.DataFrame:
+        raise OSError("store closed")
+
+    _, failed = render_advice(broken, "?site=hpc1", now_s=1030)
+    assert "advice log unavailable: store closed" in str(failed)
+    assert render_advice(None, "?site=hpc1", now_s=1030)[1] == []

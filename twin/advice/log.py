@@ -27,7 +27,7 @@ from typing import Any
 
 import polars as pl
 
-from telemetry.advice import ADVICE_SCHEMA
+from telemetry.advice import ADVICE_SCHEMA, SUMMARY_SCHEMA, summary_sql
 from telemetry.stores.base import Store
 from twin.advice.outcome import Advice
 from twin.advice.request import JobRequest
@@ -260,6 +260,19 @@ class AdviceLog:
                 self._errors.append(abs(error))
             if regret is not None:
                 self._regrets.append(regret)
+
+    def summary(self, site: str) -> pl.DataFrame:
+        """Per hook, the answers that recommended `site` and how they turned out
+        (telemetry.advice.SUMMARY_SCHEMA): what the Dash twin shows under each site."""
+        self.flush()
+        if self.store is not None:
+            return self.store.advice_summary(site)
+        import duckdb  # the same SQL over the rows kept in memory (no store: tests, benchmarks)
+
+        rows = pl.DataFrame(list(self._memory.values()), schema=ADVICE_SCHEMA)  # noqa: F841 (read by DuckDB)
+        result = pl.from_arrow(duckdb.connect().sql(summary_sql("rows"), params=[site]).to_arrow_table())
+        assert isinstance(result, pl.DataFrame)
+        return result.cast(SUMMARY_SCHEMA) if result.width else pl.DataFrame(schema=SUMMARY_SCHEMA)  # type: ignore[arg-type]
 
     def stats(self) -> AdviceStats:
         with self._lock:

@@ -118,3 +118,40 @@ def test_the_answer_is_in_wall_clock_with_data_ages_and_is_logged() -> None:
     stats["a/slurm"].last_success_s = WALL - 3600  # a's collector stopped an hour ago
     stale = advisor.advise(JobRequest(cores=8, walltime_s=600))
     assert next(o for o in stale.ranked if o.site == "a").excluded_because == "stale"
+
+
+def test_the_log_sums_up_each_sites_advice_by_hook_and_how_it_turned_out(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """What the Dash twin shows under a site: per hook, answers recommending it, reported,
+    followed, joined, the mean |turnaround error| and regret; the same numbers from memory and
+    from the DuckDB store."""
+    from telemetry.stores.duckdb_store import DuckDBStore
+
+    for store in (None, DuckDBStore(tmp_path / "s.duckdb")):
+        clock = Clock()
+        twin, _ = _twin(clock, {"home": 1.0, "a": 1.0}, {"home": 64})
+        policy = AdvicePolicy(herding_ttl_s=600.0, default_home="home")
+        advisor = Advisor(twin, AdviceLog(store, clock), HerdingLedger(600.0, clock), policy, clock=clock)
+        job = JobRequest(cores=8, walltime_s=3600)
+        s1, s2 = advisor.advise_batch([job, job], "sbatch")
+        k = advisor.advise(job, "k8s-extender")
+        assert s1.recommended == s2.recommended == k.recommended == "a"
+        advisor.report(s1.advice_id, "a", "7")
+        advisor.report(s2.advice_id, "home", "8")  # not followed
+        predicted = next(o for o in s1.ranked if o.site == "a").turnaround_s.p50  # type: ignore[union-attr]
+        ended = {"site": "a", "job_id": "7", "user": "x", "state": "COMPLETED", "submit_s": int(WALL),
+                 "start_s": int(WALL) + 10, "end_s": int(WALL) + 1210, "req_walltime_s": 3600, "alloc_cores": 8,
+                 "observed_s": int(WALL) + 1300}  # fmt: skip
+        assert advisor.log.observe("a", conform_jobs(pl.DataFrame([ended])).collect()) == 1
+        summary = {r["hook"]: r for r in advisor.log.summary("a").iter_rows(named=True)}
+        assert set(summary) == {"sbatch", "k8s-extender"}
+        sb = summary["sbatch"]
+        assert (sb["answers"], sb["reported"], sb["followed"], sb["joined"]) == (2, 2, 1, 1)
+        realised = 10 + 1200 + (next(o for o in s1.ranked if o.site == "a").stage_in_s.p50 or 0)  # type: ignore[union-attr]
+        realised += next(o for o in s1.ranked if o.site == "a").stage_out_s.p50 or 0  # type: ignore[union-attr]
+        assert sb["abs_error_s"] == pytest.approx(abs(realised - predicted))
+        assert (summary["k8s-extender"]["answers"], summary["k8s-extender"]["joined"]) == (1, 0)
+        assert summary["k8s-extender"]["abs_error_s"] is None
+        assert advisor.log.summary("nowhere").height == 0
+        advisor.log.close()
+        if store is not None:
+            store.close()
