@@ -16,8 +16,10 @@ the input row order. tests/models/test_no_future_leak.py proves the causality on
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
+import numpy as np
 import polars as pl
 
 from telemetry.jobs import JOB_SCHEMA, conform_jobs
@@ -34,6 +36,7 @@ __all__ = [
     "context_at",
     "feature_schema",
     "features_for",
+    "hypothetical_features",
 ]
 
 MEAN_LAST_K = 5
@@ -227,6 +230,45 @@ def features_for(requests: pl.DataFrame, contexts: pl.DataFrame) -> pl.DataFrame
     derived = _derive(frame)
     assert isinstance(derived, pl.DataFrame)
     return derived.select(FEATURES)
+
+
+_REQUEST_NUMERIC = ("req_walltime_s", "req_cores", "req_nodes", "req_mem_bytes", "gpus", "ranks_per_container")
+
+
+def hypothetical_features(
+    request: Mapping[str, Sequence[Any]], submit_s: Sequence[int], contexts: np.ndarray
+) -> pl.DataFrame:
+    """`features_for` for requests given as plain columns (JOB_SCHEMA names: req_walltime_s,
+    req_cores, req_nodes, req_mem_bytes, gpus, ranks_per_container and the categorical ones; a
+    missing column is null) and their context rows as a float matrix in CONTEXT_FEATURES order.
+    The same frame, built without a polars plan: placement advice asks for a few rows per answer,
+    where the plans' set-up was most of the cost (tests/models/test_hypothetical_features.py
+    holds the two equal)."""
+    n = contexts.shape[0]
+    none = [None] * n
+    columns: dict[str, Any] = {
+        name: pl.Series(name, request.get(name, none), pl.Float64, strict=False) for name in _REQUEST_NUMERIC
+    }
+    submit = np.asarray(submit_s, dtype=np.int64)
+    columns["hour_of_day"] = (submit % 86_400) / 3600.0
+    columns["day_of_week"] = ((submit // 86_400 + 3) % 7).astype(np.float64)
+    context = {name: contexts[:, j] for j, name in enumerate(CONTEXT_FEATURES)}
+    req = columns["req_walltime_s"].to_numpy()  # nulls as NaN
+    last1, last2 = context["user_last1_s"], context["user_last2_s"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ave2 = np.fmin(req, np.floor((last1 + last2) / 2))  # NaN history: the request, as _derive
+        derived = {
+            "ave2_s": ave2,
+            "ave2_over_req": ave2 / req,
+            "user_last_log_gap": np.abs(np.log(last1 / last2)),
+            "req_over_last1_req": req / context["user_last1_req_s"],
+        }
+    for name in NUMERIC_FEATURES:
+        if name not in columns:
+            columns[name] = derived[name] if name in derived else context[name]
+    for name in CATEGORICAL_FEATURES:
+        columns[name] = pl.Series(name, request.get(name, none), pl.String)
+    return pl.DataFrame({name: columns[name] for name in FEATURES})
 
 
 def collect_features(jobs: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:

@@ -57,16 +57,13 @@ def _request_key(r: JobRequest) -> tuple[Any, ...]:
             r.container.runtime)  # fmt: skip
 
 
-def _rows_of_keys(keys: Sequence[tuple[Any, ...]]) -> pl.DataFrame:
+def request_rows(requests: Sequence[JobRequest]) -> pl.DataFrame:
+    """The requests as job-history rows (JOB_SCHEMA: what a model reads of a job)."""
+    keys = [_request_key(r) for r in requests]
     n = len(keys)
     given: dict[str, list[Any]] = {c: [k[j] for k in keys] for j, c in enumerate(_KEY_COLUMNS)}
     given |= {"job_id": [f"advice-{i}" for i in range(n)], "state": ["PENDING"] * n}
     return pl.DataFrame({c: given.get(c, [None] * n) for c in JOB_SCHEMA}, schema=JOB_SCHEMA)
-
-
-def request_rows(requests: Sequence[JobRequest]) -> pl.DataFrame:
-    """The requests as job-history rows (JOB_SCHEMA: what a model reads of a job)."""
-    return _rows_of_keys([_request_key(r) for r in requests])
 
 
 @cache
@@ -100,7 +97,7 @@ def _learned(bases: Sequence[RuntimeSource], requests: Sequence[JobRequest]) -> 
     next submission ask the same) in one feature pass and one model call for all sites, on one
     thread (tens of rows: OpenMP's start-up costs more than the trees; bench/advice_latency.py
     measured 6.5 ms → 1.9 ms per call)."""
-    from models.features import CONTEXT_FEATURES, features_for
+    from models.features import hypothetical_features
 
     keys = [_request_key(r) for r in requests]
     unique = list(dict.fromkeys(keys))
@@ -124,12 +121,10 @@ def _learned(bases: Sequence[RuntimeSource], requests: Sequence[JobRequest]) -> 
         matrices.append(hypothetical.context_matrix([k[0] for k in todo]))
         missing.append(todo)
     if model is not None:
-        rows = _rows_of_keys([k for todo in missing for k in todo]).with_columns(
-            pl.Series("site", [s for s, _, n in sites for _ in range(n)], pl.String),
-            pl.Series("submit_s", [t for (_, _, n), t in zip(sites, nows, strict=True) for _ in range(n)], pl.Int64),
-        )
-        contexts = pl.DataFrame(np.vstack(matrices), schema=list(CONTEXT_FEATURES), orient="row")
-        features = features_for(rows, contexts)
+        todo_keys = [k for todo in missing for k in todo]
+        columns = {c: [k[j] for k in todo_keys] for j, c in enumerate(_KEY_COLUMNS)}
+        submits = [t for (_, _, n), t in zip(sites, nows, strict=True) for _ in range(n)]
+        features = hypothetical_features(columns, submits, np.vstack(matrices))
         with _one_thread():
             quantiles = model.predict_quantiles(features)
         p10, p50, p90 = (np.asarray(a, dtype=np.float64).tolist() for a in quantiles)
