@@ -25,11 +25,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api import v1
 from service.api.errors import ApiError, ErrorBody, error_body, twin_status
+from service.api.extender import ExtenderRoutes
 from service.api.fastpath import LatestFastPath
 from service.auth import TokenStore, UiAuthMiddleware, login_router, open_endpoints_for, require_scope
 from service.compose import Service, build_service
 from service.config import LoadedConfig
 from service.docs import install_offline_docs
+from service.hooks.extender_metrics import ExtenderMetrics
 from service.limits import RequestLimits
 from service.metrics import LimitMetrics, RequestMetrics, TwinMetrics, build_registry
 from service.sessions import SessionStore
@@ -148,7 +150,12 @@ def create_app(
     )
     app.state.limits = limits
     registry.register(LimitMetrics(limits))
-    app.front = RequestMetrics(limits, histogram=latency)
+    front: ASGIApp = limits
+    if service.extender is not None:  # its own body limit, never shed (service/api/extender.py)
+        hook = config.schedulers.kubernetes
+        front = ExtenderRoutes(limits, service.extender, path_secret=hook.path_secret, max_body=hook.max_body)
+        registry.register(ExtenderMetrics(service.extender, service.pod_worker))
+    app.front = RequestMetrics(front, histogram=latency)
     app.state.registry = registry
     return app
 

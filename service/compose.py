@@ -13,6 +13,10 @@ import duckdb
 
 from collectors import registry
 from service.config import CloudConfig, LoadedConfig, SiteConfig
+from service.hooks.extender import Extender
+from service.hooks.k8s_sites import NodeSites
+from service.hooks.kube import KubeClient
+from service.hooks.pod_worker import PodWorker
 from service.resume import resume_replays
 from telemetry.pipeline import Pipeline, RunningCollector, StoreSink
 from telemetry.stores.base import Store
@@ -91,12 +95,20 @@ class Service:
     advisor: Advisor
     models: ModelSource | None
     salt: str
+    extender: Extender | None = None
+    """The kube-scheduler extender (schedulers.kubernetes.enabled), served by the app's routes."""
+    pod_worker: PodWorker | None = None
+    """Annotates advised pods and reports where they ran (schedulers.kubernetes.api set)."""
 
     def start(self) -> None:
         self.pipeline.start()
         self.advisor.log.start()
+        if self.pod_worker is not None:
+            self.pod_worker.start()
 
     def stop(self) -> None:
+        if self.pod_worker is not None:
+            self.pod_worker.stop()
         self.pipeline.stop()
         self.advisor.log.close()
         self.store.close()
@@ -144,7 +156,34 @@ def build_service(loaded: LoadedConfig, data_dir: str | Path | None = None, *, c
         labels={"host": config.host_name()},
     )
     resume_replays(store, pipeline.collectors)  # a restarted replay carries on after its last stored instant
-    return Service(loaded, store, sink, pipeline, twin, advisor, models, resolve_salt(loaded, data_dir))
+    extender, worker = build_extender(loaded, advisor, topology)
+    salt = resolve_salt(loaded, data_dir)
+    return Service(loaded, store, sink, pipeline, twin, advisor, models, salt, extender, worker)
+
+
+def build_extender(
+    loaded: LoadedConfig, advisor: Advisor, topology: Topology
+) -> tuple[Extender | None, PodWorker | None]:
+    """The kube-scheduler extender and its pod worker, when configured (service/hooks/extender.py)."""
+    hook = loaded.config.schedulers.kubernetes
+    if not hook.enabled:
+        return None, None
+    names = [s.name for s in topology.sites]
+    local = hook.local_site or loaded.config.advice.home or (names[0] if names else "local")
+    sites = NodeSites(names, local, hook.nodes, hook.site_label)
+    worker = None
+    if hook.api is not None:
+        api = hook.api
+        worker = PodWorker(lambda: KubeClient.from_config(api), sites, advisor)
+    extender = Extender(
+        advisor,
+        sites,
+        default_walltime_s=hook.default_walltime,
+        advice_ttl_s=hook.advice_ttl,
+        neutral_score=hook.neutral_score,
+        on_advice=worker.advised if worker is not None else None,
+    )
+    return extender, worker
 
 
 def topology_of(loaded: LoadedConfig) -> Topology:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from telemetry.schema import Duration, StrictModel
+from telemetry.schema import ByteSize, Duration, StrictModel
 
 __all__ = ["KubeApiConfig", "KubernetesHookConfig", "MultiKueueHookConfig", "SchedulersConfig", "SlurmHookConfig"]
 
@@ -28,9 +28,43 @@ class KubeApiConfig(StrictModel):
 
 
 class KubernetesHookConfig(StrictModel):
-    """The kube-scheduler extender (routes /k8s/extender/v1/filter and /prioritize)."""
+    """The kube-scheduler extender (routes /k8s/extender/v1/filter and /prioritize; README,
+    "Kubernetes scheduler extender"). A node is a site: `nodes` names it, else its `site_label`,
+    else an interLink virtual node named like a site is that site; any other plain node is the
+    `local_site`, and a virtual node nothing maps is left alone (it passes, neutral score)."""
 
     enabled: bool = False
+    local_site: str | None = Field(
+        None, description="The site of this cluster's own (non-virtual) nodes; default: advice.home, else the first"
+    )
+    nodes: dict[str, str] = Field(default_factory=dict, description="Node name -> ctwin site (wins over labels)")
+    site_label: str = Field("ctwin.io/site", max_length=317, description="A node label naming the node's ctwin site")
+    path_secret: str | None = Field(
+        None,
+        min_length=16,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Serve the routes under /k8s/extender/<secret>/v1 and take them from any address (the"
+        " kube-scheduler sends no token); without it they answer loopback clients only",
+    )
+    max_body: ByteSize = Field(
+        64 * 2**20,
+        ge=1024,
+        description="Largest ExtenderArgs body: full Node objects with managedFields are ~5 KB each"
+        " (nodeCacheCapable: true sends names only)",
+    )
+    advice_ttl: Duration = Field(
+        30.0, description="How long the filter's advice for a pod is reused by the prioritize call after it"
+    )
+    default_walltime: Duration = Field(
+        3600.0, description="A pod's walltime without ctwin.io/walltime or spec.activeDeadlineSeconds"
+    )
+    neutral_score: int = Field(5, ge=0, le=10, description="Score of every node when ctwin has no opinion")
+    api: KubeApiConfig | None = Field(
+        None,
+        description="Set to annotate advised pods (ctwin.io/advice-id) and report where they were bound;"
+        " needs get/patch on pods and get on nodes",
+    )
 
 
 class MultiKueueHookConfig(StrictModel):

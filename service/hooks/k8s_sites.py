@@ -1,0 +1,83 @@
+"""Which ctwin site a Kubernetes node is.
+
+A cluster's own nodes are the local site. An interLink virtual node is the remote site it
+fronts: the virtual kubelet registers it with the label `virtual-node.interlink/type=virtual-kubelet`,
+the taint `virtual-node.interlink/no-schedule=true:NoSchedule` and the OS `virtual-kubelet`, and
+with its default capacity (100 CPU / 3000G) it looks like a giant idle machine to the scheduler,
+which is why the scheduler needs ctwin to tell the sites apart.
+
+In order: `schedulers.kubernetes.nodes` (name → site); the node's `site_label` (default
+`ctwin.io/site`) when it names a configured site; a virtual node named like a site; then any other
+plain node is the local site and a virtual node nothing maps is no site at all (it passes the
+filter with the neutral score: ctwin cannot say what it fronts).
+
+With `nodeCacheCapable: true` the scheduler sends node names only: a node seen before in full
+(or listed from the API by the pod worker) is remembered; an unknown name maps by config only.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+
+from service.hooks.extender_wire import Node
+
+__all__ = ["INTERLINK_LABEL", "INTERLINK_OS", "INTERLINK_TAINT", "NodeSites", "is_virtual"]
+
+INTERLINK_LABEL = ("virtual-node.interlink/type", "virtual-kubelet")
+INTERLINK_TAINT = "virtual-node.interlink/no-schedule"
+INTERLINK_OS = "virtual-kubelet"
+_MAX_REMEMBERED = 100_000
+
+
+def is_virtual(node: Node) -> bool:
+    """An interLink (virtual-kubelet) node: its label, its taint or its OS says so."""
+    key, value = INTERLINK_LABEL
+    return (
+        node.labels.get(key) == value
+        or node.operating_system == INTERLINK_OS
+        or any(t.get("key") == INTERLINK_TAINT for t in node.taints)
+    )
+
+
+class NodeSites:
+    def __init__(self, sites: Iterable[str], local_site: str, mapping: Mapping[str, str], site_label: str) -> None:
+        self.sites = frozenset(sites)
+        for node, site in mapping.items():
+            if site not in self.sites:
+                raise ValueError(f"schedulers.kubernetes.nodes.{node}: no site named {site!r}")
+        if local_site not in self.sites:
+            raise ValueError(f"schedulers.kubernetes.local_site: no site named {local_site!r}")
+        self.local_site = local_site
+        self.mapping = dict(mapping)
+        self.site_label = site_label
+        self._seen: dict[str, str | None] = {}
+        self._lock = threading.Lock()
+
+    def site_of(self, node: Node) -> str | None:
+        """The node's site, or None (module docstring)."""
+        mapped = self.mapping.get(node.name)
+        if mapped is not None:
+            return mapped
+        if node.by_name:  # what we saw of it before
+            return self._seen.get(node.name)
+        site = self._from_object(node)
+        if self._seen.get(node.name, "") != site:
+            with self._lock:
+                if len(self._seen) >= _MAX_REMEMBERED:
+                    self._seen.clear()
+                self._seen[node.name] = site
+        return site
+
+    def remember(self, nodes: Iterable[Node]) -> None:
+        """Nodes read in full elsewhere (the API), so names alone map later."""
+        for node in nodes:
+            self.site_of(node)
+
+    def _from_object(self, node: Node) -> str | None:
+        labelled = node.labels.get(self.site_label)
+        if labelled in self.sites:
+            return labelled
+        if is_virtual(node):
+            return node.name if node.name in self.sites else None
+        return self.local_site

@@ -1,0 +1,183 @@
+"""A pod as placement advice sees it: a JobRequest from its resource requests and ctwin annotations.
+
+Resources are counted as the kube-scheduler counts them (its NodeResourcesFit): the app
+containers' requests summed (with the restartable init containers, sidecars, that run beside
+them), against each ordinary init container (which runs alone, after the sidecars started before
+it), whichever is larger, plus `spec.overhead`. A resource with limits but no requests counts its
+limits (the API server defaults requests so). CPU millicores are rounded up to whole cores (a batch
+site allocates cores), at least one; memory is per node; GPUs are `nvidia.com/gpu`.
+
+Annotations (all optional):
+
+| annotation | meaning | example |
+|---|---|---|
+| `ctwin.io/walltime` | the kill limit a batch site plans with | `2h`, `90m`, `3600` |
+| `ctwin.io/input` | data to stage in: size, `@` where it lives | `20GB@local` |
+| `ctwin.io/output` | data to stage out: size, `@` where it goes | `1GB@local` |
+| `ctwin.io/objective` | turnaround (default), cost, energy, co2 | `cost` |
+| `ctwin.io/risk` | rank by the median (p50, default) or the p90 | `p90` |
+| `ctwin.io/user` | whose history predicts the runtime | `alice` |
+
+Walltime without `ctwin.io/walltime`: `spec.activeDeadlineSeconds` (the pod's own kill limit),
+else the configured `schedulers.kubernetes.default_walltime` (1 h).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, get_args
+
+from telemetry.schema import parse_duration, parse_size
+from twin.advice.request import Constraints, DataSpec, JobRequest, Objective
+
+__all__ = ["ANNOTATION_PREFIX", "PodError", "PodInfo", "parse_quantity", "pod_info", "pod_request", "pod_resources"]
+
+ANNOTATION_PREFIX = "ctwin.io/"
+GPU_RESOURCE = "nvidia.com/gpu"
+_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?)$")
+_SUFFIX = {
+    None: Decimal(1), "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"),
+    "k": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9, "T": Decimal(10) ** 12,
+    "P": Decimal(10) ** 15, "E": Decimal(10) ** 18,
+    "Ki": Decimal(2) ** 10, "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30, "Ti": Decimal(2) ** 40,
+    "Pi": Decimal(2) ** 50, "Ei": Decimal(2) ** 60,
+}  # fmt: skip
+_OBJECTIVES = get_args(Objective)
+
+
+class PodError(ValueError):
+    """The pod asks for something ctwin cannot read (a bad annotation or quantity)."""
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    uid: str
+    namespace: str
+    name: str
+    annotations: Mapping[str, str]
+
+
+def parse_quantity(text: Any) -> Decimal:
+    """A Kubernetes resource.Quantity ("100m", "1.5", "64Mi", "2e3") as a number."""
+    match = _QUANTITY.match(str(text).strip())
+    if match is None:
+        raise PodError(f"invalid quantity {text!r}")
+    number, exponent, suffix = match.groups()
+    try:
+        value = Decimal(number)
+        return value * (Decimal(10) ** int(exponent[1:]) if exponent else _SUFFIX[suffix])
+    except (InvalidOperation, OverflowError):
+        raise PodError(f"invalid quantity {text!r}") from None
+
+
+def _requests(container: Mapping[str, Any]) -> dict[str, Decimal]:
+    resources = container.get("resources") or {}
+    limits = resources.get("limits") or {}
+    requests = {**limits, **(resources.get("requests") or {})}
+    return {name: parse_quantity(value) for name, value in requests.items()}
+
+
+def _add(total: dict[str, Decimal], more: Mapping[str, Decimal]) -> None:
+    for name, value in more.items():
+        total[name] = total.get(name, Decimal(0)) + value
+
+
+def pod_resources(spec: Mapping[str, Any]) -> dict[str, Decimal]:
+    """The pod's effective requests, as the kube-scheduler computes them (module docstring)."""
+    total: dict[str, Decimal] = {}
+    for container in spec.get("containers") or ():
+        _add(total, _requests(container))
+    sidecars: dict[str, Decimal] = {}
+    peak: dict[str, Decimal] = {}
+    for init in spec.get("initContainers") or ():
+        need = _requests(init)
+        if init.get("restartPolicy") == "Always":  # a sidecar: runs on beside everything after it
+            _add(sidecars, need)
+            continue
+        alone = dict(sidecars)
+        _add(alone, need)
+        for name, value in alone.items():
+            peak[name] = max(peak.get(name, Decimal(0)), value)
+    _add(total, sidecars)
+    for name, value in peak.items():
+        total[name] = max(total.get(name, Decimal(0)), value)
+    _add(total, {k: parse_quantity(v) for k, v in (spec.get("overhead") or {}).items()})
+    return total
+
+
+def _data(value: str | None, what: str) -> DataSpec:
+    if not value:
+        return DataSpec()
+    size, _, site = value.partition("@")
+    try:
+        return DataSpec(parse_size(size.strip()), site.strip() or None)
+    except ValueError as exc:
+        raise PodError(f"{ANNOTATION_PREFIX}{what}: {exc}") from None
+
+
+def pod_info(pod: Mapping[str, Any]) -> PodInfo:
+    meta = pod.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    return PodInfo(
+        str(meta.get("uid") or ""),
+        str(meta.get("namespace") or ""),
+        str(meta.get("name") or ""),
+        annotations if isinstance(annotations, dict) else {},
+    )
+
+
+def pod_request(
+    pod: Mapping[str, Any],
+    *,
+    default_walltime_s: float,
+    allowed_sites: Iterable[str] = (),
+    home: str | None = None,
+) -> JobRequest:
+    """The JobRequest for `pod` (PodError when it cannot be read)."""
+    spec = pod.get("spec") or {}
+    if not isinstance(spec, dict):
+        raise PodError("the pod has no spec")
+    notes = pod_info(pod).annotations
+    resources = pod_resources(spec)
+    cores = max(1, math.ceil(resources.get("cpu", Decimal(0))))
+    memory = resources.get("memory")
+    gpus = math.ceil(resources.get(GPU_RESOURCE, Decimal(0)))
+    walltime = _walltime(notes.get(ANNOTATION_PREFIX + "walltime"), spec, default_walltime_s)
+    objective = notes.get(ANNOTATION_PREFIX + "objective", "turnaround")
+    if objective not in _OBJECTIVES or objective == "weighted":
+        raise PodError(f"{ANNOTATION_PREFIX}objective: {objective!r} is not turnaround, cost, energy or co2")
+    risk = notes.get(ANNOTATION_PREFIX + "risk", "p50")
+    if risk not in ("p50", "p90"):
+        raise PodError(f"{ANNOTATION_PREFIX}risk: {risk!r} is not p50 or p90")
+    return JobRequest(
+        cores=cores,
+        walltime_s=walltime,
+        gpus=gpus,
+        memory_bytes=int(memory) if memory else None,
+        user=notes.get(ANNOTATION_PREFIX + "user"),
+        input=_data(notes.get(ANNOTATION_PREFIX + "input"), "input"),
+        output=_data(notes.get(ANNOTATION_PREFIX + "output"), "output"),
+        home=home,
+        objective=objective,  # type: ignore[arg-type]
+        risk=risk,  # type: ignore[arg-type]
+        constraints=Constraints(allowed_sites=tuple(allowed_sites)),
+    )
+
+
+def _walltime(annotation: str | None, spec: Mapping[str, Any], default_s: float) -> int:
+    if annotation is not None:
+        try:
+            seconds = parse_duration(annotation)
+        except ValueError as exc:
+            raise PodError(f"{ANNOTATION_PREFIX}walltime: {exc}") from None
+    elif isinstance(spec.get("activeDeadlineSeconds"), int) and spec["activeDeadlineSeconds"] > 0:
+        seconds = float(spec["activeDeadlineSeconds"])
+    else:
+        seconds = default_s
+    if seconds > 366 * 86400:
+        raise PodError(f"{ANNOTATION_PREFIX}walltime: at most 366 days")
+    return max(1, math.ceil(seconds))
