@@ -2,9 +2,16 @@
 # Stop what scripts/slurm-up.sh started in WORKDIR, by the PIDs it recorded: cancel the jobs, then
 # slurmrestd, the slurmd(s), slurmctld, slurmdbd, mariadbd and the private munged. Idempotent.
 # Usage: scripts/slurm-down.sh WORKDIR
+# A WORKDIR of scripts/slurm-multi-up.sh (it has a `clusters` file): each cluster in reverse start
+# order, so the first one, which runs the shared munged, slurmdbd and MariaDB, goes last.
 set -uo pipefail
 D=$(realpath -m "${1:?usage: slurm-down.sh WORKDIR}")
 [ -d "$D" ] || exit 0
+if [ -s "$D/clusters" ]; then
+  mapfile -t names < "$D/clusters"
+  for ((i = ${#names[@]} - 1; i >= 0; i--)); do "$0" "$D/${names[i]}"; done
+  exit 0
+fi
 export SLURM_CONF="$D/slurm.conf"
 
 alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }

@@ -9,7 +9,10 @@
 #   slurm-wlm-jwt-plugin]. Do NOT install slurm-wlm-emulator (see SERVICES.md §4).
 # Environment (all optional): CPUS_PER_NODE=2, SLURMCTLD_PORT=16817, SLURMD_PORT=16818 (one node),
 #   NODE_PORT_BASE=17000 (node i listens on base+i), SLURMDBD_PORT=16819, SLURMRESTD_PORT=16820,
-#   MARIADB_PORT=13306.
+#   MARIADB_PORT=13306, CLUSTER_NAME=twin.
+#   SHARED_FROM=DIR (needs ACCT=1): use the munged and slurmdbd that an earlier slurm-up.sh started
+#   in DIR instead of starting our own, so several clusters share one accounting database
+#   (scripts/slurm-multi-up.sh; the cluster registers itself there when its slurmctld starts).
 # Everything runs from WORKDIR, including a private munged (own key and socket), so nothing
 # outside WORKDIR is touched and scripts/slurm-down.sh stops it all by PID.
 # Afterwards: export SLURM_CONF=WORKDIR/slurm.conf; slurmrestd (if any) is on 127.0.0.1:$SLURMRESTD_PORT.
@@ -19,7 +22,9 @@ NN=${2:-1}; ACCT=${3:-0}; RESTD=${4:-0}
 CPN=${CPUS_PER_NODE:-2}
 CTLD_PORT=${SLURMCTLD_PORT:-16817}; SLURMD_PORT=${SLURMD_PORT:-16818}; NODE_PORT_BASE=${NODE_PORT_BASE:-17000}
 DBD_PORT=${SLURMDBD_PORT:-16819}; RESTD_PORT=${SLURMRESTD_PORT:-16820}; DB_PORT=${MARIADB_PORT:-13306}
+CLUSTER=${CLUSTER_NAME:-twin}; SHARED=${SHARED_FROM:+$(realpath -m "$SHARED_FROM")}
 HOST=$(hostname -s)
+[ -z "$SHARED" ] || [ "$ACCT" = 1 ] || { echo "slurm-up.sh: SHARED_FROM needs ACCT=1" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "slurm-up.sh: needs root" >&2; exit 1; }
 trap 'echo "slurm-up.sh: failed at line $LINENO; last log lines:" >&2; tail -n 3 "$D"/log/*.log "$D"/munge/munged.log >&2 2>/dev/null' ERR
 
@@ -33,19 +38,23 @@ wait_for() {  # wait_for TRIES CMD...: retry every 0.2 s
   return 1
 }
 
-# --- a private munged: own key, socket, pid and log under $D/munge ---------------------------
-M="$D/munge"
-install -d -o munge -g munge -m 0755 "$M"
-runuser -u munge -- test -x "$M" \
-  || { echo "slurm-up.sh: user munge cannot reach $M; every parent directory needs o+x" >&2; exit 1; }
-[ -s "$M/munge.key" ] || mungekey --create --keyfile="$M/munge.key"
-chown munge:munge "$M/munge.key"; chmod 0400 "$M/munge.key"
-if ! munge -n -S "$M/munge.socket" 2>/dev/null | unmunge -S "$M/munge.socket" >/dev/null 2>&1; then
-  runuser -u munge -- /usr/sbin/munged --socket="$M/munge.socket" --key-file="$M/munge.key" \
-    --pid-file="$M/munged.pid" --log-file="$M/munged.log" --seed-file="$M/munged.seed"
+# --- a private munged: own key, socket, pid and log under $D/munge (or SHARED_FROM's) ----------
+M="${SHARED:-$D}/munge"
+if [ -n "$SHARED" ]; then
+  [ -S "$M/munge.socket" ] || { echo "slurm-up.sh: no munged in $SHARED (start it there first)" >&2; exit 1; }
+else
+  install -d -o munge -g munge -m 0755 "$M"
+  runuser -u munge -- test -x "$M" \
+    || { echo "slurm-up.sh: user munge cannot reach $M; every parent directory needs o+x" >&2; exit 1; }
+  [ -s "$M/munge.key" ] || mungekey --create --keyfile="$M/munge.key"
+  chown munge:munge "$M/munge.key"; chmod 0400 "$M/munge.key"
+  if ! munge -n -S "$M/munge.socket" 2>/dev/null | unmunge -S "$M/munge.socket" >/dev/null 2>&1; then
+    runuser -u munge -- /usr/sbin/munged --socket="$M/munge.socket" --key-file="$M/munge.key" \
+      --pid-file="$M/munged.pid" --log-file="$M/munged.log" --seed-file="$M/munged.seed"
+  fi
+  wait_for 50 bash -c "munge -n -S '$M/munge.socket' | unmunge -S '$M/munge.socket'" \
+    || { echo "munged did not start:"; tail -5 "$M/munged.log"; exit 1; }
 fi
-wait_for 50 bash -c "munge -n -S '$M/munge.socket' | unmunge -S '$M/munge.socket'" \
-  || { echo "munged did not start:"; tail -5 "$M/munged.log"; exit 1; }
 AUTH_INFO="AuthInfo=socket=$M/munge.socket"
 
 # --- JWT key for slurmrestd ------------------------------------------------------------------
@@ -59,7 +68,10 @@ fi
 
 # --- optional accounting: MariaDB in $D/db + slurmdbd ----------------------------------------
 ACCT_LINES="JobAcctGatherType=jobacct_gather/none"
-if [ "$ACCT" = 1 ]; then
+if [ "$ACCT" = 1 ] && [ -n "$SHARED" ]; then
+  DBD_PORT=$(sed -n 's/^DbdPort=//p' "$SHARED/slurmdbd.conf")
+  [ -n "$DBD_PORT" ] || { echo "slurm-up.sh: no slurmdbd.conf in $SHARED" >&2; exit 1; }
+elif [ "$ACCT" = 1 ]; then
   if [ ! -d "$D/db/mysql" ]; then
     mariadb-install-db --no-defaults --datadir="$D/db" --user=root --skip-test-db \
       >"$D/log/mariadb-install.log" 2>&1
@@ -93,11 +105,14 @@ CONF
   slurmdbd          # reads slurmdbd.conf next to $SLURM_CONF; daemonizes
   wait_for 150 bash -c "exec 3<>/dev/tcp/127.0.0.1/$DBD_PORT" \
     || { echo "slurmdbd did not start:"; tail -5 "$D/log/slurmdbd.log"; exit 1; }
+fi
+if [ "$ACCT" = 1 ]; then
   # AccountingStoragePass names the munge socket for connections to slurmdbd (AuthInfo does not apply)
   ACCT_LINES="AccountingStorageType=accounting_storage/slurmdbd
 AccountingStoragePass=$M/munge.socket
 AccountingStorageHost=127.0.0.1
 AccountingStoragePort=$DBD_PORT
+AccountingStoreFlags=job_comment
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=5"
 fi
@@ -113,7 +128,7 @@ else
   NODES="NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$CPN RealMemory=1000 State=UNKNOWN"; NODELIST=ALL
 fi
 cat > "$SLURM_CONF" <<CONF
-ClusterName=twin
+ClusterName=$CLUSTER
 SlurmctldHost=$HOST(127.0.0.1)
 SlurmUser=root
 SlurmctldPort=$CTLD_PORT

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from telemetry.schema import ByteSize, Duration, StrictModel
 
@@ -74,9 +74,37 @@ class MultiKueueHookConfig(StrictModel):
 
 
 class SlurmHookConfig(StrictModel):
-    """`ctwin sbatch`: picks `-M CLUSTER -p PARTITION` among the configured Slurm sites."""
+    """`ctwin sbatch`: picks `-M CLUSTER -p PARTITION` among the configured Slurm sites.
 
-    enabled: bool = False
+    The wrapper runs where users submit (a login node), so it needs the service's address, the
+    site ↔ cluster names and the Slurm client; it reads the same config file as the service."""
+
+    enabled: bool = Field(False, description="Off: `ctwin sbatch` runs plain sbatch and says so")
+    clusters: dict[str, str] = Field(
+        default_factory=dict,
+        description="ctwin site → Slurm cluster name (`sbatch -M`); default: every site with a slurm"
+        " collector, under its own name",
+    )
+    url: str | None = Field(None, description="The service for the wrapper (default: CTWIN_URL, else serve:)")
+    token_file: Path | None = Field(None, description="API token (advise scope) when neither --token nor CTWIN_TOKEN")
+    sbatch: str = Field("sbatch", min_length=1, description="The real sbatch (a name on PATH or a path)")
+    slurm_conf: str | None = Field(
+        None, description="SLURM_CONF for sbatch: any slurm.conf whose accounting points at the clusters' slurmdbd"
+    )
+    default_walltime: Duration = Field(3600.0, description="Assumed when a job gives no --time (the DefaultTime)")
+    timeout: Duration = Field(10.0, description="How long to wait for the advice before submitting without it")
+    fallback: bool = Field(True, description="No advice: submit with the user's own options (--no-fallback: fail)")
+
+    @model_validator(mode="after")
+    def _one_site_per_cluster(self) -> SlurmHookConfig:
+        seen: dict[str, str] = {}
+        for site, cluster in self.clusters.items():
+            if not cluster:
+                raise ValueError(f"clusters.{site}: the Slurm cluster name is empty")
+            if cluster in seen:
+                raise ValueError(f"Slurm cluster {cluster!r} is mapped to two sites: {seen[cluster]} and {site}")
+            seen[cluster] = site
+        return self
 
 
 class SchedulersConfig(StrictModel):

@@ -8,6 +8,10 @@ packages below; skips without them unless CTWIN_REQUIRE_SERVERS=1.
 A test module uses it by importing the fixture: `from tests.integration.slurm_cluster import
 slurm_cluster`. The fixture is module-scoped, so each module gets a fresh cluster (job ids from 1,
 an idle queue, an empty accounting database) and two clusters never run at once.
+
+`two_slurm_clusters` is Slurm's multi-cluster mode (scripts/slurm-multi-up.sh): clusters `alpha`
+and `beta`, each its own slurmctld and two slurmd (2 CPUs each), sharing one munged, MariaDB and
+slurmdbd, so `sbatch -M alpha,beta`, `squeue -M all` and `sacct -M beta` work. Stopped the same way.
 """
 
 from __future__ import annotations
@@ -29,7 +33,10 @@ import pytest
 
 from tests.conftest import ROOT, free_port, need_binary, servers_required
 
-__all__ = ["CMD_TIMEOUT", "CPUS_PER_NODE", "HINT", "NODES", "Cluster", "poll", "slurm_cluster"]
+__all__ = [
+    "CMD_TIMEOUT", "CPUS_PER_NODE", "HINT", "NODES", "Cluster", "MultiCluster", "poll", "slurm_cluster",
+    "two_slurm_clusters",
+]  # fmt: skip
 
 PACKAGES = "slurmctld slurmd slurm-client munge slurmdbd mariadb-server slurmrestd slurm-wlm-jwt-plugin"
 HINT = f"apt-get install -y --no-install-recommends {PACKAGES}"
@@ -116,6 +123,57 @@ def slurm_cluster() -> Iterator[Cluster]:
         with contextlib.suppress(subprocess.TimeoutExpired):
             subprocess.run(down, env=env, capture_output=True, timeout=60, check=False)
         _kill_leftovers(workdir)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+MULTI_NAMES = ("alpha", "beta")
+MULTI_NODES = 2  # per cluster, CPUS_PER_NODE each
+
+
+@dataclass(frozen=True)
+class MultiCluster:
+    workdir: Path
+    names: tuple[str, ...]
+    env: dict[str, str]
+    """SLURM_CONF is the client config (the first cluster's; `-M` resolves through slurmdbd)."""
+
+    @property
+    def client_conf(self) -> str:
+        return str(self.workdir / "slurm.conf")
+
+    def conf(self, name: str) -> str:
+        """The cluster's own slurm.conf (what its collector reads)."""
+        return str(self.workdir / name / "slurm.conf")
+
+    def run(self, *argv: str) -> str:
+        done = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=CMD_TIMEOUT, check=False)
+        if done.returncode != 0:
+            raise AssertionError(f"{' '.join(argv)}: exit {done.returncode}: {done.stderr.strip()}")
+        return done.stdout
+
+
+@pytest.fixture(scope="module")
+def two_slurm_clusters() -> Iterator[MultiCluster]:
+    for binary in ("slurmctld", "slurmd", "sbatch", "munged", "slurmdbd", "mariadbd", "sacctmgr"):
+        need_binary(binary, HINT)
+    _need(os.geteuid() == 0, "a real Slurm needs root (slurmd, munged as munge)")
+    workdir = Path(tempfile.mkdtemp(prefix="ctwin-slurm-multi-"))
+    env = {**os.environ, "CPUS_PER_NODE": str(CPUS_PER_NODE), "SLURM_CONF": str(workdir / "slurm.conf"),
+           "SLURMDBD_PORT": str(free_port()), "MARIADB_PORT": str(free_port())}  # fmt: skip
+    for name in MULTI_NAMES:
+        env[f"{name}_PORTS"] = f"{free_port()} {free_port()} {_free_run(MULTI_NODES)}"
+    up = [str(ROOT / "scripts" / "slurm-multi-up.sh"), str(workdir), str(MULTI_NODES), *MULTI_NAMES]
+    down = [str(ROOT / "scripts" / "slurm-down.sh"), str(workdir)]
+    try:
+        started = subprocess.run(up, env=env, capture_output=True, text=True, timeout=180, check=False)
+        if started.returncode != 0:
+            pytest.fail(f"slurm-multi-up.sh failed ({started.returncode}):\n{started.stdout}\n{started.stderr}")
+        yield MultiCluster(workdir, MULTI_NAMES, env)
+    finally:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run(down, env=env, capture_output=True, timeout=90, check=False)
+        for name in MULTI_NAMES:
+            _kill_leftovers(workdir / name)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
