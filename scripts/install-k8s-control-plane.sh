@@ -16,7 +16,10 @@ V=v1.20.2
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 APT="$SUDO apt-get -o DPkg::Lock::Timeout=600"
 
-have_bins() { [ -x "$PREFIX/bin/kube-apiserver" ] && [ -x "$PREFIX/bin/kube-scheduler" ] && command -v etcd >/dev/null; }
+# PATCHES names the source fixes below; binaries built without them are rebuilt (the marker file).
+PATCHES="reflect2-go1.18-mapiterinit"
+have_bins() { [ -x "$PREFIX/bin/kube-apiserver" ] && [ -x "$PREFIX/bin/kube-scheduler" ] && command -v etcd >/dev/null \
+  && [ "$(cat "$PREFIX/bin/.patches" 2>/dev/null)" = "$PATCHES" ]; }
 if have_bins; then echo "k8s control plane: cached in $PREFIX/bin"; exit 0; fi
 echo "k8s control plane: building kube-apiserver and kube-scheduler $V into $PREFIX/bin (3.5-8 min)" >&2
 
@@ -59,6 +62,56 @@ for p in k8s.io/kubernetes/vendor/k8s.io/component-base/version k8s.io/kubernete
   LDF="$LDF -X $p.gitVersion=$V -X $p.gitMajor=1 -X $p.gitMinor=20 -X $p.gitTreeState=clean"
 done
 
+# 3b. vendored github.com/modern-go/reflect2 v1.0.1 declares reflect.mapiterinit with Go <= 1.17's
+# signature (it returns the iterator); Go 1.18 changed it to fill one the caller passes. Built with
+# Go 1.19 as is, kube-apiserver segfaults ("fatal error: fault" in mapiternext) when json-iterator
+# sorts a map's keys, which it does for every custom resource's metadata. The same fix as
+# reflect2 v1.0.2: pass a full-size hiter (Go 1.18-1.22 layout) allocated by the caller.
+R2=vendor/github.com/modern-go/reflect2
+if grep -q 'func mapiterinit(rtype unsafe.Pointer, m unsafe.Pointer) \*hiter' $R2/unsafe_link.go; then
+  python3 - "$R2" <<'PY'
+import pathlib, sys
+d = pathlib.Path(sys.argv[1])
+link = d / "unsafe_link.go"
+text = link.read_text()
+text = text.replace("func mapiterinit(rtype unsafe.Pointer, m unsafe.Pointer) *hiter",
+                    "func mapiterinit(rtype unsafe.Pointer, m unsafe.Pointer, it *hiter)")
+old = text[text.index("type hiter struct {"):]
+old = old[: old.index("}") + 1]
+text = text.replace(old, """type hiter struct {
+	key         unsafe.Pointer
+	value       unsafe.Pointer
+	t           unsafe.Pointer
+	h           unsafe.Pointer
+	buckets     unsafe.Pointer
+	bptr        unsafe.Pointer
+	overflow    *[]unsafe.Pointer
+	oldoverflow *[]unsafe.Pointer
+	startBucket uintptr
+	offset      uint8
+	wrapped     bool
+	B           uint8
+	i           uint8
+	bucket      uintptr
+	checkBucket uintptr
+}""")
+link.write_text(text)
+m = d / "unsafe_map.go"
+src = m.read_text()
+call = "hiter:      mapiterinit(type2.rtype, *(*unsafe.Pointer)(obj)),"
+assert call in src, "reflect2 unsafe_map.go changed: update the patch"
+src = src.replace(call, "hiter:      newHiter(type2.rtype, *(*unsafe.Pointer)(obj)),")
+src += """
+func newHiter(rtype unsafe.Pointer, m unsafe.Pointer) *hiter {
+	it := new(hiter)
+	mapiterinit(rtype, m, it)
+	return it
+}
+"""
+m.write_text(src)
+PY
+fi
+
 # 4. pkg/generated/openapi is generated at build time upstream (make gen_openapi): do its part
 if [ ! -f pkg/generated/openapi/zz_generated.openapi.go ]; then
   go build -p "$JOBS" -o "$WORK/openapi-gen" ./vendor/k8s.io/kube-openapi/cmd/openapi-gen
@@ -78,5 +131,6 @@ for c in kube-scheduler kube-apiserver; do
   echo "k8s control plane: go build $c" >&2
   go build -p "$JOBS" -trimpath -ldflags "$LDF" -o "$PREFIX/bin.new/$c" ./cmd/$c
 done
+echo "$PATCHES" > "$PREFIX/bin.new/.patches"
 rm -rf "$PREFIX/bin"; mv "$PREFIX/bin.new" "$PREFIX/bin"
 "$PREFIX/bin/kube-apiserver" --version

@@ -21,6 +21,7 @@ from service.cli_common import ConfigOpt, DataDirOpt, JsonOpt, err, out
 from service.cli_common import emit_json as _emit_json
 from service.cli_common import fail as _fail
 from service.cli_common import load as _load
+from service.cli_dispatcher import dispatcher
 from service.cli_sbatch import SBATCH_CONTEXT, sbatch
 from service.cli_token import token_app
 from service.compose import build_collectors, build_service, open_store, resolve_salt
@@ -48,6 +49,7 @@ app.command("train")(models_cli.train)
 app.command("evaluate")(models_cli.evaluate)
 app.command("advise")(advise)
 app.command("sbatch", context_settings=SBATCH_CONTEXT)(sbatch)
+app.command("dispatcher")(dispatcher)
 
 
 # ---------------------------------------------------------------------------- collect

@@ -67,10 +67,45 @@ class KubernetesHookConfig(StrictModel):
     )
 
 
+class KueueConfigRef(StrictModel):
+    """Where Kueue's own Configuration lives on the manager cluster: its `multiKueue.dispatcherName`
+    says which dispatcher Kueue waits for (Kueue reads it at start from this ConfigMap)."""
+
+    namespace: str = "kueue-system"
+    name: str = "kueue-manager-config"
+    key: str = "controller_manager_config.yaml"
+
+
 class MultiKueueHookConfig(StrictModel):
-    """`ctwin dispatcher`: nominates worker clusters for Kueue Workloads."""
+    """`ctwin dispatcher`: nominates worker clusters for Kueue Workloads (MultiKueue's external
+    dispatcher API), best first by ctwin's advice, when Kueue's dispatcherName is ours."""
 
     enabled: bool = False
+    dispatcher_name: str = Field(
+        "continuum-twin/ctwin",
+        min_length=3,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/[-A-Za-z0-9._~/]+$",
+        description="The name set as multiKueue.dispatcherName in Kueue's Configuration (domain/path)",
+    )
+    clusters: dict[str, str] = Field(
+        default_factory=dict,
+        description="MultiKueueCluster name -> ctwin site; a cluster not listed is the site of its name",
+    )
+    api: KubeApiConfig = KubeApiConfig()
+    kueue_config: KueueConfigRef = KueueConfigRef()
+    service_url: str | None = Field(None, description="ctwin's API; default: this config's serve address")
+    token_file: Path | None = Field(None, description="API token (advise scope); default: the CTWIN_TOKEN variable")
+    resync: Duration = Field(60.0, gt=0, description="Re-read Kueue's config, checks and every Workload this often")
+    renominate_after: Duration = Field(
+        600.0, gt=0, description="A nomination no cluster admitted within this long is stale and made afresh"
+    )
+    max_nominated: int = Field(10, ge=1, le=20, description="At most this many clusters per Workload (best first)")
+    default_walltime: Duration = Field(3600.0, gt=0, description="When a Workload sets no maximumExecutionTimeSeconds")
+    walltime_annotation: str = Field(
+        "ctwin.io/walltime",
+        description="A Workload annotation with its walltime (2h, 30m, seconds), before the default",
+    )
 
 
 class SlurmHookConfig(StrictModel):

@@ -6,7 +6,7 @@ JSON keeps CRDs (Workloads) as first-class as core objects.
 
 - `KubeClient.from_config(KubeApiConfig)`: an explicit URL + token/CA, a kubeconfig file, or the
   in-cluster service account (KUBERNETES_SERVICE_HOST and /var/run/secrets/kubernetes.io/...).
-- `get`, `list`, `create`, `patch` (merge, strategic, JSON patch or server-side apply with a field
+- `get`, `list`, `create`, `replace`, `patch` (merge, strategic, JSON patch or server-side apply with a field
   manager; `subresource="status"`), `delete`, `watch` (a generator of watch events that resumes
   from the last resourceVersion, and relists on 410 Gone).
 - An API error is a `KubeError` with the status code and the server's reason and message.
@@ -137,6 +137,10 @@ class KubeClient:
 
     def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return self._json("POST", path, content=json.dumps(body), content_type="application/json")
+
+    def replace(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT: the whole object (with its metadata.resourceVersion, so a concurrent change is a 409)."""
+        return self._json("PUT", path, content=json.dumps(body), content_type="application/json")
 
     def patch(
         self,
