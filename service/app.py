@@ -154,7 +154,7 @@ def create_app(
     if service.extender is not None:  # its own body limit, never shed (service/api/extender.py)
         hook = config.schedulers.kubernetes
         front = ExtenderRoutes(limits, service.extender, path_secret=hook.path_secret, max_body=hook.max_body)
-        registry.register(ExtenderMetrics(service.extender, service.pod_worker))
+        registry.register(ExtenderMetrics(service.extender, service.pod_worker, service.node_cache))
     app.front = RequestMetrics(front, histogram=latency)
     app.state.registry = registry
     return app

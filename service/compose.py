@@ -16,6 +16,7 @@ from service.config import CloudConfig, LoadedConfig, SiteConfig
 from service.hooks.extender import Extender
 from service.hooks.k8s_sites import NodeSites
 from service.hooks.kube import KubeClient
+from service.hooks.node_cache import NodeCache
 from service.hooks.pod_worker import PodWorker
 from service.resume import resume_replays
 from telemetry.pipeline import Pipeline, RunningCollector, StoreSink
@@ -99,16 +100,22 @@ class Service:
     """The kube-scheduler extender (schedulers.kubernetes.enabled), served by the app's routes."""
     pod_worker: PodWorker | None = None
     """Annotates advised pods and reports where they ran (schedulers.kubernetes.api set)."""
+    node_cache: NodeCache | None = None
+    """The API's nodes, listed and watched, for names-only extender requests (api set)."""
 
     def start(self) -> None:
         self.pipeline.start()
         self.advisor.log.start()
+        if self.node_cache is not None:
+            self.node_cache.start()
         if self.pod_worker is not None:
             self.pod_worker.start()
 
     def stop(self) -> None:
         if self.pod_worker is not None:
             self.pod_worker.stop()
+        if self.node_cache is not None:
+            self.node_cache.stop()
         self.pipeline.stop()
         self.advisor.log.close()
         self.store.close()
@@ -156,25 +163,31 @@ def build_service(loaded: LoadedConfig, data_dir: str | Path | None = None, *, c
         labels={"host": config.host_name()},
     )
     resume_replays(store, pipeline.collectors)  # a restarted replay carries on after its last stored instant
-    extender, worker = build_extender(loaded, advisor, topology)
+    extender, worker, nodes = build_extender(loaded, advisor, topology)
     salt = resolve_salt(loaded, data_dir)
-    return Service(loaded, store, sink, pipeline, twin, advisor, models, salt, extender, worker)
+    return Service(loaded, store, sink, pipeline, twin, advisor, models, salt, extender, worker, nodes)
 
 
 def build_extender(
     loaded: LoadedConfig, advisor: Advisor, topology: Topology
-) -> tuple[Extender | None, PodWorker | None]:
-    """The kube-scheduler extender and its pod worker, when configured (service/hooks/extender.py)."""
+) -> tuple[Extender | None, PodWorker | None, NodeCache | None]:
+    """The kube-scheduler extender, its pod worker and node cache, when configured (service/hooks/extender.py)."""
     hook = loaded.config.schedulers.kubernetes
     if not hook.enabled:
-        return None, None
+        return None, None, None
     names = [s.name for s in topology.sites]
     local = hook.local_site or loaded.config.advice.home or (names[0] if names else "local")
-    sites = NodeSites(names, local, hook.nodes, hook.site_label)
-    worker = None
+    worker = cache = None
     if hook.api is not None:
         api = hook.api
-        worker = PodWorker(lambda: KubeClient.from_config(api), sites, advisor)
+
+        def client() -> KubeClient:
+            return KubeClient.from_config(api)
+
+        cache = NodeCache(client)
+    sites = NodeSites(names, local, hook.nodes, hook.site_label, cache.node if cache is not None else None)
+    if cache is not None:
+        worker = PodWorker(client, sites, advisor, scheduler_name=hook.scheduler_name, node_lookup=cache.node)
     extender = Extender(
         advisor,
         sites,
@@ -183,7 +196,7 @@ def build_extender(
         neutral_score=hook.neutral_score,
         on_advice=worker.advised if worker is not None else None,
     )
-    return extender, worker
+    return extender, worker, cache
 
 
 def topology_of(loaded: LoadedConfig) -> Topology:

@@ -62,8 +62,16 @@ class KubernetesHookConfig(StrictModel):
     neutral_score: int = Field(5, ge=0, le=10, description="Score of every node when ctwin has no opinion")
     api: KubeApiConfig | None = Field(
         None,
-        description="Set to annotate advised pods (ctwin.io/advice-id) and report where they were bound;"
-        " needs get/patch on pods and get on nodes",
+        description="Set to keep a node cache (names-only requests, nodeCacheCapable: true, map by labels,"
+        " taints and OS), annotate advised pods (ctwin.io/advice-id) and report where they were bound;"
+        " needs list/watch/get on nodes and list/watch/patch on pods",
+    )
+    scheduler_name: str = Field(
+        "ctwin-scheduler",
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$|^$",
+        description="The profile's schedulerName: the pod worker watches pods with it (one stream, field"
+        " selector spec.schedulerName); empty: watch every pod",
     )
 
 

@@ -1,14 +1,17 @@
-"""The extender's counters in /metrics, read at scrape time (no I/O, bounded labels)."""
+"""The extender's counters, its node cache's and its pod watch's, in /metrics: read at scrape time
+(no I/O, bounded labels)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from service.hooks.extender import Extender
+from service.hooks.informer import Informer
+from service.hooks.node_cache import NodeCache
 from service.hooks.pod_worker import PodWorker
 
 __all__ = ["ExtenderMetrics"]
@@ -17,9 +20,10 @@ FALLBACK_REASONS = ("stale", "bad_pod", "error")
 
 
 class ExtenderMetrics(Collector):
-    def __init__(self, extender: Extender, worker: PodWorker | None) -> None:
+    def __init__(self, extender: Extender, worker: PodWorker | None, nodes: NodeCache | None = None) -> None:
         self.extender = extender
         self.worker = worker
+        self.nodes = nodes
 
     def collect(self) -> Iterator[Any]:
         ext = self.extender
@@ -40,7 +44,27 @@ class ExtenderMetrics(Collector):
             "ctwin_extender_failed_nodes", "Nodes the extender's filter removed: their site cannot run the pod."
         )
         failed.add_metric([], ext.failed_nodes)
-        yield from (requests, fallback, failed)
+        unknown = CounterMetricFamily(
+            "ctwin_extender_unknown_nodes",
+            "Nodes sent by name only (nodeCacheCapable: true) that nothing mapped: not in the config, the node"
+            " cache or an earlier full body. They pass the filter with the neutral score.",
+        )
+        unknown.add_metric([], ext.sites.unknown_names)
+        yield from (requests, fallback, failed, unknown)
+        if self.nodes is not None:
+            size = GaugeMetricFamily("ctwin_extender_node_cache_nodes", "Nodes in the node cache (listed, watched).")
+            size.add_metric([], len(self.nodes))
+            yield size
+            age = self.nodes.age_s()
+            if age is not None:
+                seconds = GaugeMetricFamily(
+                    "ctwin_extender_node_cache_age_seconds",
+                    "Seconds since the API server last showed the node cache current (a list, an event, a"
+                    " bookmark, the clean end of a watch); absent before the first list.",
+                )
+                seconds.add_metric([], age)
+                yield seconds
+            yield from _informer_metrics("ctwin_extender_node_cache", self.nodes.informer)
         if self.worker is not None:
             pods = CounterMetricFamily(
                 "ctwin_extender_pods",
@@ -51,4 +75,19 @@ class ExtenderMetrics(Collector):
             pods.add_metric(["annotated"], self.worker.annotated)
             pods.add_metric(["reported"], self.worker.reported)
             pods.add_metric(["dropped"], self.worker.dropped)
+            pods.add_metric(["abandoned"], self.worker.abandoned)
             yield pods
+            watched = GaugeMetricFamily(
+                "ctwin_extender_pods_awaiting_binding", "Annotated pods whose binding (or JobID) the pod watch awaits."
+            )
+            watched.add_metric([], self.worker.pending)
+            yield watched
+            yield from _informer_metrics("ctwin_extender_pod_watch", self.worker.informer)
+
+
+def _informer_metrics(prefix: str, informer: Informer) -> Iterator[Any]:
+    relists = CounterMetricFamily(f"{prefix}_relists", "Relists because the watch's resume point expired (410 Gone).")
+    relists.add_metric([], informer.relists)
+    errors = CounterMetricFamily(f"{prefix}_errors", "List or watch failures (each: a backoff, a relist).")
+    errors.add_metric([], informer.errors)
+    yield from (relists, errors)

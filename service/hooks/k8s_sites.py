@@ -11,14 +11,18 @@ In order: `schedulers.kubernetes.nodes` (name → site); the node's `site_label`
 plain node is the local site and a virtual node nothing maps is no site at all (it passes the
 filter with the neutral score: ctwin cannot say what it fronts).
 
-With `nodeCacheCapable: true` the scheduler sends node names only: a node seen before in full
-(or listed from the API by the pod worker) is remembered; an unknown name maps by config only.
+With `nodeCacheCapable: true` the scheduler sends node names only. A name then maps by config, else
+through the node cache (service.hooks.node_cache: the API's nodes, listed and watched, when
+`schedulers.kubernetes.api` is set) by the same rules as a full object, else by what an earlier full
+body showed of it. A name none of these knows is no site (it passes, neutral score, as an unmapped
+node does) and is counted in `unknown_names`: a cache not yet synced, or a node newer than its last
+event.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from service.hooks.extender_wire import Node
 
@@ -41,7 +45,14 @@ def is_virtual(node: Node) -> bool:
 
 
 class NodeSites:
-    def __init__(self, sites: Iterable[str], local_site: str, mapping: Mapping[str, str], site_label: str) -> None:
+    def __init__(
+        self,
+        sites: Iterable[str],
+        local_site: str,
+        mapping: Mapping[str, str],
+        site_label: str,
+        lookup: Callable[[str], Node | None] | None = None,
+    ) -> None:
         self.sites = frozenset(sites)
         for node, site in mapping.items():
             if site not in self.sites:
@@ -51,16 +62,26 @@ class NodeSites:
         self.local_site = local_site
         self.mapping = dict(mapping)
         self.site_label = site_label
+        self.lookup = lookup
+        """Name → the node in full (the node cache), for names-only requests."""
         self._seen: dict[str, str | None] = {}
         self._lock = threading.Lock()
+        self.unknown_names = 0
+        """Names-only nodes that nothing mapped: not in the config, the cache or an earlier body."""
 
     def site_of(self, node: Node) -> str | None:
         """The node's site, or None (module docstring)."""
         mapped = self.mapping.get(node.name)
         if mapped is not None:
             return mapped
-        if node.by_name:  # what we saw of it before
-            return self._seen.get(node.name)
+        if node.by_name:
+            cached = self.lookup(node.name) if self.lookup is not None else None
+            if cached is not None:
+                return self._from_object(cached)
+            if node.name in self._seen:  # what an earlier full body showed of it
+                return self._seen[node.name]
+            self.unknown_names += 1
+            return None
         site = self._from_object(node)
         if self._seen.get(node.name, "") != site:
             with self._lock:
@@ -68,11 +89,6 @@ class NodeSites:
                     self._seen.clear()
                 self._seen[node.name] = site
         return site
-
-    def remember(self, nodes: Iterable[Node]) -> None:
-        """Nodes read in full elsewhere (the API), so names alone map later."""
-        for node in nodes:
-            self.site_of(node)
 
     def _from_object(self, node: Node) -> str | None:
         labelled = node.labels.get(self.site_label)

@@ -7,16 +7,20 @@ JSON keeps CRDs (Workloads) as first-class as core objects.
 - `KubeClient.from_config(KubeApiConfig)`: an explicit URL + token/CA, a kubeconfig file, or the
   in-cluster service account (KUBERNETES_SERVICE_HOST and /var/run/secrets/kubernetes.io/...).
 - `get`, `list`, `create`, `replace`, `patch` (merge, strategic, JSON patch or server-side apply with a field
-  manager; `subresource="status"`), `delete`, `watch` (a generator of watch events that resumes
-  from the last resourceVersion, and relists on 410 Gone).
+  manager; `subresource="status"`), `delete`, `watch` (a generator of one watch request's events,
+  with label/field selectors; `service.hooks.informer` resumes it from the last resourceVersion and
+  relists on 410 Gone).
 - An API error is a `KubeError` with the status code and the server's reason and message.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import hashlib
 import json
 import os
+import socket
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -71,6 +75,7 @@ class KubeClient:
         self._creds = _Credentials(url.rstrip("/"), token, token_file, verify)
         self.timeout_s = timeout_s
         self._http = httpx.Client(base_url=self._creds.url, verify=verify, timeout=timeout_s)
+        self._watch_socket: socket.socket | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -110,10 +115,7 @@ class KubeClient:
         user = _named(doc.get("users"), context.get("user"), "user", path) if context.get("user") else {}
         ca: str | None = cluster.get("certificate-authority")
         if cluster.get("certificate-authority-data"):
-            handle = tempfile.NamedTemporaryFile("wb", suffix=".crt", delete=False)  # noqa: SIM115 (kept for httpx)
-            handle.write(base64.b64decode(cluster["certificate-authority-data"]))
-            handle.close()
-            ca = handle.name
+            ca = str(_ca_file(base64.b64decode(cluster["certificate-authority-data"])))
         if not (user.get("token") or user.get("tokenFile")) and (user.get("client-certificate") or user.get("exec")):
             raise ValueError(f"{path}: user {context.get('user')!r} has no token; ctwin supports bearer tokens only")
         return cls(
@@ -163,20 +165,46 @@ class KubeClient:
     def delete(self, path: str) -> dict[str, Any]:
         return self._json("DELETE", path)
 
-    def watch(self, path: str, *, resource_version: str | None = None, timeout_s: int = 60) -> Iterator[dict[str, Any]]:
+    def watch(
+        self,
+        path: str,
+        *,
+        resource_version: str | None = None,
+        timeout_s: int = 60,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """Watch events ({"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR, "object": ...}) for one
-        server-side timeout; the caller loops, passing the last object's resourceVersion."""
+        server-side timeout; the caller loops, passing the last object's resourceVersion
+        (service.hooks.informer does: relists on 410 Gone, backs off on errors)."""
         params = {"watch": "true", "timeoutSeconds": str(timeout_s), "allowWatchBookmarks": "true"}
         if resource_version:
             params["resourceVersion"] = resource_version
+        if label_selector:
+            params["labelSelector"] = label_selector
+        if field_selector:
+            params["fieldSelector"] = field_selector
         timeout = httpx.Timeout(self.timeout_s, read=timeout_s + 10)
         with self._http.stream("GET", path, params=params, headers=self._headers(), timeout=timeout) as response:
             if response.status_code >= 400:
                 response.read()
                 raise _error(response)
-            for line in response.iter_lines():
-                if line.strip():
-                    yield json.loads(line)
+            stream = response.extensions.get("network_stream")
+            self._watch_socket = stream.get_extra_info("socket") if stream is not None else None
+            try:
+                for line in response.iter_lines():
+                    if line.strip():
+                        yield json.loads(line)
+            finally:
+                self._watch_socket = None
+
+    def interrupt(self) -> None:
+        """End a watch blocked in another thread now (closing the client does not: a read blocked on
+        the socket waits for the server's timeout). The watch then raises an httpx error."""
+        sock = self._watch_socket
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         self._http.close()
@@ -220,6 +248,18 @@ def _error(response: httpx.Response) -> KubeError:
         return KubeError(response.status_code, str(status.get("reason", "")), str(status.get("message", response.text)))
     except ValueError:
         return KubeError(response.status_code, response.reason_phrase, response.text[:500])
+
+
+def _ca_file(data: bytes) -> Path:
+    """The CA bundle as a file httpx can read: one file per bundle, so clients made again and again
+    (the informers make one after every error) do not leave a temporary file each."""
+    path = Path(tempfile.gettempdir()) / f"ctwin-kube-ca-{os.getuid()}-{hashlib.sha256(data).hexdigest()[:16]}.crt"
+    if not path.exists() or path.read_bytes() != data:
+        handle = tempfile.NamedTemporaryFile("wb", suffix=".crt", dir=path.parent, delete=False)  # noqa: SIM115
+        handle.write(data)
+        handle.close()
+        os.replace(handle.name, path)
+    return path
 
 
 def _named(items: Any, name: Any, what: str, path: str | Path) -> dict[str, Any]:

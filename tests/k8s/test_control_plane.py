@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.k8s_cluster import ControlPlane, k8s_control_plane, node_object
-
-__all__ = ["k8s_control_plane"]
+from tests.k8s_cluster import ControlPlane, node_object
 
 pytestmark = pytest.mark.integration
 

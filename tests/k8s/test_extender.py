@@ -2,18 +2,26 @@
 scheduler-config.v1beta1.yaml) calls the real ctwin service over HTTP, with a real kube-apiserver
 and etcd holding the nodes and pods (tests/k8s_cluster.py).
 
+Both body forms, one run each:
+- `names`: the shipped file as it is (`nodeCacheCapable: true`): the scheduler sends node names only,
+  and ctwin maps them through its node cache, an informer listing and watching the real
+  apiserver's nodes (`schedulers.kubernetes.api` with the control plane's URL, token and CA). A
+  node created after the informer started is mapped once the watch delivers it;
+- `full`: the same file with `nodeCacheCapable: false`: full Node objects, mapped from the bodies.
+
 The continuum: `cluster`, this Kubernetes cluster's own nodes (a config-only site: an 8-core quota,
 pods start in about 2 s), and two HPC sites replayed from the shipped PWA logs (KTH-SP2 with a 4 h
 walltime limit, SDSC-SP2 with 12 h), each fronted by an interLink-style virtual node (its label,
 taint and OS, the virtual kubelet's default 100 CPU / 3000G). Checked:
 - each pod is bound to a node of the site its advice (found by the pod's ctwin.io/advice-id
   annotation in the advice log) recommended, and the advice log learns where it was bound (the
-  job id: interLink's JobID annotation, set here as the virtual kubelet would set it);
+  job id: interLink's JobID annotation, set here as the virtual kubelet would set it, after the
+  binding: no report before it, the report after it, from the pod watch's MODIFIED event);
 - a site the advice finds infeasible is filtered with the advice's reason (a 6 h pod never goes
   to KTH; a pod no site can run stays Pending with ctwin's reasons in the scheduler's event);
 - with ctwin stopped (`ignorable: true` in the shipped file) pods are still scheduled.
-It also keeps one real filter body (full Node objects, managedFields and all) as a fixture when
-CTWIN_CAPTURE_FIXTURES=1 (tests/fixtures/k8s-extender/PROVENANCE.md).
+The `full` run keeps one real filter body (full Node objects, managedFields and all) as a fixture
+when CTWIN_CAPTURE_FIXTURES=1 (tests/fixtures/k8s-extender/PROVENANCE.md).
 """
 
 from __future__ import annotations
@@ -38,9 +46,7 @@ from service.auth import TokenStore
 from service.config import parse_config
 from service.hooks.extender_wire import parse_args
 from tests.conftest import free_port
-from tests.k8s_cluster import ControlPlane, k8s_control_plane, node_object
-
-__all__ = ["k8s_control_plane"]
+from tests.k8s_cluster import ControlPlane, node_object
 
 pytestmark = pytest.mark.integration
 
@@ -155,11 +161,14 @@ def _pod(name: str, cpu: str, annotations: dict[str, str] | None = None) -> dict
     }
 
 
-def _scheduler_config(tmp: Path, port: int) -> Path:
+def _scheduler_config(tmp: Path, port: int, bodies: str) -> Path:
     doc = yaml.safe_load(DEPLOYED.read_text())
     (entry,) = doc["extenders"]
     entry["urlPrefix"] = entry["urlPrefix"].replace("127.0.0.1:8080", f"127.0.0.1:{port}")
     assert entry["ignorable"] is True and doc["percentageOfNodesToScore"] == 100
+    assert entry["nodeCacheCapable"] is True  # the recommended setting, as shipped
+    if bodies == "full":
+        entry["nodeCacheCapable"] = False
     path = tmp / DEPLOYED.name
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -188,8 +197,9 @@ def _record(url: str, auth: dict[str, str], advice_id: str, until: str | None = 
 SITE_OF_NODE = {"node-a": "cluster", "node-b": "cluster", "vk-kth": "kth-sp2", "vk-sdsc": "sdsc-sp2"}
 
 
+@pytest.mark.parametrize("bodies", ["names", "full"])
 def test_pods_go_to_the_site_the_advice_ranks_first_and_scheduling_survives_ctwin_stopping(
-    k8s_control_plane: ControlPlane, tmp_path: Path
+    k8s_control_plane: ControlPlane, tmp_path: Path, bodies: str
 ) -> None:
     cp = k8s_control_plane
     token_file = tmp_path / "kube-token"
@@ -209,7 +219,7 @@ def test_pods_go_to_the_site_the_advice_ranks_first_and_scheduling_survives_ctwi
         node_object("vk-sdsc", labels={**VIRTUAL["labels"], "ctwin.io/site": "sdsc-sp2"}, **virtual),  # type: ignore[arg-type]
     ]
     app = _Capture(create_app(loaded, data, ui=False))
-    config = _scheduler_config(tmp_path, port)
+    config = _scheduler_config(tmp_path, port, bodies)
     with cp.nodes(*nodes), cp.namespace() as ns, cp.scheduler_from_file(config) as log:
         with serving(app, port):
             _wait_for_data(url, auth)
@@ -241,6 +251,8 @@ def test_pods_go_to_the_site_the_advice_ranks_first_and_scheduling_survives_ctwi
                 job_id = f"{ns}/{name}"
                 if bound.startswith("vk-"):
                     job_id = str(4000 + len(name))
+                    # bound, but no remote job yet: nothing reported until the JobID annotation comes
+                    assert _record(url, auth, advice_id)["chosen_site"] is None
                     with cp.client() as kube:
                         patch = {"metadata": {"annotations": {"JobID": job_id}}}
                         kube.patch(f"/api/v1/namespaces/{ns}/pods/{name}", patch)
@@ -258,9 +270,14 @@ def test_pods_go_to_the_site_the_advice_ranks_first_and_scheduling_survives_ctwi
             events = " ".join(cp.events(ns, "never"))
             assert "site kth-sp2 cannot run this pod: asks 24 h; the limit here is 4 h" in events, events
             assert "site sdsc-sp2 cannot run this pod" in events, events
+            if bodies == "names":
+                _a_node_created_later_is_mapped_once_the_watch_delivers_it(cp, ns, app.app.state.service)
             metrics = httpx.get(f"{url}/metrics", timeout=10).text
             assert 'ctwin_extender_requests_total{verb="filter"}' in metrics
             assert 'ctwin_extender_fallback_total{reason="error"} 0.0' in metrics
+            assert "ctwin_extender_unknown_nodes_total 0.0" in metrics  # every name was in the cache
+            assert _metric(metrics, "ctwin_extender_node_cache_nodes") >= len(nodes)
+            assert _metric(metrics, "ctwin_extender_node_cache_age_seconds") >= 0
 
         # ctwin has stopped; the same scheduler (ignorable: true) schedules without it.
         with cp.client() as kube:
@@ -270,10 +287,50 @@ def test_pods_go_to_the_site_the_advice_ranks_first_and_scheduling_survives_ctwi
     body = app.filter_body
 
     assert body is not None
-    args = parse_args(body)  # a real body, managedFields and all
+    args = parse_args(body)
+    if bodies == "names":
+        assert args.by_name and {n.name for n in args.nodes} <= set(SITE_OF_NODE) and len(body) < 8192
+        return
+    # a real full body, managedFields and all
     assert not args.by_name and {n.name for n in args.nodes} <= set(SITE_OF_NODE)
     assert all('"managedFields"' in (n.raw or "") for n in args.nodes)
     if os.environ.get("CTWIN_CAPTURE_FIXTURES") == "1":
         (FIXTURES / "ExtenderArgs.filter.kube-scheduler-1.20.2.json").write_bytes(body)
     else:
         assert json.loads((FIXTURES / "ExtenderArgs.filter.kube-scheduler-1.20.2.json").read_bytes())["Pod"]
+
+
+def _metric(metrics: str, name: str) -> float:
+    return float(next(line for line in metrics.splitlines() if line.startswith(name + " ")).split()[-1])
+
+
+def _a_node_created_later_is_mapped_once_the_watch_delivers_it(cp: ControlPlane, ns: str, service: Any) -> None:
+    """A virtual node labelled for KTH, created now (long after the node cache's list): once the
+    watch has delivered it, the scheduler's names-only filter call maps it to KTH, and a 6 h pod
+    that only it could take is filtered with KTH's walltime reason (an unknown name would pass)."""
+    late = node_object(
+        "vk-late",
+        cpu="100",
+        memory="3000G",
+        labels={**VIRTUAL["labels"], "ctwin.io/site": "kth-sp2", "ctwin-test/late": "yes"},
+        taints=[TAINT],
+        operating_system="virtual-kubelet",
+    )
+    with cp.nodes(late):
+        deadline = time.monotonic() + 20
+        while service.node_cache.get("vk-late") is None:
+            assert time.monotonic() < deadline, "the node cache's watch never delivered vk-late"
+            time.sleep(0.05)
+        pod = _pod("late", "16", {"ctwin.io/walltime": "6h"})
+        pod["spec"]["nodeSelector"] = {"ctwin-test/late": "yes"}
+        with cp.client() as kube:
+            kube.create(f"/api/v1/namespaces/{ns}/pods", pod)
+        deadline = time.monotonic() + 20
+        while not any("cannot run this pod" in e for e in cp.events(ns, "late")):
+            assert time.monotonic() < deadline, cp.events(ns, "late")
+            time.sleep(0.2)
+        events = " ".join(cp.events(ns, "late"))
+        assert "site kth-sp2 cannot run this pod: asks 6 h; the limit here is 4 h" in events, events
+        assert cp.wait_bound(ns, "late", timeout_s=1) is None
+        with cp.client() as kube:
+            kube.delete(f"/api/v1/namespaces/{ns}/pods/late")
