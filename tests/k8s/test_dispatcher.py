@@ -30,10 +30,8 @@ from service.hooks.dispatcher import AdviceClient, Dispatcher
 from service.hooks.kube import KubeClient
 from service.hooks.multikueue import ALL_AT_ONCE, FIELD_MANAGER, MULTIKUEUE_CONTROLLER
 from tests.conftest import free_port
-from tests.k8s_cluster import ControlPlane, k8s_control_plane
+from tests.k8s_cluster import ControlPlane
 from tests.kueue_crds import install
-
-__all__ = ["k8s_control_plane"]
 
 pytestmark = pytest.mark.integration
 
