@@ -151,6 +151,7 @@ def build_service(loaded: LoadedConfig, data_dir: str | Path | None = None, *, c
         {rc.name: rc.stats for rc in collectors},
         models,
         job_observers=(log.observe, ledger.observe),
+        background_refresh=True,  # a request after a queue change answers from the previous base
     )
     advisor = Advisor(twin, log, ledger, policy)
     sink = StoreSink(store)

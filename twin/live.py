@@ -96,6 +96,7 @@ def build_twin(
     job_observers: Sequence[JobObserver] = (),
     clock: Callable[[], float] = time.time,
     stale_after_intervals: float = 3.0,
+    background_refresh: bool = False,
 ) -> Twin:
     """The twin's parts, wired: `store` for history and the users' finished jobs (None: no
     history), `health` the collectors' stats (None: every site `starting`), `models` the learned
@@ -103,7 +104,9 @@ def build_twin(
     own scoreboard (the advice log joins outcomes there)."""
     scores = Scoreboard()
     state = LiveState(topology, job_observers=(scores.observe, *job_observers), clock=clock)
-    queues = QueueForecaster(topology, state, store, models, scores=scores, clock=clock)
+    queues = QueueForecaster(
+        topology, state, store, models, scores=scores, clock=clock, background_refresh=background_refresh
+    )
     checked = Health(topology, health, stale_after_intervals=stale_after_intervals)
     return Twin(
         topology=topology,

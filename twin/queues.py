@@ -15,6 +15,7 @@ job starts / ends (`observe`, a job observer of the live state).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -42,6 +43,8 @@ from twin.topology import Topology
 from twin.view import QueueForecast
 
 __all__ = ["ModelSource", "PredictorChoice", "QueueBase", "QueueForecaster", "Scoreboard"]
+
+log = logging.getLogger(__name__)
 
 PredictorChoice = PredictorName | Literal["auto", "learned"]
 
@@ -117,8 +120,13 @@ class QueueForecaster:
         scores: Scoreboard | None = None,
         clock: Callable[[], float] = time.time,
         history_window_s: int = 30 * 86400,
+        background_refresh: bool = False,
     ) -> None:
-        """`scores` must be a job observer of `state` for the accuracy to move (build_twin wires it)."""
+        """`scores` must be a job observer of `state` for the accuracy to move (build_twin wires it).
+        `background_refresh`: when a site's queue changes, keep answering from its previous base
+        while a thread builds the new one (the service: a request never waits for a rebuild,
+        the forecast of thousands of jobs and the model's history pass); off, the first caller
+        after a change builds it (tests, benchmarks: every answer reflects the latest queue)."""
         self.topology = topology
         self.state = state
         self.store = store
@@ -130,6 +138,8 @@ class QueueForecaster:
         self.history_window_s = history_window_s
         self._bases: dict[tuple[str, PredictorChoice], QueueBase] = {}
         self._lock = threading.Lock()
+        self.background_refresh = background_refresh
+        self._rebuilding: set[tuple[str, PredictorChoice]] = set()
 
     # ------------------------------------------------------------------ the base
     def runtime_model(self) -> Any | None:
@@ -151,10 +161,39 @@ class QueueForecaster:
         cached = self._bases.get(key)
         if cached is not None and cached.queue is queue and cached.model is loaded and cached.processors == processors:
             return cached
+        if cached is not None and self.background_refresh and cached.model is loaded:
+            with self._lock:
+                start = key not in self._rebuilding
+                self._rebuilding.add(key)
+            if start:
+                threading.Thread(target=self._refresh, args=(key,), name=f"base-{site}", daemon=True).start()
+            return cached  # the previous queue's base until the new one is ready: its ages say how old
         base = self._build(site, predictor, queue, processors, loaded)
         with self._lock:
             self._bases[key] = base
         return base
+
+    def _refresh(self, key: tuple[str, PredictorChoice]) -> None:
+        """Build the site's base from its latest state off the request path (and the learned
+        model's hypothetical-job contexts with it); a failure drops the old base, so the next
+        caller builds inline and sees the error."""
+        site, predictor = key
+        try:
+            processors = self.state.cpus_in_service(site)
+            loaded = self.runtime_model() if predictor in ("auto", "learned") else None
+            if processors is None or processors < 1:
+                raise NoBatchQueueError(f"site {site!r} has no CPUs in service")
+            base = self._build(site, predictor, self.state.queue(site), processors, loaded)
+            base.hypothetical()
+            with self._lock:
+                self._bases[key] = base
+        except Exception:
+            log.exception("rebuilding the queue base of %s failed; the next request builds it", site)
+            with self._lock:
+                self._bases.pop(key, None)
+        finally:
+            with self._lock:
+                self._rebuilding.discard(key)
 
     def _build(
         self, site: str, predictor: PredictorChoice, queue: pl.DataFrame, processors: int, loaded: Any | None

@@ -78,3 +78,33 @@ def test_forecasts_are_shared_until_the_site_reports_a_new_queue() -> None:
     assert twin.forecast("hpc", "ave2") is not first
     twin.state.write_jobs(queue(960))
     assert twin.forecast("hpc", "requested").now_s == 960
+
+
+def test_with_background_refresh_a_new_queue_is_folded_in_off_the_request_path() -> None:
+    """The service's twin: the first caller after a queue change gets the previous base at once
+    (its ages say how old) while a thread builds the new one, which later callers then get."""
+    import time
+
+    import polars as pl
+
+    from telemetry.jobs import conform_jobs
+
+    topology = Topology((SiteSpec("hpc", "hpc", collectors=(CollectorSpec("hpc/slurm", "slurm", 30.0),)),))
+    twin = build_twin(topology, None, clock=lambda: 1_000.0, background_refresh=True)
+    twin.state.write(Batch.from_samples([Sample("batch_cpus", 8, {"site": "hpc", "state": "idle"}, 1)]))
+
+    def queue(observed: int, jobs: int) -> pl.DataFrame:
+        rows = [{"site": "hpc", "job_id": str(i), "state": "PENDING", "submit_s": 900, "req_walltime_s": 60,
+                 "req_cores": 2, "observed_s": observed} for i in range(jobs)]  # fmt: skip
+        return conform_jobs(pl.DataFrame(rows)).collect()
+
+    twin.state.write_jobs(queue(950, 1))
+    first = twin.queues.base("hpc")  # nothing to serve yet: built inline
+    assert first.now_s == 950
+    twin.state.write_jobs(queue(960, 3))
+    assert twin.queues.base("hpc") is first  # answered from the previous base, the new one on its way
+    deadline = time.monotonic() + 10
+    while (fresh := twin.queues.base("hpc")) is first and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert fresh.now_s == 960 and fresh.forecast.jobs.height == 3
+    assert twin.queues.base("hpc") is fresh
