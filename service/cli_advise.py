@@ -8,7 +8,6 @@ config's serve address) and a token with the advise scope (`--token`, `CTWIN_TOK
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -16,7 +15,7 @@ import httpx
 import typer
 from rich.table import Table
 
-from service.cli_common import ConfigOpt, JsonOpt, emit_json, err, fail, load, out
+from service.cli_common import ConfigOpt, JsonOpt, api_token, emit_json, err, fail, load, out, service_url
 
 __all__ = ["advise", "parse_data"]
 
@@ -73,21 +72,12 @@ def advise(
     as_json: JsonOpt = False,
 ) -> None:
     """Rank every site for a job: predicted stage-in, wait, run, cost and CO2, with bands and reasons."""
-    secret = token or os.environ.get("CTWIN_TOKEN")
-    if secret is None and token_file is not None:
-        try:
-            secret = token_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise fail(f"cannot read the token file {token_file}: {exc.strerror}") from None
-    if not secret:
-        raise fail(
-            "no API token: pass --token, set CTWIN_TOKEN, or --token-file"
-            " (create one with `ctwin token create NAME --scope advise`)"
-        )
+    try:
+        secret = api_token(token, token_file)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     if url is None:
-        serve = load(config).config.serve
-        host = "127.0.0.1" if serve.listen in ("0.0.0.0", "::") else serve.listen
-        url = f"http://{'[' + host + ']' if ':' in host else host}:{serve.port}"
+        url = service_url(load(config).config.serve)
     body: dict[str, Any] = {"cores": cores, "walltime": walltime, "gpus": gpus, "objective": objective}
     body["risk"] = "p90" if p90 else "p50"
     for key, value in (("nodes", nodes), ("memory", memory), ("user", user), ("partition", partition), ("home", home)):

@@ -5,6 +5,7 @@ need not import service.cli, which imports them."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,9 +14,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from service.config import ConfigError, LoadedConfig, load_config
+from service.config import ConfigError, LoadedConfig, ServeConfig, load_config
 
-__all__ = ["ConfigOpt", "DataDirOpt", "JsonOpt", "emit_json", "err", "fail", "load", "out"]
+__all__ = ["ConfigOpt", "DataDirOpt", "JsonOpt", "api_token", "emit_json", "err", "fail", "load", "out", "service_url"]
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -43,3 +44,26 @@ def load(config: Path | None) -> LoadedConfig:
 
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def service_url(serve: ServeConfig) -> str:
+    """The running service as a client on this machine reaches it (a wildcard bind → loopback)."""
+    host = "127.0.0.1" if serve.listen in ("0.0.0.0", "::") else serve.listen
+    return f"http://{'[' + host + ']' if ':' in host else host}:{serve.port}"
+
+
+def api_token(token: str | None, token_file: Path | None, *, options: str = "--token-file") -> str:
+    """An API token for a client command: `token`, else CTWIN_TOKEN, else `token_file`'s content.
+    ValueError with the fix (`options`: where the command takes a file) when there is none."""
+    secret = token or os.environ.get("CTWIN_TOKEN")
+    if not secret and token_file is not None:
+        try:
+            secret = token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"cannot read the token file {token_file}: {exc.strerror}") from None
+    if not secret:
+        raise ValueError(
+            f"no API token: pass --token, set CTWIN_TOKEN, or {options}"
+            " (create one with `ctwin token create NAME --scope advise`)"
+        )
+    return secret

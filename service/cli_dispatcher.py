@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from service.cli_common import ConfigOpt, JsonOpt, emit_json, err, fail, load
+from service.cli_common import ConfigOpt, JsonOpt, emit_json, err, fail, load, service_url
 from service.hooks.dispatcher import AdviceClient, Dispatcher, DispatcherError, token_from
 from service.hooks.kube import KubeClient
 from telemetry.redact import install_log_redaction, redact
@@ -35,11 +35,7 @@ def dispatcher(
     mk = loaded.config.schedulers.multikueue
     if not mk.enabled:
         raise fail("the MultiKueue dispatcher is off: set schedulers.multikueue.enabled: true (and its api:)")
-    url = mk.service_url
-    if url is None:
-        serve = loaded.config.serve
-        host = "127.0.0.1" if serve.listen in ("0.0.0.0", "::") else serve.listen
-        url = f"http://{'[' + host + ']' if ':' in host else host}:{serve.port}"
+    url = mk.service_url or service_url(loaded.config.serve)
     try:
         kube = KubeClient.from_config(mk.api)
         advice = AdviceClient(url, token_from(mk))

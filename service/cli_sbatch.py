@@ -34,7 +34,7 @@ import httpx
 import typer
 from rich.table import Table
 
-from service.cli_common import err, out
+from service.cli_common import api_token, err, out, service_url
 from service.config import ConfigError, LoadedConfig, load_config
 from service.config_schedulers import SlurmHookConfig
 from service.hooks.sbatch_advice import (
@@ -213,25 +213,16 @@ def _url(own: WrapperOptions, loaded: LoadedConfig, hook: SlurmHookConfig) -> st
     url = own.url or os.environ.get("CTWIN_URL") or hook.url
     if url:
         return url.rstrip("/")
-    serve = loaded.config.serve
-    host = "127.0.0.1" if serve.listen in ("0.0.0.0", "::") else serve.listen
-    return f"http://{'[' + host + ']' if ':' in host else host}:{serve.port}"
+    return service_url(loaded.config.serve)
 
 
 def _token(own: WrapperOptions, hook: SlurmHookConfig) -> str:
-    secret = own.token or os.environ.get("CTWIN_TOKEN")
-    file = own.token_file or hook.token_file
-    if not secret and file is not None:
-        try:
-            secret = file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise _Unadvised(f"cannot read the token file {file}: {exc.strerror}") from None
-    if not secret:
-        raise _Unadvised(
-            "no API token: pass --token, set CTWIN_TOKEN, or --token-file / schedulers.slurm.token_file"
-            " (create one with `ctwin token create NAME --scope advise`)"
+    try:
+        return api_token(
+            own.token, own.token_file or hook.token_file, options="--token-file / schedulers.slurm.token_file"
         )
-    return secret
+    except ValueError as exc:
+        raise _Unadvised(str(exc)) from None
 
 
 def _home(hook: SlurmHookConfig, sites: list[SlurmSite]) -> str | None:
