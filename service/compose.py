@@ -118,6 +118,7 @@ class Service:
         if self.node_cache is not None:
             self.node_cache.stop()
         self.pipeline.stop()
+        self.twin.queues.close()  # background base rebuilds read the store
         self.advisor.log.close()
         self.store.close()
 

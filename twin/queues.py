@@ -140,6 +140,8 @@ class QueueForecaster:
         self._lock = threading.Lock()
         self.background_refresh = background_refresh
         self._rebuilding: set[tuple[str, PredictorChoice]] = set()
+        self._threads: list[threading.Thread] = []
+        self._closed = False
 
     # ------------------------------------------------------------------ the base
     def runtime_model(self) -> Any | None:
@@ -163,15 +165,27 @@ class QueueForecaster:
             return cached
         if cached is not None and self.background_refresh and cached.model is loaded:
             with self._lock:
-                start = key not in self._rebuilding
-                self._rebuilding.add(key)
-            if start:
-                threading.Thread(target=self._refresh, args=(key,), name=f"base-{site}", daemon=True).start()
+                start = key not in self._rebuilding and not self._closed
+                if start:
+                    self._rebuilding.add(key)
+                    thread = threading.Thread(target=self._refresh, args=(key,), name=f"base-{site}", daemon=True)
+                    self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+                    thread.start()
             return cached  # the previous queue's base until the new one is ready: its ages say how old
         base = self._build(site, predictor, queue, processors, loaded)
         with self._lock:
             self._bases[key] = base
         return base
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Start no more background rebuilds and wait for the running ones (before the store
+        they read closes)."""
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads)
+        deadline = time.monotonic() + timeout_s
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _refresh(self, key: tuple[str, PredictorChoice]) -> None:
         """Build the site's base from its latest state off the request path (and the learned

@@ -108,3 +108,9 @@ def test_with_background_refresh_a_new_queue_is_folded_in_off_the_request_path()
         time.sleep(0.01)
     assert fresh.now_s == 960 and fresh.forecast.jobs.height == 3
     assert twin.queues.base("hpc") is fresh
+    twin.state.write_jobs(queue(970, 2))
+    assert twin.queues.base("hpc") is fresh  # a rebuild starts...
+    twin.queues.close()  # ...and shutting down waits for it (the store it reads closes next)
+    assert twin.queues.base("hpc").now_s == 970
+    twin.state.write_jobs(queue(980, 1))
+    assert twin.queues.base("hpc").now_s == 970  # closed: no more rebuilds in the background
