@@ -22,7 +22,9 @@ OFFLINE = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
 
 
 @contextmanager
-def chromium(*extra_args: str) -> Iterator[Any]:
+def chromium(*extra_args: str, logging_prefs: dict[str, str] | None = None) -> Iterator[Any]:
+    """A headless Chromium (skips without it, fails under CTWIN_REQUIRE_SERVERS); `logging_prefs`
+    default: the performance log (every request) and the whole console."""
     chromium_path = need_binary("chromium", HINT)
     chromedriver = need_binary("chromedriver", HINT)
     try:
@@ -51,7 +53,7 @@ def chromium(*extra_args: str) -> Iterator[Any]:
         *extra_args,
     ):
         options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    options.set_capability("goog:loggingPrefs", logging_prefs or {"performance": "ALL", "browser": "ALL"})
     browser = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
     try:
         yield browser

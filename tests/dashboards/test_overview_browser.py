@@ -22,10 +22,10 @@ import uvicorn
 
 from dashboards import ids
 from dashboards.app import TITLE, create_dash
-from tests.conftest import free_port, need_binary, servers_required
+from tests.browser import chromium
+from tests.conftest import free_port
 from tests.dashboards.twin_double import continuum
 
-HINT = "apt-get install -y --no-install-recommends chromium chromium-driver"
 TIMEOUT_S = 10.0
 
 pytestmark = pytest.mark.integration
@@ -244,38 +244,8 @@ def severe_console_messages(driver: Any) -> list[str]:
 
 @pytest.fixture(scope="module")
 def driver() -> Iterator[Any]:
-    chromium = need_binary("chromium", HINT)
-    chromedriver = need_binary("chromedriver", HINT)
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        msg = "selenium not installed (pip install selenium)"
-        if servers_required():
-            pytest.fail(msg + "; CTWIN_REQUIRE_SERVERS is set, so this is a failure")
-        pytest.skip(msg)
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",  # root in CI containers
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        "--no-first-run",
-        "--disable-quic",
-        "--window-size=1400,2000",
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "SEVERE"})
-    browser = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
-    try:
+    with chromium(logging_prefs={"browser": "SEVERE"}) as browser:
         yield browser
-    finally:
-        browser.quit()
 
 
 @contextmanager
