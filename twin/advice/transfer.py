@@ -80,7 +80,7 @@ class Route:
         via = " → ".join([self.hops[0].a, *(h.b for h in self.hops)])
         gbps = self.bottleneck_bps / 1e9
         text = f"{_size(size_bytes)} over {via} at {gbps:.3g} Gb/s ≈ {_dur(self.seconds(size_bytes).p50)}"
-        probed = [f"{h.a}–{h.b} {h.reason}" for h in self.hops if h.probed or "probe" in h.reason]
+        probed = [f"{h.a}–{h.b}: {h.reason}" for h in self.hops if h.probed or "probe" in h.reason]
         return f"{text} ({'; '.join(probed)})" if probed else text
 
 
@@ -137,7 +137,10 @@ def _hop(link: LinkView, a: str, b: str, max_age_s: float, probe_max_age_s: floa
         capacity = max(probe_bps, link.probe_throughput_last_bps or probe_bps)
         available = probe_bps
         measured = True
-        reasons.append(f"probed {_rate(probe_bps)} {_dur(probe_age or 0.0)} ago (not the configured capacity)")
+        configured = _rate(link.bandwidth_bps) if link.bandwidth_bps else "none"
+        reasons.append(
+            f"probed {_rate(probe_bps)} ({_dur(probe_age or 0.0)} old) instead of the configured {configured}"
+        )
     else:
         capacity = link.bandwidth_bps or _DEFAULT_BPS
         used = max(link.rx_bps or 0.0, link.tx_bps or 0.0)
@@ -150,7 +153,8 @@ def _hop(link: LinkView, a: str, b: str, max_age_s: float, probe_max_age_s: floa
     rtt, rtt_age = link.probe_rtt_s, link.probe_rtt_age_s
     if rtt is not None and rtt_age is not None and rtt_age <= probe_max_age_s:
         latency = rtt
-        reasons.append(f"RTT {rtt * 1e3:.3g} ms probed (not the configured latency)")
+        configured = f"{link.latency_s * 1e3:.3g} ms" if link.latency_s is not None else "none"
+        reasons.append(f"probed RTT {rtt * 1e3:.3g} ms instead of the configured {configured}")
     else:
         latency = link.latency_s or 0.0
     return Hop(
