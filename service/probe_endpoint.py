@@ -74,6 +74,7 @@ class ProbeEndpoint:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._open: set[socket.socket] = set()
         self._tcp: socket.socket | None = None
         self._udp: socket.socket | None = None
         self._payload = memoryview(os.urandom(CHUNK))  # incompressible, made once
@@ -122,7 +123,14 @@ class ProbeEndpoint:
 
     def stop(self) -> None:
         self._stop.set()
-        for thread in list(self._threads):
+        with self._lock:  # wake connections blocked in recv/send, whatever their idle timeout
+            for conn in self._open:
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            threads = list(self._threads)
+        for thread in threads:
             thread.join(timeout=self.idle_timeout_s + 1)
         for sock in (self._tcp, self._udp):
             if sock is not None:
@@ -173,6 +181,11 @@ class ProbeEndpoint:
                 continue
             thread = threading.Thread(target=self._serve, args=(conn,), name="probe-conn", daemon=True)
             with self._lock:
+                if self._stop.is_set():  # stop() has already woken the others
+                    conn.close()
+                    self._connections.release()
+                    return
+                self._open.add(conn)
                 self._threads = [t for t in self._threads if t.is_alive()]
                 self._threads.append(thread)
             thread.start()
@@ -211,6 +224,8 @@ class ProbeEndpoint:
         except OSError as exc:  # a reset or timed-out client ends its own transfer only
             log.debug("probe endpoint: connection ended: %s", exc)
         finally:
+            with self._lock:
+                self._open.discard(conn)
             conn.close()
             self._connections.release()
 

@@ -201,13 +201,19 @@ def test_the_endpoint_answers_garbage_with_bad_request_and_ignores_stray_datagra
         assert u.recv(100) == ECHO_MAGIC + b"ping"
 
 
-def test_stop_returns_promptly_with_a_client_connected() -> None:
-    ep = ProbeEndpoint("127.0.0.1", 0, idle_timeout_s=1.0).start()
+def test_stop_returns_promptly_with_clients_connected() -> None:
+    """An idle connection and a transfer its client does not read: stop() wakes both at once."""
+    ep = ProbeEndpoint("127.0.0.1", 0, max_bytes=10**12, max_seconds=60.0, idle_timeout_s=30.0).start()
     address = ep.address
     idle = socket.create_connection(address, timeout=5)  # never sends its header
+    stalled = socket.create_connection(address, timeout=5)
+    stalled.sendall(Header(OP_SEND, 10**12, 60.0).pack())
+    assert Header.unpack(recv_exact(stalled, HEADER.size)).code == STATUS_OK
+    time.sleep(0.3)  # its send buffer fills: the endpoint blocks in send
     started = time.monotonic()
     ep.stop()
-    assert time.monotonic() - started < 3.0
+    assert time.monotonic() - started < 3.0  # not the 30 s idle timeout
     idle.close()
+    stalled.close()
     with pytest.raises(OSError):
         socket.create_connection(address, timeout=1)

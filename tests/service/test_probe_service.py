@@ -6,13 +6,18 @@ tests/integration/test_link_probe_netns.py."""
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from collectors.base import CollectorError
+from collectors.link_probe import transfer
 from service.app import create_app
 from service.auth import TokenStore
 from service.compose import build_service
@@ -91,3 +96,38 @@ def test_probe_config_errors_name_their_place(yaml_text: str, where: str, messag
         parse_config(yaml_text)
     problems = {p.location: p.message for p in info.value.problems}
     assert where in problems and message in problems[where], problems
+
+
+def _ctwin(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_probe_endpoint_cli_serves_until_sigterm_and_explains_bad_options() -> None:
+    assert "pass --listen ADDR:PORT" in _ctwin("probe-endpoint").stderr
+    bad = _ctwin("probe-endpoint", "--listen", "nowhere")
+    assert bad.returncode == 2 and "is not HOST:PORT" in bad.stderr
+    zero = _ctwin("probe-endpoint", "--listen", "127.0.0.1:1", "--max-seconds", "0")
+    assert zero.returncode == 2 and "duration must be positive" in zero.stderr
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "probe-endpoint", "--listen", f"127.0.0.1:{port}", "--max-bytes", "1MB"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                moved = transfer("127.0.0.1", port, "download", 10**9, 5.0, connect_timeout_s=1.0)
+                break
+            except CollectorError:
+                time.sleep(0.2)
+        assert moved.total_bytes == 10**6  # the --max-bytes cap
+        taken = _ctwin("probe-endpoint", "--listen", f"127.0.0.1:{port}")
+        assert taken.returncode == 2 and "Address already in use" in taken.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and "probe endpoint stopped: 1 transfers" in stderr
