@@ -439,6 +439,57 @@ def config_check(config: ConfigOpt = None, data_dir: DataDirOpt = None, as_json:
         )
 
 
+# ---------------------------------------------------------------------------- probe-endpoint
+@app.command("probe-endpoint")
+def probe_endpoint(
+    listen: Annotated[
+        str | None, typer.Option(help="ADDR:PORT for TCP and UDP (default: probe.listen of the config)")
+    ] = None,
+    max_bytes: Annotated[str | None, typer.Option(help="Largest transfer a probe may ask for, e.g. 256MiB")] = None,
+    max_seconds: Annotated[float | None, typer.Option(help="Longest transfer a probe may ask for, seconds")] = None,
+    max_clients: Annotated[int | None, typer.Option(help="Transfers at once; one more is refused as busy")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Answer the `link_probe` collectors of other sites (RTT echoes and bounded transfers) until stopped."""
+    from pydantic import ValidationError
+
+    from service.compose import probe_endpoint_of
+    from service.config import ProbeConfig
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    probe = _load(config).config.probe
+    update = {"listen": listen, "max_bytes": max_bytes, "max_seconds": max_seconds, "max_clients": max_clients}
+    try:
+        probe = ProbeConfig.model_validate({**probe.model_dump(), **{k: v for k, v in update.items() if v is not None}})
+    except ValidationError as exc:
+        reasons = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'probe'}: {e['msg']}" for e in exc.errors())
+        raise _fail(f"probe endpoint options: {reasons}") from None
+    if probe.listen is None:
+        raise _fail("no address to listen on: pass --listen ADDR:PORT (e.g. 0.0.0.0:7300) or set probe.listen")
+    endpoint = probe_endpoint_of(probe)
+    assert endpoint is not None
+    try:
+        endpoint.start()
+    except OSError as exc:
+        raise _fail(f"{exc.strerror or exc}; is another endpoint on that port? pick another with --listen") from None
+    stopped = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopped.set())
+    host, port = endpoint.address
+    shown = f"[{host}]" if ":" in host else host
+    err.print(
+        f"probe endpoint on {shown}:{port} (tcp+udp; at most {probe.max_bytes} bytes, {probe.max_seconds:g} s and"
+        f" {probe.max_clients} transfers at once)",
+        highlight=False,
+    )
+    try:
+        stopped.wait()
+    finally:
+        endpoint.stop()
+        stats = endpoint.stats
+        err.print(f"probe endpoint stopped: {stats.transfers} transfers, {stats.echoes} echoes", highlight=False)
+
+
 def main() -> None:
     """The `ctwin` program. Every file it creates is private to its user (telemetry.filemodes),
     DuckDB's own included; set here, at process start, so a test invoking `app` keeps its umask."""

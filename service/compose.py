@@ -13,12 +13,14 @@ from pathlib import Path
 import duckdb
 
 from collectors import registry
-from service.config import CloudConfig, LoadedConfig, SiteConfig
+from collectors.link_probe_wire import parse_address
+from service.config import CloudConfig, LoadedConfig, ProbeConfig, SiteConfig
 from service.hooks.extender import Extender
 from service.hooks.k8s_sites import NodeSites
 from service.hooks.kube import KubeClient
 from service.hooks.node_cache import NodeCache
 from service.hooks.pod_worker import PodWorker
+from service.probe_endpoint import ProbeEndpoint
 from service.resume import resume_replays
 from telemetry.pipeline import Pipeline, RunningCollector, StoreSink
 from telemetry.stores.base import Store
@@ -103,8 +105,12 @@ class Service:
     """Annotates advised pods and reports where they ran (schedulers.kubernetes.api set)."""
     node_cache: NodeCache | None = None
     """The API's nodes, listed and watched, for names-only extender requests (api set)."""
+    probe_endpoint: ProbeEndpoint | None = None
+    """What link probes at other sites measure against (probe.listen set)."""
 
     def start(self) -> None:
+        if self.probe_endpoint is not None:
+            self.probe_endpoint.start()  # first: a taken port fails the start before anything runs
         self.pipeline.start()
         self.advisor.log.start()
         if self.node_cache is not None:
@@ -121,6 +127,8 @@ class Service:
         self.twin.queues.close()  # background base rebuilds read the store
         self.advisor.log.close()
         self.store.close()
+        if self.probe_endpoint is not None:
+            self.probe_endpoint.stop()
 
     def batch_sites(self) -> list[str]:
         """Sites fed by a batch-scheduler collector (their queues are forecast regularly)."""
@@ -169,7 +177,19 @@ def build_service(loaded: LoadedConfig, data_dir: str | Path | None = None, *, c
     extender, worker, nodes = build_extender(loaded, advisor, topology)
     salt = resolve_salt(loaded, data_dir)
     _freeze_startup_heap()
-    return Service(loaded, store, sink, pipeline, twin, advisor, models, salt, extender, worker, nodes)
+    service = Service(loaded, store, sink, pipeline, twin, advisor, models, salt, extender, worker, nodes)
+    service.probe_endpoint = probe_endpoint_of(config.probe)
+    return service
+
+
+def probe_endpoint_of(probe: ProbeConfig) -> ProbeEndpoint | None:
+    """The configured probe endpoint, not yet started; None when probe.listen is unset."""
+    if probe.listen is None:
+        return None
+    host, port = parse_address(probe.listen, listen=True)
+    return ProbeEndpoint(
+        host, port, max_bytes=probe.max_bytes, max_seconds=probe.max_seconds, max_clients=probe.max_clients
+    )
 
 
 def _freeze_startup_heap() -> None:

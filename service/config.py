@@ -17,10 +17,12 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from collectors import registry
 from collectors.base import CollectorConfig
+from collectors.link_probe import LinkProbeConfig
+from collectors.link_probe_wire import parse_address
 from service.config_schedulers import SchedulersConfig
 from service.timeparse import parse_size
 from telemetry.redact import redact
-from telemetry.schema import Duration, StrictModel
+from telemetry.schema import ByteSize, Duration, StrictModel
 
 __all__ = ["Config", "ConfigError", "ConfigProblem", "LoadedConfig", "load_config"]
 
@@ -155,6 +157,22 @@ class LinkConfig(StrictModel):
     bandwidth_gbps: float | None = Field(None, gt=0)
     latency_ms: float | None = Field(None, ge=0)
     interface: str | None = None
+
+
+class ProbeConfig(StrictModel):
+    """The link-probe endpoint `ctwin serve` runs for `link_probe` collectors at other sites to
+    measure against (service.probe_endpoint). Off unless `listen` is set."""
+
+    listen: str | None = Field(None, description="ADDR:PORT of the probe endpoint (TCP and UDP); unset: none")
+    max_bytes: ByteSize = Field(256 * 2**20, gt=0, description="Largest transfer one probe may ask for")
+    max_seconds: Duration = Field(10.0, description="Longest transfer one probe may ask for")
+    max_clients: int = Field(4, ge=1, le=1000, description="Transfers at once; one more is refused as busy")
+
+    @model_validator(mode="after")
+    def _listen(self) -> ProbeConfig:
+        if self.listen is not None:
+            parse_address(self.listen, listen=True)
+        return self
 
 
 class ServeConfig(StrictModel):
@@ -305,6 +323,7 @@ class Config(StrictModel):
     schedulers: SchedulersConfig = SchedulersConfig()
     sites: list[SiteConfig] = Field(default_factory=_default_sites)
     links: list[LinkConfig] = Field(default_factory=list)
+    probe: ProbeConfig = ProbeConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -486,6 +505,7 @@ def parse_config(text: str, source: str = "<config>") -> LoadedConfig:
     specs: list[CollectorSpec] = []
     site_names: set[str] = set()
     names: set[str] = set()
+    links = {frozenset(link.between) for link in config.links}
     for si, site in enumerate(config.sites):
         if site.name in site_names:
             problems.append(
@@ -516,6 +536,11 @@ def parse_config(text: str, source: str = "<config>") -> LoadedConfig:
                 problems.append(ConfigProblem(_render_loc(prefix), message, _line_for(prefix, lines)))
                 continue
             spec = CollectorSpec(site, entry, options)
+            if isinstance(options, LinkProbeConfig) and frozenset(options.between) not in links:
+                at: Path_ = (*prefix, "between")
+                ends = " and ".join(options.between)
+                message = f"no `links:` entry between {ends}: add one, or probe a configured link"
+                problems.append(ConfigProblem(_render_loc(at), message, _line_for(at, lines)))
             if spec.name in names:
                 problems.append(
                     ConfigProblem(

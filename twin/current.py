@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 
 from telemetry.catalog import batch as bm
 from telemetry.catalog import container as cm
+from telemetry.catalog import links as lm
 from telemetry.catalog import network as netm
 from telemetry.catalog import node as nm
 from twin.health import Health, site_state
@@ -176,6 +177,7 @@ class CurrentViews:
             rx_rate, tx_rate = (rx.rate() if rx else None), (tx.rate() if tx else None)
             newest = max((p.ts_ns for p in (rx, tx) if p is not None), default=None)
             state: State = "ok" if all(s == "ok" for s in end_states) else ("down" if "down" in end_states else "stale")
+            probed = index.links.get((link.a, link.b) if link.a <= link.b else (link.b, link.a), {})
             out.append(
                 LinkView(
                     a=link.a,
@@ -187,6 +189,12 @@ class CurrentViews:
                     data_age_s=None if newest is None else max(0.0, now - newest / 1e9),
                     rx_bps=rx_rate * 8 if rx_rate is not None else None,
                     tx_bps=tx_rate * 8 if tx_rate is not None else None,
+                    probe_throughput_bps=_value(probed, lm.THROUGHPUT.name),
+                    probe_throughput_last_bps=_value(probed, lm.THROUGHPUT_LAST.name),
+                    probe_rtt_s=_value(probed, lm.RTT.name),
+                    probe_rtt_last_s=_value(probed, lm.RTT_LAST.name),
+                    probe_throughput_age_s=_age(probed, lm.THROUGHPUT.name, now),
+                    probe_rtt_age_s=_age(probed, lm.RTT.name, now),
                 )
             )
         return out
@@ -203,6 +211,11 @@ def _known(topology: Topology, site: str) -> bool:
 def _value(points: Mapping[str, Point], metric: str) -> float | None:
     p = points.get(metric)
     return p.value if p is not None else None
+
+
+def _age(points: Mapping[str, Point], metric: str, now: float) -> float | None:
+    p = points.get(metric)
+    return None if p is None else max(0.0, now - p.ts_ns / 1e9)
 
 
 def _int(value: float | None) -> int | None:

@@ -25,6 +25,7 @@ import polars as pl
 
 from telemetry.catalog import batch as bm
 from telemetry.catalog import container as cm
+from telemetry.catalog import links as lm
 from telemetry.catalog import network as netm
 from telemetry.catalog import node as nm
 from telemetry.jobs import empty_jobs
@@ -37,6 +38,7 @@ __all__ = [
     "CONTAINER_METRICS",
     "HOST_METRICS",
     "LINK_METRICS",
+    "PROBE_METRICS",
     "WATCHED",
     "JobObserver",
     "LiveState",
@@ -55,6 +57,8 @@ HOST_METRICS = (
 )
 CONTAINER_METRICS = (cm.CPU_USAGE.name, cm.MEM_USAGE.name, cm.MEM_LIMIT.name)
 LINK_METRICS = (netm.NET_RX_BYTES.name, netm.NET_TX_BYTES.name)
+PROBE_METRICS = (lm.RTT.name, lm.RTT_LAST.name, lm.THROUGHPUT.name, lm.THROUGHPUT_LAST.name)
+"""Link series of the active probes (collectors.link_probe), labelled with the link's ends a and b."""
 BATCH_METRICS = (
     bm.NODES.name,
     bm.CPUS.name,
@@ -63,7 +67,7 @@ BATCH_METRICS = (
     bm.MEMORY.name,
     bm.REPLAY_TIME.name,
 )
-WATCHED: frozenset[str] = frozenset((*HOST_METRICS, *CONTAINER_METRICS, *LINK_METRICS, *BATCH_METRICS))
+WATCHED: frozenset[str] = frozenset((*HOST_METRICS, *CONTAINER_METRICS, *LINK_METRICS, *BATCH_METRICS, *PROBE_METRICS))
 """The families the twin keeps current; everything else is only in the store."""
 
 ACTIVE_STATES = ("PENDING", "RUNNING")
@@ -107,6 +111,9 @@ class SnapshotIndex:
     batch: dict[str, list[tuple[str, Mapping[str, str], Point]]]
     interfaces: dict[str, dict[str, Point]]
     """device -> metric -> point (the local host's netdev counters that links name)."""
+    links: dict[tuple[str, str], dict[str, Point]] = field(default_factory=dict)
+    """(a, b) in sorted order -> probe metric -> the newest point of any probe of that link (links
+    are undirected; a probe of each direction, or from each end, is one link's measurement)."""
 
 
 class LiveState:
@@ -197,6 +204,8 @@ class LiveState:
         containers: dict[tuple[str, str, str], dict[str, Point]] = defaultdict(dict)
         batch: dict[str, list[tuple[str, Mapping[str, str], Point]]] = defaultdict(list)
         interfaces: dict[str, dict[str, Point]] = defaultdict(dict)
+        links: dict[tuple[str, str], dict[str, Point]] = defaultdict(dict)
+        probe_set = set(PROBE_METRICS)
         host_set, container_set = set(HOST_METRICS), set(CONTAINER_METRICS)
         batch_set, link_set = set(BATCH_METRICS), set(LINK_METRICS)
         for (metric, raw), point in snap.points.items():
@@ -210,7 +219,13 @@ class LiveState:
                 batch[site].append((metric, labels, point))
             elif metric in link_set:
                 interfaces[labels.get("device", "")][metric] = point
-        index = SnapshotIndex(dict(hosts), dict(containers), dict(batch), dict(interfaces))
+            elif metric in probe_set:
+                a, b = labels.get("a", ""), labels.get("b", "")
+                ends = (a, b) if a <= b else (b, a)
+                seen = links[ends].get(metric)
+                if seen is None or point.ts_ns > seen.ts_ns:
+                    links[ends][metric] = point
+        index = SnapshotIndex(dict(hosts), dict(containers), dict(batch), dict(interfaces), dict(links))
         self._index_cache = (snap.version, index)
         return index
 

@@ -110,6 +110,18 @@ class LinkView:
     rx_bps: float | None
     """Measured receive rate in bits per second, when the link names a local interface."""
     tx_bps: float | None
+    probe_throughput_bps: float | None = None
+    """Throughput an active probe measured over the link (collectors.link_probe), bits per second,
+    smoothed over probes (EMA); None when the link is not probed."""
+    probe_throughput_last_bps: float | None = None
+    """The last probe's raw throughput."""
+    probe_rtt_s: float | None = None
+    """Round-trip time the probe measured (EMA of per-probe medians), seconds."""
+    probe_rtt_last_s: float | None = None
+    probe_throughput_age_s: float | None = None
+    """Seconds since the probe last measured the throughput."""
+    probe_rtt_age_s: float | None = None
+    """Seconds since the probe last measured the round-trip time."""
 
 
 Row = TypeVar("Row", NodeView, ContainerView)

@@ -1,4 +1,5 @@
-"""Links between sites: configured capacity and latency beside the traffic measured on them."""
+"""Links between sites: configured capacity and latency beside the traffic measured on them and
+the throughput and round-trip time link probes measured (with their ages)."""
 
 from __future__ import annotations
 

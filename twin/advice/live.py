@@ -74,7 +74,7 @@ class Advisor:
         bases = self._bases()
         views = {v.name: v for v in self.twin.current.sites()}
         runtimes = guess_runtimes(requests, topology.sites, bases, homes, self.speeds(bases))
-        planner = TransferPlanner(self.twin.links())
+        planner = TransferPlanner(self.twin.links(), probe_max_age_s=self.policy.max_data_age_s)
         egress = {s.name: s.placement.pricing.egress_per_gb for s in topology.sites}
         out = []
         with self._lock:  # one booking at a time: the next request sees the previous one's
