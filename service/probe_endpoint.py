@@ -12,6 +12,7 @@ so `stop()` returns within about a second, and every connection socket has an id
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -125,10 +126,8 @@ class ProbeEndpoint:
         self._stop.set()
         with self._lock:  # wake connections blocked in recv/send, whatever their idle timeout
             for conn in self._open:
-                try:
+                with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
             threads = list(self._threads)
         for thread in threads:
             thread.join(timeout=self.idle_timeout_s + 1)
