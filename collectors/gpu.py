@@ -12,7 +12,8 @@ Two backends behind one reading (collectors.gpu_reading):
 works, `availability()` says why and `ctwin plugins` shows it.
 
 Attribution (optional): `slurm` labels each GPU with the running job that holds it (`hpc_job`,
-from the jobs' `gres_detail`, collectors.gpu_slurm).
+from the jobs' `gres_detail`, collectors.gpu_slurm); `pod_resources` with the pod that holds it
+(`namespace`, `pod`, `container`, from the kubelet's pod-resources API, collectors.gpu_pods).
 """
 
 from __future__ import annotations
@@ -131,6 +132,9 @@ class GpuConfig(CollectorConfig):
     """Per nvidia-smi call; a wedged driver makes it hang, and the process group is killed."""
     slurm: GpuSlurmConfig | None = None
     """Label each GPU with the Slurm job holding it (`hpc_job`)."""
+    pod_resources: Path | None = None
+    """The kubelet's pod-resources socket (usually /var/lib/kubelet/pod-resources/kubelet.sock):
+    label each GPU with the pod holding it (`namespace`, `pod`, `container`)."""
 
 
 class SmiBackend:
@@ -296,7 +300,7 @@ class GpuCollector(Collector):
             self._backend = self._open()
         readings: list[GpuReading] = self._backend.read()
         jobs = self._slurm_jobs() if self.cfg.slurm is not None else {}
-        pods: dict[str, dict[str, str]] = {}
+        pods = self._pods() if self.cfg.pod_resources is not None else {}
         for r in readings:
             labels = {"uuid": r.uuid, "index": r.index, "name": r.name}
             job = jobs.get(int(r.index)) if r.index.isdigit() else None
@@ -328,6 +332,12 @@ class GpuCollector(Collector):
             return gpu_jobs_on_node(load_document(data, source), node)
         except (SlurmJSONError, ValueError) as exc:
             raise CollectorError(f"{source}: {exc}") from None
+
+    def _pods(self) -> dict[str, dict[str, str]]:
+        from collectors.gpu_pods import gpu_pods
+
+        assert self.cfg.pod_resources is not None
+        return gpu_pods(self.cfg.pod_resources, self.cfg.timeout_s)
 
     def close(self) -> None:
         if self._backend is not None:
