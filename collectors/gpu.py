@@ -37,7 +37,7 @@ from telemetry.catalog import Metric
 from telemetry.catalog import gpu as g
 from telemetry.schema import Duration, StrictModel
 
-__all__ = ["FIELDS", "GpuCollector", "GpuConfig", "GpuSlurmConfig", "SmiBackend"]
+__all__ = ["FIELDS", "AttributionError", "GpuCollector", "GpuConfig", "GpuSlurmConfig", "SmiBackend"]
 
 # --query-gpu field → catalog metric. Names are the exporter's for the field's header; the test
 # on the real capture checks each one against exporter_name() and the exporter's golden output.
@@ -110,6 +110,12 @@ IDENTITY: tuple[tuple[str, str], ...] = (
     ("driver_model.current", "driver_model_current"),
     ("driver_model.pending", "driver_model_pending"),
 )
+
+
+class AttributionError(CollectorError):
+    """The GPUs were read but whom they belong to was not: the samples are kept."""
+
+    partial = True
 
 
 class GpuSlurmConfig(StrictModel):
@@ -283,8 +289,9 @@ class GpuCollector(Collector):
             from collectors.gpu_nvml import NvmlBackend, NvmlUnavailable
 
             try:
+                backend = NvmlBackend()
                 self.backend_name = "nvml"
-                return NvmlBackend()
+                return backend
             except NvmlUnavailable as exc:
                 if want == "nvml":
                     raise Unavailable(f"NVML unavailable: {exc}") from None
@@ -299,8 +306,21 @@ class GpuCollector(Collector):
         if self._backend is None:
             self._backend = self._open()
         readings: list[GpuReading] = self._backend.read()
-        jobs = self._slurm_jobs() if self.cfg.slurm is not None else {}
-        pods = self._pods() if self.cfg.pod_resources is not None else {}
+        # Attribution is an extra: when its source fails, the GPU series still go out, unlabelled,
+        # and the failure is reported as a partial error (the pipeline keeps what was emitted).
+        problems: list[str] = []
+        jobs: dict[int, str] = {}
+        pods: dict[str, dict[str, str]] = {}
+        if self.cfg.slurm is not None:
+            try:
+                jobs = self._slurm_jobs()
+            except CollectorError as exc:
+                problems.append(str(exc))
+        if self.cfg.pod_resources is not None:
+            try:
+                pods = self._pods()
+            except CollectorError as exc:
+                problems.append(str(exc))
         for r in readings:
             labels = {"uuid": r.uuid, "index": r.index, "name": r.name}
             job = jobs.get(int(r.index)) if r.index.isdigit() else None
@@ -312,6 +332,8 @@ class GpuCollector(Collector):
                 emit(metric, value, labels)
             for xid, count in sorted(r.xids.items()):
                 emit(g.XID_ERRORS, count, {**labels, "xid": str(xid)})
+        if problems:
+            raise AttributionError("GPU series sent without attribution: " + "; ".join(problems))
 
     # -- attribution -----------------------------------------------------------------------------
 

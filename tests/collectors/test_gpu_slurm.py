@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from collectors.base import CollectorError, Recorder
-from collectors.gpu import GpuCollector, GpuConfig, GpuSlurmConfig
+from collectors.gpu import AttributionError, GpuCollector, GpuConfig, GpuSlurmConfig
 from collectors.gpu_slurm import gpu_jobs_on_node, parse_gres_detail, parse_index_list
 from telemetry.catalog import gpu as g
 from tests.conftest import FIXTURES, ROOT, free_port, need_binary, servers_required
@@ -110,10 +110,13 @@ def test_collector_runs_the_jobs_command_and_a_gpu_without_job_has_no_label() ->
     assert rec.samples and all("hpc_job" not in s.labels for s in rec.samples)
 
 
-def test_a_failing_jobs_command_fails_the_gather_with_its_words(tmp_path: Path) -> None:
+def test_a_failing_jobs_source_keeps_the_gpu_series_and_says_why(tmp_path: Path) -> None:
     slurm = GpuSlurmConfig(command=("cat", str(tmp_path / "missing.json")), node="node1")
-    with pytest.raises(CollectorError, match=r"cat .*missing.json: exit status 1: cat: .*No such file"):
-        GpuCollector(GpuConfig(backend="nvidia-smi", command=SMI, slurm=slurm)).gather(Recorder())
+    rec = Recorder()
+    with pytest.raises(AttributionError, match=r"without attribution: cat .*missing.json: exit status 1"):
+        GpuCollector(GpuConfig(backend="nvidia-smi", command=SMI, slurm=slurm)).gather(rec)
+    # partial: the GPU series went out, unlabelled, and the pipeline keeps them
+    assert len(rec.samples) == 53 and all("hpc_job" not in s.labels for s in rec.samples)
     bad = tmp_path / "jobs.json"
     bad.write_text("{not json")
     with pytest.raises(CollectorError, match=r"jobs.json: invalid JSON at line 1"):
