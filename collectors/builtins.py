@@ -2,6 +2,7 @@
 
 from collectors import (
     containers,  # noqa: F401
+    gpu,  # noqa: F401
     interconnect,  # noqa: F401
     link_probe,  # noqa: F401
     node,  # noqa: F401

@@ -13,6 +13,8 @@
 #   SHARED_FROM=DIR (needs ACCT=1): use the munged and slurmdbd that an earlier slurm-up.sh started
 #   in DIR instead of starting our own, so several clusters share one accounting database
 #   (scripts/slurm-multi-up.sh; the cluster registers itself there when its slurmctld starts).
+#   GPUS_PER_NODE=N [GPU_TYPE=h100]: each node gets N GPU GRES (gres.conf File= on character
+#   devices made in WORKDIR/dev, major 195 as nvidia's), so jobs get real `gres_detail` IDX lists.
 # Everything runs from WORKDIR, including a private munged (own key and socket), so nothing
 # outside WORKDIR is touched and scripts/slurm-down.sh stops it all by PID.
 # Afterwards: export SLURM_CONF=WORKDIR/slurm.conf; slurmrestd (if any) is on 127.0.0.1:$SLURMRESTD_PORT.
@@ -127,7 +129,16 @@ if [ "$NN" -gt 1 ]; then
 else
   NODES="NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$CPN RealMemory=1000 State=UNKNOWN"; NODELIST=ALL
 fi
+GRES_LINES=""
+if [ "${GPUS_PER_NODE:-0}" -gt 0 ]; then
+  mkdir -p "$D/dev"
+  for g in $(seq 0 $((GPUS_PER_NODE - 1))); do [ -e "$D/dev/nvidia$g" ] || mknod "$D/dev/nvidia$g" c 195 "$g"; done
+  echo "Name=gpu${GPU_TYPE:+ Type=$GPU_TYPE} File=$D/dev/nvidia[0-$((GPUS_PER_NODE - 1))]" > "$D/gres.conf"
+  GRES_LINES="GresTypes=gpu"
+  NODES=$(sed "s/ State=UNKNOWN/ Gres=gpu:${GPU_TYPE:+$GPU_TYPE:}$GPUS_PER_NODE State=UNKNOWN/" <<<"$NODES")
+fi
 cat > "$SLURM_CONF" <<CONF
+$GRES_LINES
 ClusterName=$CLUSTER
 SlurmctldHost=$HOST(127.0.0.1)
 SlurmUser=root

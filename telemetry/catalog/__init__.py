@@ -9,7 +9,15 @@ The implicit labels `site` and `host` are added by the pipeline and allowed on e
 
 from __future__ import annotations
 
-from telemetry.catalog import batch, container, links, network, node, selfmetrics  # noqa: F401  (registers entries)
+from telemetry.catalog import (  # noqa: F401  (registers entries)
+    batch,
+    container,
+    gpu,
+    links,
+    network,
+    node,
+    selfmetrics,
+)
 from telemetry.catalog._core import (
     COMMON_LABELS,
     Catalog,
