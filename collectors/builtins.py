@@ -3,6 +3,7 @@
 from collectors import (
     containers,  # noqa: F401
     interconnect,  # noqa: F401
+    kubelet,  # noqa: F401
     node,  # noqa: F401
     prometheus_scrape,  # noqa: F401
     replay,  # noqa: F401

@@ -9,7 +9,7 @@ The implicit labels `site` and `host` are added by the pipeline and allowed on e
 
 from __future__ import annotations
 
-from telemetry.catalog import batch, container, network, node, selfmetrics  # noqa: F401  (registers entries)
+from telemetry.catalog import batch, container, kubernetes, network, node, selfmetrics  # noqa: F401  (registers entries)
 from telemetry.catalog._core import (
     COMMON_LABELS,
     Catalog,
