@@ -15,9 +15,9 @@ from typing import Annotated
 
 import typer
 
+from collectors.kube_api import KubeClient
 from service.cli_common import ConfigOpt, JsonOpt, emit_json, err, fail, load, service_url
 from service.hooks.dispatcher import AdviceClient, Dispatcher, DispatcherError, token_from
-from service.hooks.kube import KubeClient
 from telemetry.redact import install_log_redaction, redact
 
 __all__ = ["dispatcher"]

@@ -13,11 +13,11 @@ from pathlib import Path
 import duckdb
 
 from collectors import registry
+from collectors.kube_api import KubeClient
 from collectors.link_probe_wire import parse_address
 from service.config import CloudConfig, LoadedConfig, ProbeConfig, SiteConfig
 from service.hooks.extender import Extender
 from service.hooks.k8s_sites import NodeSites
-from service.hooks.kube import KubeClient
 from service.hooks.node_cache import NodeCache
 from service.hooks.pod_worker import PodWorker
 from service.probe_endpoint import ProbeEndpoint

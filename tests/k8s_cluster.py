@@ -34,7 +34,7 @@ import httpx
 import pytest
 import yaml
 
-from service.hooks.kube import KubeClient, KubeError
+from collectors.kube_api import KubeClient, KubeError
 from tests.conftest import free_port, servers_required
 
 __all__ = ["ControlPlane", "k8s_control_plane", "node_object"]

@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from service.hooks.kube import KubeClient, KubeError
+from collectors.kube_api import KubeClient, KubeError
 
 __all__ = ["CRD_DIR", "TrimmedCrd", "install", "published", "trimmed_for_1_20"]
 

@@ -214,7 +214,7 @@ class LiveState:
             if metric in host_set:
                 hosts[site, labels.get("host", "")][metric] = point
             elif metric in container_set:
-                containers[site, labels.get("host", ""), labels.get("container", "")][metric] = point
+                containers[site, labels.get("host", ""), _container_name(labels)][metric] = point
             elif metric in batch_set:
                 batch[site].append((metric, labels, point))
             elif metric in link_set:
@@ -232,3 +232,11 @@ class LiveState:
     def latest_host_points(self) -> Mapping[tuple[str, str], Mapping[str, Point]]:
         """Latest host-level points by (site, host), for exposition."""
         return self.index().hosts
+
+
+def _container_name(labels: Mapping[str, str]) -> str:
+    """A cgroup's path, or `namespace/pod/container` for a pod's container (the kubelet collector):
+    container names repeat across pods on one node."""
+    name = labels.get("container", "")
+    pod = labels.get("pod")
+    return f"{labels.get('namespace', '')}/{pod}/{name}" if pod else name

@@ -26,8 +26,8 @@ from typing import Any
 
 import httpx
 
+from collectors.kube_api import KubeClient, KubeError
 from service.config_schedulers import MultiKueueHookConfig
-from service.hooks.kube import KubeClient, KubeError
 from service.hooks.multikueue import (
     FIELD_MANAGER,
     AdmissionCheckRef,

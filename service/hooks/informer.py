@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from service.hooks.kube import KubeClient, KubeError
+from collectors.kube_api import KubeClient, KubeError
 
 __all__ = ["Informer"]
 

@@ -24,24 +24,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping
 
+from collectors.kube_objects import INTERLINK_LABEL, INTERLINK_OS, INTERLINK_TAINT, node_site, virtual_node
 from service.hooks.extender_wire import Node
 
 __all__ = ["INTERLINK_LABEL", "INTERLINK_OS", "INTERLINK_TAINT", "NodeSites", "is_virtual"]
 
-INTERLINK_LABEL = ("virtual-node.interlink/type", "virtual-kubelet")
-INTERLINK_TAINT = "virtual-node.interlink/no-schedule"
-INTERLINK_OS = "virtual-kubelet"
 _MAX_REMEMBERED = 100_000
 
 
 def is_virtual(node: Node) -> bool:
-    """An interLink (virtual-kubelet) node: its label, its taint or its OS says so."""
-    key, value = INTERLINK_LABEL
-    return (
-        node.labels.get(key) == value
-        or node.operating_system == INTERLINK_OS
-        or any(t.get("key") == INTERLINK_TAINT for t in node.taints)
-    )
+    """An interLink (virtual-kubelet) node (collectors.kube_objects.virtual_node)."""
+    return virtual_node(node.labels, node.operating_system, node.taints)
 
 
 class NodeSites:
@@ -91,9 +84,12 @@ class NodeSites:
         return site
 
     def _from_object(self, node: Node) -> str | None:
-        labelled = node.labels.get(self.site_label)
-        if labelled in self.sites:
-            return labelled
-        if is_virtual(node):
-            return node.name if node.name in self.sites else None
-        return self.local_site
+        return node_site(
+            node.name,
+            node.labels,
+            is_virtual(node),
+            sites=self.sites,
+            local_site=self.local_site,
+            mapping={},  # the mapping was consulted first, by site_of
+            site_label=self.site_label,
+        )

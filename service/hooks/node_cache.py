@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from collectors.kube_api import KubeClient
 from service.hooks.extender_wire import Node, node_from_object
 from service.hooks.informer import Informer
-from service.hooks.kube import KubeClient
 
 __all__ = ["CachedNode", "NodeCache"]
 

@@ -32,10 +32,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from collectors.kube_api import KubeClient, KubeError
+from collectors.kube_objects import INTERLINK_JOB_ID
 from service.hooks.extender_wire import Node, node_from_object
 from service.hooks.informer import Informer
 from service.hooks.k8s_sites import NodeSites, is_virtual
-from service.hooks.kube import KubeClient, KubeError
 from service.hooks.pods import PodInfo
 from twin.advice.live import Advisor
 
@@ -44,7 +45,6 @@ __all__ = ["ADVICE_ANNOTATION", "INTERLINK_JOB_ID", "PodWorker"]
 log = logging.getLogger(__name__)
 
 ADVICE_ANNOTATION = "ctwin.io/advice-id"
-INTERLINK_JOB_ID = "JobID"
 PODS_PATH = "/api/v1/pods"
 _MAX_QUEUED = 10_000
 _MAX_PENDING = 10_000

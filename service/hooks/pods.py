@@ -1,11 +1,8 @@
 """A pod as placement advice sees it: a JobRequest from its resource requests and ctwin annotations.
 
-Resources are counted as the kube-scheduler counts them (its NodeResourcesFit): the app
-containers' requests summed (with the restartable init containers, sidecars, that run beside
-them), against each ordinary init container (which runs alone, after the sidecars started before
-it), whichever is larger, plus `spec.overhead`. A resource with limits but no requests counts its
-limits (the API server defaults requests so). CPU millicores are rounded up to whole cores (a batch
-site allocates cores), at least one; memory is per node; GPUs are `nvidia.com/gpu`.
+Resources are counted as the kube-scheduler counts them (collectors.kube_objects.pod_resources).
+CPU millicores are rounded up to whole cores (a batch site allocates cores), at least one; memory
+is per node; GPUs are `nvidia.com/gpu`.
 
 Annotations (all optional):
 
@@ -25,32 +22,19 @@ else the configured `schedulers.kubernetes.default_walltime` (1 h).
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, get_args
 
+from collectors.kube_objects import GPU_RESOURCE, PodError, parse_quantity, pod_resources
 from telemetry.schema import parse_duration, parse_size
 from twin.advice.request import Constraints, DataSpec, JobRequest, Objective
 
 __all__ = ["ANNOTATION_PREFIX", "PodError", "PodInfo", "parse_quantity", "pod_info", "pod_request", "pod_resources"]
 
 ANNOTATION_PREFIX = "ctwin.io/"
-GPU_RESOURCE = "nvidia.com/gpu"
-_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?)$")
-_SUFFIX = {
-    None: Decimal(1), "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"),
-    "k": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9, "T": Decimal(10) ** 12,
-    "P": Decimal(10) ** 15, "E": Decimal(10) ** 18,
-    "Ki": Decimal(2) ** 10, "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30, "Ti": Decimal(2) ** 40,
-    "Pi": Decimal(2) ** 50, "Ei": Decimal(2) ** 60,
-}  # fmt: skip
 _OBJECTIVES = get_args(Objective)
-
-
-class PodError(ValueError):
-    """The pod asks for something ctwin cannot read (a bad annotation or quantity)."""
 
 
 @dataclass(frozen=True)
@@ -59,54 +43,6 @@ class PodInfo:
     namespace: str
     name: str
     annotations: Mapping[str, str]
-
-
-def parse_quantity(text: Any) -> Decimal:
-    """A Kubernetes resource.Quantity ("100m", "1.5", "64Mi", "2e3") as a number."""
-    match = _QUANTITY.match(str(text).strip())
-    if match is None:
-        raise PodError(f"invalid quantity {text!r}")
-    number, exponent, suffix = match.groups()
-    try:
-        value = Decimal(number)
-        return value * (Decimal(10) ** int(exponent[1:]) if exponent else _SUFFIX[suffix])
-    except (InvalidOperation, OverflowError):
-        raise PodError(f"invalid quantity {text!r}") from None
-
-
-def _requests(container: Mapping[str, Any]) -> dict[str, Decimal]:
-    resources = container.get("resources") or {}
-    limits = resources.get("limits") or {}
-    requests = {**limits, **(resources.get("requests") or {})}
-    return {name: parse_quantity(value) for name, value in requests.items()}
-
-
-def _add(total: dict[str, Decimal], more: Mapping[str, Decimal]) -> None:
-    for name, value in more.items():
-        total[name] = total.get(name, Decimal(0)) + value
-
-
-def pod_resources(spec: Mapping[str, Any]) -> dict[str, Decimal]:
-    """The pod's effective requests, as the kube-scheduler computes them (module docstring)."""
-    total: dict[str, Decimal] = {}
-    for container in spec.get("containers") or ():
-        _add(total, _requests(container))
-    sidecars: dict[str, Decimal] = {}
-    peak: dict[str, Decimal] = {}
-    for init in spec.get("initContainers") or ():
-        need = _requests(init)
-        if init.get("restartPolicy") == "Always":  # a sidecar: runs on beside everything after it
-            _add(sidecars, need)
-            continue
-        alone = dict(sidecars)
-        _add(alone, need)
-        for name, value in alone.items():
-            peak[name] = max(peak.get(name, Decimal(0)), value)
-    _add(total, sidecars)
-    for name, value in peak.items():
-        total[name] = max(total.get(name, Decimal(0)), value)
-    _add(total, {k: parse_quantity(v) for k, v in (spec.get("overhead") or {}).items()})
-    return total
 
 
 def _data(value: str | None, what: str) -> DataSpec:

@@ -13,6 +13,7 @@ from telemetry.catalog import (  # noqa: F401  (registers entries)
     batch,
     container,
     gpu,
+    kubernetes,
     links,
     network,
     node,

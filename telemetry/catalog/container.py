@@ -5,8 +5,9 @@ from telemetry.catalog._core import catalog
 
 d = catalog.define
 C = ("container",)
+K = ("container", "pod", "namespace")  # also emitted by the kubelet collector, per pod (catalog.kubernetes)
 
-CPU_USAGE = d("container_cpu_usage_seconds_total", "counter", "seconds", "CPU time consumed.", C)
+CPU_USAGE = d("container_cpu_usage_seconds_total", "counter", "seconds", "CPU time consumed.", K)
 CPU_USER = d("container_cpu_user_seconds_total", "counter", "seconds", "CPU time consumed in user mode.", C)
 CPU_SYSTEM = d("container_cpu_system_seconds_total", "counter", "seconds", "CPU time consumed in kernel mode.", C)
 CFS_PERIODS = d("container_cpu_cfs_periods_total", "counter", "periods", "Elapsed CFS enforcement periods.", C)
@@ -14,9 +15,9 @@ CFS_THROTTLED_PERIODS = d("container_cpu_cfs_throttled_periods_total", "counter"
 CFS_THROTTLED_SECONDS = d("container_cpu_cfs_throttled_seconds_total", "counter", "seconds", "Total time the container was throttled.", C)
 CPU_QUOTA = d("container_spec_cpu_quota_cores", "gauge", "cores", "CPU limit in cores (quota / period); absent when unlimited.", C)
 
-MEM_USAGE = d("container_memory_usage_bytes", "gauge", "bytes", "Current memory usage, including page cache.", C)
+MEM_USAGE = d("container_memory_usage_bytes", "gauge", "bytes", "Current memory usage, including page cache.", K)
 MEM_LIMIT = d("container_spec_memory_limit_bytes", "gauge", "bytes", "Memory limit; absent when unlimited.", C)
-MEM_ANON = d("container_memory_rss_bytes", "gauge", "bytes", "Anonymous memory (rss in v1, anon in v2).", C)
+MEM_ANON = d("container_memory_rss_bytes", "gauge", "bytes", "Anonymous memory (rss in v1, anon in v2; the kubelet's rssBytes).", K)
 MEM_FILE = d("container_memory_cache_bytes", "gauge", "bytes", "Page cache memory (cache in v1, file in v2).", C)
 MEM_OOM_KILLS = d("container_oom_events_total", "counter", "events", "OOM kills inside the container.", C)
 

@@ -22,12 +22,12 @@ import pytest
 import uvicorn
 import yaml
 
+from collectors.kube_api import KubeClient
 from service.app import create_app
 from service.auth import TokenStore
 from service.config import parse_config
 from service.config_schedulers import MultiKueueHookConfig
 from service.hooks.dispatcher import AdviceClient, Dispatcher
-from service.hooks.kube import KubeClient
 from service.hooks.multikueue import ALL_AT_ONCE, FIELD_MANAGER, MULTIKUEUE_CONTROLLER
 from tests.conftest import free_port
 from tests.k8s_cluster import ControlPlane

@@ -13,10 +13,10 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from collectors.kube_api import KubeError
 from service.hooks.extender_wire import Node
 from service.hooks.informer import Informer
 from service.hooks.k8s_sites import NodeSites
-from service.hooks.kube import KubeError
 
 
 def _node(name: str, rv: str, **labels: str) -> dict[str, Any]:

@@ -1,10 +1,13 @@
-"""A small Kubernetes API client: the few verbs the scheduler hooks need, over httpx.
+"""A small Kubernetes API client: the few verbs the scheduler hooks and the Kubernetes collector
+need, over httpx. It lives in collectors/ because the collector (collectors.kubernetes) may not
+import service/; the hooks and the service import it from here.
 
-Why not the `kubernetes` package: the hooks read and patch a handful of objects (pods, nodes,
+Why not the `kubernetes` package: ctwin reads and patches a handful of objects (pods, nodes,
 Kueue Workloads); a 30 MB generated client with its own threads buys nothing here, and raw
 JSON keeps CRDs (Workloads) as first-class as core objects.
 
-- `KubeClient.from_config(KubeApiConfig)`: an explicit URL + token/CA, a kubeconfig file, or the
+- `KubeClient.from_config(config)` (any object with the fields of `KubeApiSettings`: the
+  hooks' `KubeApiConfig`, the collector's config): an explicit URL + token/CA, a kubeconfig file, or the
   in-cluster service account (KUBERNETES_SERVICE_HOST and /var/run/secrets/kubernetes.io/...).
 - `get`, `list`, `create`, `replace`, `patch` (merge, strategic, JSON patch or server-side apply with a field
   manager; `subresource="status"`), `delete`, `watch` (a generator of one watch request's events,
@@ -25,14 +28,12 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import httpx
 import yaml
 
-from service.config_schedulers import KubeApiConfig
-
-__all__ = ["KubeClient", "KubeError", "PatchType"]
+__all__ = ["KubeApiSettings", "KubeClient", "KubeError", "PatchType"]
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 PatchType = Literal["merge", "strategic", "json", "apply"]
@@ -42,6 +43,23 @@ _PATCH_CONTENT = {
     "json": "application/json-patch+json",
     "apply": "application/apply-patch+yaml",
 }
+
+
+class KubeApiSettings(Protocol):
+    """Where the API server is and how to authenticate (the fields `from_config` reads)."""
+
+    @property
+    def url(self) -> str | None: ...
+    @property
+    def kubeconfig(self) -> Path | None: ...
+    @property
+    def token_file(self) -> Path | None: ...
+    @property
+    def ca_file(self) -> Path | None: ...
+    @property
+    def verify_tls(self) -> bool: ...
+    @property
+    def timeout(self) -> float: ...
 
 
 class KubeError(Exception):
@@ -79,7 +97,7 @@ class KubeClient:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_config(cls, config: KubeApiConfig) -> KubeClient:
+    def from_config(cls, config: KubeApiSettings) -> KubeClient:
         if config.kubeconfig is not None:
             return cls.from_kubeconfig(config.kubeconfig, timeout_s=config.timeout)
         if config.url is not None:
@@ -97,8 +115,8 @@ class KubeClient:
         host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT", "443")
         if not host:
             raise ValueError(
-                "no Kubernetes API configured: set schedulers.<hook>.api.url or .kubeconfig"
-                " (or run in a pod, where KUBERNETES_SERVICE_HOST is set)"
+                "no Kubernetes API configured: set its url or kubeconfig (schedulers.<hook>.api, or the"
+                " kubernetes collector), or run in a pod, where KUBERNETES_SERVICE_HOST is set"
             )
         host = f"[{host}]" if ":" in host else host
         return cls(
