@@ -123,7 +123,7 @@ def test_forwarder_spools_while_the_server_is_away_and_replays_in_order(tmp_path
         target.down = False
         forwarder.write(batch(60))  # queued behind the spool, not sent ahead of it
         deadline = time.monotonic() + 5
-        while forwarder.spool.head() is not None and time.monotonic() < deadline:
+        while (forwarder.spool.head() is not None or not forwarder.connected) and time.monotonic() < deadline:
             time.sleep(0.01)
         assert values(target.got) == [float(v) for v in range(70)]
         assert forwarder.connected and forwarder.problem() is None
