@@ -12,9 +12,10 @@ import polars as pl
 import typer
 from rich.table import Table
 
-from service.cli_common import JsonOpt, err, out
+from service.cli_common import ConfigOpt, DataDirOpt, JsonOpt, err, out
 from service.cli_common import emit_json as _emit_json
 from service.cli_common import fail as _fail
+from service.cli_common import load as _load
 
 __all__ = ["containers_app", "evaluate_containers"]
 
@@ -120,3 +121,106 @@ def evaluate(
 ) -> None:
     """Score the container-effect model vs 'no effect' and the granularity rule on held-out counts."""
     evaluate_containers(runs, plots, markdown, as_json, tuple(fold) if fold else None)
+
+
+@containers_app.command("train")
+def train(
+    runs: RunsOpt = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Model directory (default: <data-dir>/models)")
+    ] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit the container-effect model on the published runs and write it with its card."""
+    from models.artifacts import save_model
+    from models.containers.published import PUBLISHED_RUNS, load_published_runs
+    from models.containers.whatif import train_effect_model
+    from service.cli_models import _progress
+
+    target_dir = out_dir or (_load(config).data_dir(data_dir) / "models")
+    with _progress("reading published runs", as_json) as step:
+        try:
+            loaded = load_published_runs(runs or PUBLISHED_RUNS)
+            step(0.3, "fitting, and scoring on held-out container counts")
+            model, card = train_effect_model(loaded.runs)
+        except (FileNotFoundError, OSError, ValueError) as exc:
+            raise _fail(f"{exc} (pass --runs with the tarball or folder of results.json files)") from None
+        path, card = save_model(model, target_dir, card)
+    ours: dict[str, float] = next((r for r in card.scores.get("by_model", []) if r["model"] == "ours"), {})
+    written = {
+        "kind": card.kind,
+        "path": str(path),
+        "runs": card.training_window["runs"],
+        "sha256": card.artefact_sha256,
+        "held_out_mape_pct": ours.get("mape_pct"),
+        "held_out_p90_coverage": ours.get("p90_coverage"),
+    }
+    if as_json:
+        _emit_json(written)
+        return
+    out.print(
+        f"{card.kind} model written to {path} ({written['runs']} runs; held-out MdAPE "
+        f"{ours.get('mape_pct', float('nan')):.2f} %, p90 coverage {ours.get('p90_coverage', float('nan')):.3f})",
+        highlight=False,
+    )
+
+
+@containers_app.command("advise")
+def advise(
+    containers_per_node: Annotated[int, typer.Option("--containers", help="Containers per node now")] = 1,
+    affinity: Annotated[str, typer.Option(help="none, cpu or cpu+memory")] = "none",
+    cores_per_node: Annotated[int | None, typer.Option("--cores-per-node", help="CPUs of one node")] = None,
+    nodes: Annotated[int, typer.Option(help="Hosts the job spans")] = 1,
+    client_batch: Annotated[int | None, typer.Option(help="Inference: the client's batch size")] = None,
+    server_batch: Annotated[int | None, typer.Option(help="Inference: the server's batch size")] = None,
+    top: Annotated[int, typer.Option(help="Show this many alternatives")] = 10,
+    models_dir: Annotated[
+        Path | None, typer.Option("--models", help="Use the newest trained artefact here (default: built-in)")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """How should this job be containerised? Alternatives ranked by predicted throughput."""
+    from models.artifacts import ModelRegistry
+    from models.containers.config import ContainerConfig
+    from twin.advice.containers import ContainerEffects
+
+    try:
+        current = ContainerConfig(containers_per_node=containers_per_node, affinity=affinity)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    if cores_per_node is not None and containers_per_node > cores_per_node:
+        raise _fail(f"--containers {containers_per_node} does not fit --cores-per-node {cores_per_node}")
+    registry = ModelRegistry(models_dir) if models_dir is not None else None
+    effects = ContainerEffects(registry)
+    if registry is not None and registry.current("container_effect") is None:
+        why = registry.errors.get("container_effect") or registry.errors.get("*") or "no container_effect artefact"
+        raise _fail(f"{models_dir}: {why} (write one with `ctwin containers train --out {models_dir}`)")
+    rows, used = effects.whatif(
+        current,
+        hosts=nodes,
+        cores_per_node=cores_per_node,
+        client_batch=client_batch,
+        server_batch=server_batch,
+    )
+    if as_json:
+        _emit_json(
+            {
+                "model": used.source,
+                "alternatives": [
+                    {
+                        "configuration": {k: v for k, v in vars(a.config).items() if v is not None},
+                        "effect": {"p10": a.p10, "p50": a.p50, "p90": a.p90},
+                        "current": a.current,
+                    }
+                    for a in rows
+                ],
+            }
+        )
+        return
+    view = Table("configuration", "throughput vs now (p50)", "p10–p90", title=f"alternatives ({used.source})")
+    for a in rows[:top]:
+        mark = " (now)" if a.current else ""
+        view.add_row(a.config.describe() + mark, f"×{a.p50:.2f}", f"×{a.p10:.2f}–{a.p90:.2f}")
+    out.print(view)
