@@ -19,7 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from models.containers.config import ContainerConfig
+import polars as pl
+
+from models.containers.config import AFFINITIES, ContainerConfig
 from models.containers.whatif import EFFECT_KIND, Alternative, default_alternatives, train_effect_model, whatif
 from twin.advice.outcome import Band
 from twin.advice.rank import RuntimeGuess
@@ -28,7 +30,7 @@ from twin.errors import NoModelError
 from twin.queues import ModelSource
 from twin.topology import SiteSpec
 
-__all__ = ["ContainerEffects", "EffectModel"]
+__all__ = ["AFFINITIES", "ContainerEffects", "EffectModel"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class ContainerEffects:
         self.builtin = builtin
         self._lock = threading.Lock()
         self._builtin: EffectModel | None = None
+        self._factors: pl.DataFrame | None = None
 
     def current(self) -> EffectModel:
         """The model to answer with; NoModelError when there is none and no built-in is allowed."""
@@ -58,6 +61,20 @@ class ContainerEffects:
                 model, card = train_effect_model(score=False)
                 self._builtin = EffectModel(model, "built-in (shipped published runs)", card)
             return self._builtin
+
+    def held_out_factors(self) -> pl.DataFrame:
+        """Predicted vs measured effect per factor level on held-out container counts (what the
+        Dash view plots): the shipped runs' evaluation, computed once per process."""
+        with self._lock:
+            if self._factors is None:
+                from models.containers.effect import published_effects
+                from models.containers.evaluation import evaluate_held_out, factor_effects
+                from models.containers.published import load_published_runs
+
+                effects = published_effects(load_published_runs().runs).rows
+                predictions = evaluate_held_out(effects).predictions
+                self._factors = factor_effects(predictions.filter(pl.col("model") == "ours"))
+            return self._factors
 
     def whatif(
         self,
