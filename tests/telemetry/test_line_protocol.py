@@ -5,6 +5,7 @@ values is tests/integration/test_influx_victoriametrics.py."""
 
 from __future__ import annotations
 
+import polars as pl
 import pytest
 
 from telemetry.line_protocol import LineEncoder, escape_measurement, escape_tag, series_prefix
@@ -12,7 +13,11 @@ from telemetry.schema import Batch, Sample
 
 
 def lines(encoder: LineEncoder, batch: Batch) -> list[str]:
-    return [line for body in encoder.bodies(batch) for line in body.decode().split("\n")]
+    out = []
+    for body in encoder.bodies(batch):
+        assert body.endswith(b"\n")
+        out.extend(body.decode().split("\n")[:-1])
+    return out
 
 
 def test_escaping_follows_the_spec() -> None:
@@ -50,8 +55,8 @@ def test_timestamp_precision(precision: str, stamp: str) -> None:
 def test_bodies_are_chunked_in_order() -> None:
     batch = Batch.from_samples(Sample("m", float(i), {"k": str(i % 3)}, i) for i in range(10))
     bodies = list(LineEncoder(lines_per_body=4).bodies(batch))
-    assert [len(b.split(b"\n")) for b in bodies] == [4, 4, 2]
-    assert [line.rsplit(" ", 1)[1] for body in bodies for line in body.decode().split("\n")] == [
+    assert [b.count(b"\n") for b in bodies] == [4, 4, 2]
+    assert [line.rsplit(" ", 1)[1] for body in bodies for line in body.decode().splitlines()] == [
         str(i) for i in range(10)
     ]
 
@@ -71,7 +76,25 @@ def test_the_prefix_cache_is_bounded() -> None:
     for start in range(0, 40, 4):
         batch = Batch.from_samples(Sample("m", 1.0, {"k": str(i)}, i) for i in range(start, start + 4))
         assert lines(encoder, batch)[0] == f"m,k={start} value=1.0 {start}"
-        assert len(encoder._prefixes) <= 5
+        assert encoder.cached_series <= 5
+
+
+def test_a_repeated_series_set_reuses_its_prefixes_and_new_series_are_added() -> None:
+    encoder = LineEncoder()
+    first = Batch.from_samples(Sample("m", float(i), {"k": str(i)}, i) for i in range(3))
+    again = Batch.from_samples(Sample("m", float(i) + 0.5, {"k": str(i)}, 10 + i) for i in range(3))
+    grown = Batch.from_samples(Sample("m", 1.0, {"k": str(i)}, 20) for i in (2, 9, 0))
+    assert lines(encoder, first) == ["m,k=0 value=0.0 0", "m,k=1 value=1.0 1", "m,k=2 value=2.0 2"]
+    assert lines(encoder, again) == ["m,k=0 value=0.5 10", "m,k=1 value=1.5 11", "m,k=2 value=2.5 12"]
+    assert lines(encoder, grown) == ["m,k=2 value=1.0 20", "m,k=9 value=1.0 20", "m,k=0 value=1.0 20"]
+    assert encoder.cached_series == 4
+
+
+def test_a_hash_collision_in_the_cache_cannot_mislabel_a_series() -> None:
+    encoder = LineEncoder(templates=0)  # through the hashed cache, not a reused series set
+    list(encoder.bodies(Batch.from_samples([Sample("m", 1.0, {"k": "a"}, 1)])))
+    encoder._cache = encoder._cache.with_columns(labels=pl.lit('{"k":"other"}'), prefix=pl.lit("wrong value="))
+    assert lines(encoder, Batch.from_samples([Sample("m", 2.0, {"k": "a"}, 2)])) == ["m,k=a value=2.0 2"]
 
 
 def test_bad_settings_are_refused() -> None:
