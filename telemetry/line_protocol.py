@@ -64,10 +64,11 @@ class LineEncoder:
 
     Two caches keep per-series work out of the steady state. A batch with exactly the series, in
     the same order, of a recent batch (a collector's next cycle) reuses that batch's prefix column
-    outright (`templates`, checked column-equal, not trusted by a key). Any other batch joins its
-    series against the cache of up to `cache_series` prefixes on a 64-bit hash of (metric, labels),
-    checked against the cached names; only series never seen are escaped in Python. Beyond the
-    bound the cache starts over (a long-running agent sees series come and go)."""
+    outright (up to `templates` of them and `cache_series` rows; checked column-equal, not trusted
+    by a key). Any other batch joins its series against the cache of up to `cache_series`
+    prefixes on a 64-bit hash of (metric, labels), checked against the cached names; only series
+    never seen are escaped in Python. Beyond the bound the cache starts over (a long-running agent
+    sees series come and go)."""
 
     def __init__(
         self, precision: Precision = "ns", lines_per_body: int = 5_000, cache_series: int = 500_000, templates: int = 32
@@ -86,6 +87,8 @@ class LineEncoder:
             schema={"key": pl.UInt64, "metric": pl.String, "labels": pl.String, "prefix": pl.String}
         )
         self._templates: OrderedDict[tuple[object, ...], tuple[pl.Series, pl.Series, pl.Series]] = OrderedDict()
+        self._template_rows = 0
+        """Rows held by the templates, bounded by `cache_series` like the cache."""
 
     @property
     def cached_series(self) -> int:
@@ -133,9 +136,14 @@ class LineEncoder:
             self._templates.move_to_end(key)
             return template[2]
         prefixes = self._joined(frame.select("metric", "labels"))
+        if template is not None:
+            self._template_rows -= template[0].len()
         self._templates[key] = (metric, labels, prefixes)
-        while len(self._templates) > self.max_templates:
-            self._templates.popitem(last=False)
+        self._template_rows += metric.len()
+        while self._templates and (
+            len(self._templates) > self.max_templates or self._template_rows > self.cache_series
+        ):
+            self._template_rows -= self._templates.popitem(last=False)[1][0].len()
         return prefixes
 
     def _joined(self, names: pl.DataFrame) -> pl.Series:

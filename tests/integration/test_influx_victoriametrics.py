@@ -25,6 +25,7 @@ import yaml
 
 from service.compose import build_service
 from service.config import LoadedConfig, load_config
+from service.metrics import TwinMetrics
 from telemetry.catalog.node import CPU_SECONDS
 from telemetry.forwarder import SpooledForwarder
 from telemetry.influx import InfluxTarget
@@ -189,6 +190,15 @@ def test_serve_with_backend_influx_writes_both_and_reads_from_duckdb(vm: Victori
     finally:
         service.stop()
     assert service.mirror is not None and service.mirror.forwarder.sent_samples == 160
+    exposed = {
+        (family.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in TwinMetrics(service).collect()
+        if family.name.startswith("ctwin_influx")
+        for sample in family.samples
+    }
+    assert exposed[("ctwin_influx_connected", ())] == 1.0
+    assert exposed[("ctwin_influx_samples", (("outcome", "sent"),))] == 160
+    assert exposed[("ctwin_influx_spool_samples", ())] == 0
     got = stored(vm)
     assert len(got) == 160
     series = {json.loads(labels)["cpu"] for labels, _ in got}

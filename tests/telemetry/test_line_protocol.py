@@ -102,3 +102,11 @@ def test_bad_settings_are_refused() -> None:
         LineEncoder("h")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="lines_per_body"):
         LineEncoder(lines_per_body=0)
+
+
+def test_templates_are_bounded_in_rows_too() -> None:
+    encoder = LineEncoder(cache_series=10)
+    for start in range(0, 60, 6):
+        batch = Batch.from_samples(Sample("m", 1.0, {"k": str(i)}, i) for i in range(start, start + 6))
+        assert lines(encoder, batch)[-1] == f"m,k={start + 5} value=1.0 {start + 5}"
+        assert encoder._template_rows <= 10 and sum(t[0].len() for t in encoder._templates.values()) <= 10
