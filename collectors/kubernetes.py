@@ -67,9 +67,7 @@ class KubernetesCollector(Collector):
     config_model = KubernetesConfig
     config: KubernetesConfig
 
-    def __init__(
-        self, config: KubernetesConfig | None = None, *, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, config: KubernetesConfig | None = None, *, clock: Callable[[], float] = time.time) -> None:
         super().__init__(config)
         self.clock = clock
         self._client: KubeClient | None = None

@@ -33,8 +33,8 @@ from collectors.slurm_doc import (
 from collectors.slurm_fields import (
     FINISHED_STATES,
     exit_status,
-    gpus_from_tres_per,
     expand_hostlist,
+    gpus_from_tres_per,
     gpus_in,
     integer,
     job_state,

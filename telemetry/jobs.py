@@ -12,7 +12,16 @@ from typing import Literal
 
 import polars as pl
 
-__all__ = ["JOB_JOIN", "JOB_SCHEMA", "JOB_STATES", "LIFECYCLE_STAGE", "JobState", "conform_jobs", "empty_jobs", "lifecycle_stage"]
+__all__ = [
+    "JOB_JOIN",
+    "JOB_SCHEMA",
+    "JOB_STATES",
+    "LIFECYCLE_STAGE",
+    "JobState",
+    "conform_jobs",
+    "empty_jobs",
+    "lifecycle_stage",
+]
 
 JobState = Literal[
     "PENDING",

@@ -187,7 +187,12 @@ def test_the_collector_reads_nodes_pods_and_the_queue(k8s_control_plane: Control
     by_id = {r["job_id"]: r for r in rows.to_dicts()}
     assert set(by_id) == {f"{ns}/{n}" for n in ("web-1", "big-1", "done-1", "fail-1", "remote-1", "fresh-1")}
     web, big, done, fail = (by_id[f"{ns}/{n}"] for n in ("web-1", "big-1", "done-1", "fail-1"))
-    assert (web["state"], web["nodes"], web["req_cores"], web["req_mem_bytes"]) == ("RUNNING", "kc-node-a", 1, 256 * 2**20)
+    assert (web["state"], web["nodes"], web["req_cores"], web["req_mem_bytes"]) == (
+        "RUNNING",
+        "kc-node-a",
+        1,
+        256 * 2**20,
+    )
     assert web["start_s"] == 1_796_292_000 and web["submit_s"] is not None and web["source"] == "kubernetes"
     assert (big["state"], big["reason"], big["nodes"], big["req_cores"]) == ("PENDING", "Unschedulable", None, 64)
     assert (done["state"], done["exit_code"], done["end_s"]) == ("COMPLETED", 0, 1_796_292_300)
