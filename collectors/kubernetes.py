@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
@@ -24,7 +23,7 @@ import polars as pl
 from pydantic import Field, model_validator
 
 from collectors.base import Collector, CollectorConfig, CollectorError, Emit
-from collectors.kube_api import KubeClient, KubeError
+from collectors.kube_api import KubeApiConfig, KubeClient, KubeError
 from collectors.kube_cluster import NodeFacts, emit_cluster, node_facts, pod_facts
 from collectors.kube_jobs import pod_rows
 from collectors.registry import register
@@ -36,12 +35,9 @@ __all__ = ["KubernetesCollector", "KubernetesConfig"]
 log = logging.getLogger(__name__)
 
 
-class KubernetesConfig(CollectorConfig):
-    url: str | None = Field(None, description="The API server, https://host:port; default: in-cluster")
-    kubeconfig: Path | None = Field(None, description="Read server, CA and token from this kubeconfig instead")
-    token_file: Path | None = Field(None, description="Bearer token, re-read on every request (with url)")
-    ca_file: Path | None = Field(None, description="CA bundle of the API server's certificate (with url)")
-    verify_tls: bool = True
+class KubernetesConfig(KubeApiConfig, CollectorConfig):
+    """The API server as the hooks reach it (url, kubeconfig, token_file, ca_file, verify_tls), then:"""
+
     timeout: Duration = Field(10.0, gt=0, description="Per request")
     site: str | None = Field(None, description="Written in the `site` column of the pods' job rows")
     nodes: dict[str, str] = Field(

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,7 @@ from collectors.kube_api import KubeClient
 from collectors.kubernetes import KubernetesCollector, KubernetesConfig
 from telemetry.catalog import batch as bm
 from telemetry.catalog import kubernetes as km
-from tests.k8s_cluster import ControlPlane, node_object
+from tests.k8s_cluster import ControlPlane, node_object, until
 
 pytestmark = pytest.mark.integration
 
@@ -69,16 +67,6 @@ def _pod(name: str, cpu: str, memory: str, *, scheduler: str = "default-schedule
     }
 
 
-def _until(what: str, check: Callable[[], Any], timeout_s: float = 30) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 def _bind(kube: KubeClient, ns: str, pod: str, node: str) -> None:
     body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod}, "target": {"kind": "Node", "name": node}}
     kube.create(f"/api/v1/namespaces/{ns}/pods/{pod}/binding", body)
@@ -108,7 +96,7 @@ def _build(cp: ControlPlane, ns: str) -> None:
                 conditions = kube.get(f"{base}/big-1").get("status", {}).get("conditions") or []
                 return any(c.get("type") == "PodScheduled" and c.get("status") == "False" for c in conditions)
 
-            _until("big-1 marked Unschedulable", unschedulable)
+            until("big-1 marked Unschedulable", unschedulable)
         running = {"phase": "Running", "startTime": STAMP}
         _status(kube, ns, "web-1", running)
         for name, cpu in (("done-1", "1"), ("fail-1", "2")):
