@@ -76,7 +76,7 @@ _JOB_COLUMNS = (
     "site", "source", "job_id", "name", "user", "group", "partition", "submit_s", "eligible_s", "start_s",
     "end_s", "expected_start_s", "req_cores", "alloc_cores", "req_nodes", "alloc_nodes", "gpus",
     "req_mem_bytes", "req_walltime_s", "state", "exit_code", "container_runtime", "container_image",
-    "observed_s", "nodes",
+    "observed_s", "nodes", "reason",
 )  # fmt: skip
 _JOB_ROW_SCHEMA = {name: JOB_SCHEMA[name] for name in _JOB_COLUMNS}
 
@@ -131,6 +131,13 @@ def _nodes(value: Any) -> str | None:
     except ValueError:
         return str(value)
     return ",".join(names) or None
+
+
+def _reason(value: Any, state: str) -> str | None:
+    """Why a pending job waits (Priority, Resources, Dependency, ...); Slurm writes "None" otherwise."""
+    if state != "PENDING" or not isinstance(value, str) or value in ("", "None"):
+        return None
+    return value
 
 
 def _minutes(value: Any) -> int | None:
@@ -191,6 +198,7 @@ def _squeue_job(j: Mapping[str, Any], site: str | None, observed_s: int | None) 
         container,
         observed_s,
         _nodes(j.get("nodes")),
+        _reason(j.get("state_reason"), state),
     )  # fmt: skip
 
 
@@ -233,6 +241,7 @@ def _sacct_job(j: Mapping[str, Any], site: str | None, observed_s: int | None) -
         j.get("container") or None,
         observed_s,
         _nodes(j.get("nodes")),
+        _reason((j.get("state") or {}).get("reason"), state),
     )  # fmt: skip
 
 

@@ -591,3 +591,10 @@ def test_jobs_name_their_nodes_expanded_and_none_before_they_have_any() -> None:
     sacct = parse_jobs(sacct_path.read_text(), "sacct", site="hpc").frame
     pending = sacct.filter(pl.col("state") == "PENDING")["nodes"].to_list()
     assert set(sacct["nodes"].drop_nulls().to_list()) == {"vm"} and all(n is None for n in pending)
+
+
+def test_pending_jobs_carry_slurms_reason() -> None:
+    squeue = parse_jobs((FOUR / "squeue_4nodes_t2s.json").read_text(), "squeue", site="hpc").frame
+    reasons = dict(zip(squeue["job_id"].to_list(), squeue["reason"].to_list(), strict=True))
+    assert {k: v for k, v in reasons.items() if v} == {"7": "Resources", "8": "Priority"}
+    assert reasons["2"] is None  # running: Slurm's "None" is no reason
