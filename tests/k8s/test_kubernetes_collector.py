@@ -6,6 +6,10 @@ one pod and marks a too-big one Unschedulable; the test binds the others through
 subresource, as the scheduler would, and writes their status through the status subresource, as a
 kubelet (or the virtual kubelet, which also sets the JobID annotation) would.
 
+The second test runs the collector from a YAML config inside the service (pipeline, DuckDB store,
+twin, API): the pods are the site's queue, the empty virtual node makes its capacity unknown, and
+`/v1/jobs` joins the remote pod with its Slurm job.
+
 With CTWIN_CAPTURE_KUBE=DIR the nodes and pods the API served are written there (that is how
 tests/fixtures/kubernetes/cluster/ was made; see its PROVENANCE.md).
 """
@@ -189,3 +193,65 @@ def test_the_collector_reads_nodes_pods_and_the_queue(k8s_control_plane: Control
     assert (remote["remote_site"], remote["remote_job_id"], remote["nodes"]) == ("hpc", "2", "kc-vk-hpc")
     assert web["remote_site"] is None and web["remote_job_id"] is None
     assert rows["site"].unique().to_list() == ["k8s"]
+
+
+def test_end_to_end_the_served_twin_shows_the_pods_queue_and_the_joined_graph(
+    k8s_control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    """The collector configured in YAML, run by the service's pipeline into its DuckDB store and
+    twin; the remote Slurm job (the real squeue capture's job 2) is in the same history."""
+    from fastapi.testclient import TestClient
+
+    from collectors.slurm_json import parse_jobs
+    from service.app import create_app
+    from service.auth import TokenStore
+    from service.config import parse_config
+
+    cp = k8s_control_plane
+    squeue = (
+        Path(__file__).parents[1] / "fixtures" / "slurm" / "v0.0.38" / "four_emulated_nodes" / "squeue_4nodes_t2s.json"
+    )
+    with cp.nodes(*_nodes()), cp.namespace() as ns:
+        _build(cp, ns)
+        config = f"""
+sites:
+  - name: k8s
+    kind: cloud
+    collectors:
+      - type: kubernetes
+        interval: 0.5s
+        kubeconfig: "{cp.kubeconfig()}"
+        namespaces: [{ns}]
+        nodes: {{kc-vk-empty: cloud}}
+  - {{name: hpc, kind: hpc}}
+  - {{name: cloud, kind: cloud}}
+"""
+        loaded = parse_config(config)
+        token = TokenStore(loaded.tokens_path(tmp_path)).create("t", ["read"])[1]
+        headers = {"Authorization": f"Bearer {token}"}
+        app = create_app(loaded, tmp_path, ui=False)
+        with TestClient(app) as client:
+            app.state.service.store.append_jobs(parse_jobs(squeue.read_text(), squeue.name, site="hpc").frame)
+
+            def queue() -> Any:
+                jobs = client.get("/v1/sites/k8s/jobs", headers=headers).json()["jobs"]
+                return jobs if len(jobs) == 4 else None
+
+            jobs = until("the pods as the site's queue", queue, timeout_s=30)
+            pending = sorted(j["job_id"] for j in jobs if j["state"] == "PENDING")
+            assert pending == [f"{ns}/big-1", f"{ns}/fresh-1"]
+            site = until(  # the samples may reach the twin just after the rows
+                "the site view",
+                lambda: (v := client.get("/v1/sites/k8s", headers=headers).json())["jobs_pending"] and v,
+            )
+            assert site["jobs_pending"] == 2 and site["cpus_total"] is None  # kc-vk-empty: unknown, not drained
+            refused = client.get("/v1/sites/k8s/forecast", headers=headers)
+            assert refused.status_code == 409 and "kc-vk-empty" in refused.json()["error"]["message"]
+            graph = until(
+                "the pod's row in the store",
+                lambda: (
+                    (r := client.get(f"/v1/jobs/k8s/{ns}/remote-1", headers=headers)).status_code == 200 and r.json()
+                ),
+            )
+            assert graph["nodes"] == ["kc-vk-hpc"] and graph["job"]["state"] == "RUNNING"
+            assert graph["remote"]["site"] == "hpc" and graph["remote"]["nodes"] == ["node1", "node2", "node3"]
