@@ -189,12 +189,15 @@ class LiveState:
     def capacity_unknown(self, site: str) -> list[str]:
         """The interLink virtual nodes of a Kubernetes site that report no cpu or memory (collectors.
         kube_cluster): while there are any, the site's capacity is unknown, not what the other nodes
-        add up to, and a site of only such nodes is not drained."""
+        add up to, and a site of only such nodes is not drained. Only flags of the site's latest
+        collection count (stamped like its batch_cpus): a node deleted since keeps no old flag."""
+        points = self.index().batch.get(site, [])
+        latest = max((p.ts_ns for m, _labels, p in points if m == bm.CPUS.name), default=None)
         return sorted(
             {
                 labels.get("node", "")
-                for m, labels, p in self.index().batch.get(site, [])
-                if m == km.VIRTUAL_NO_CAPACITY.name and p.value > 0
+                for m, labels, p in points
+                if m == km.VIRTUAL_NO_CAPACITY.name and p.value > 0 and (latest is None or p.ts_ns >= latest)
             }
         )
 

@@ -35,13 +35,13 @@ def _items(name: str) -> list[dict[str, Any]]:
     return items
 
 
-def _gathered(drop: tuple[str, ...] = ()) -> tuple[Recorder, Any]:
+def _gathered(drop: tuple[str, ...] = (), at_s: int = 1_796_292_600) -> tuple[Recorder, Any]:
     nodes = [node_facts(n, MAPPING, "ctwin.io/site") for n in _items("nodes.json")]
     nodes = [n for n in nodes if n.name not in drop]
     pods = _items("pods.json")
-    rec = Recorder(default_ts_ns=1_796_292_600 * 10**9)
+    rec = Recorder(default_ts_ns=at_s * 10**9)
     emit_cluster(rec, nodes, [pod_facts(p) for p in pods])
-    return rec, pod_rows(pods, nodes, site="k8s", observed_s=1_796_292_600)
+    return rec, pod_rows(pods, nodes, site="k8s", observed_s=at_s)
 
 
 def test_nodes_become_kube_state_metrics_families_and_flags() -> None:
@@ -120,13 +120,17 @@ def test_the_config_is_typed() -> None:
     assert ok.collectors[0].entry.interval == 30 and ok.collectors[0].config.nodes == {"vk": "k8s"}  # type: ignore[attr-defined]
 
 
-def _twin_of(rec: Recorder, rows: Any) -> Any:
-    topology = Topology((SiteSpec("k8s", "cloud", collectors=(CollectorSpec("k8s/kubernetes", "kubernetes", 30.0),)),))
-    twin = build_twin(topology, None, clock=lambda: 1_796_292_600.0)
+def _write(twin: Any, rec: Recorder, rows: Any) -> None:
     twin.state.write(
         Batch.from_samples([Sample(s.metric, s.value, {**s.labels, "site": "k8s"}, s.ts_ns) for s in rec.samples])
     )
     twin.state.write_jobs(rows)
+
+
+def _twin_of(rec: Recorder, rows: Any) -> Any:
+    topology = Topology((SiteSpec("k8s", "cloud", collectors=(CollectorSpec("k8s/kubernetes", "kubernetes", 30.0),)),))
+    twin = build_twin(topology, None, clock=lambda: 1_796_292_600.0)
+    _write(twin, rec, rows)
     return twin
 
 
@@ -146,3 +150,6 @@ def test_the_twin_takes_pending_pods_as_the_queue_and_missing_capacity_as_unknow
     assert known.site("k8s").cpus_total == 4 + 8 + 64
     forecast = known.forecast("k8s", "requested")
     assert forecast.site == "k8s"
+
+    _write(twin, *_gathered(drop=("kc-vk-empty",), at_s=1_796_292_630))  # the empty node was deleted
+    assert twin.state.capacity_unknown("k8s") == [] and twin.state.cpus_in_service("k8s") == 68
