@@ -113,6 +113,17 @@ class CloudConfig(StrictModel):
     quota_gpus: int | None = Field(None, ge=0)
 
 
+class SiteContainersConfig(StrictModel):
+    """What a site forces of a job's container configuration: its runtime, the network namespace
+    that runtime gives each container, its fabric, its pinning policy (unset: the job's own)."""
+
+    runtime: str | None = Field(None, min_length=1, max_length=64)
+    network: Literal["host", "private"] | None = None
+    fabric: str | None = Field(None, min_length=1, max_length=32)
+    affinity: Literal["none", "cpu", "cpu+memory"] | None = None
+    containers_per_node: int | None = Field(None, ge=1, le=1024)
+
+
 class SiteConfig(StrictModel):
     name: str = Field(pattern=SITE_NAME)
     kind: SiteKind = "edge"
@@ -134,6 +145,9 @@ class SiteConfig(StrictModel):
     pricing: PricingConfig = PricingConfig()
     energy: EnergyConfig = EnergyConfig()
     cloud: CloudConfig | None = Field(None, description="Only for kind: cloud (default provisioning if omitted)")
+    containers: SiteContainersConfig | None = Field(
+        None, description="What the site forces of a job's container configuration (the advice predicts its effect)"
+    )
 
     @model_validator(mode="after")
     def _cloud_only(self) -> SiteConfig:
