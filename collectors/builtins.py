@@ -5,6 +5,7 @@ from collectors import (
     gpu,  # noqa: F401
     interconnect,  # noqa: F401
     kubelet,  # noqa: F401
+    kubernetes,  # noqa: F401
     link_probe,  # noqa: F401
     node,  # noqa: F401
     prometheus_scrape,  # noqa: F401

@@ -32,8 +32,11 @@ from typing import Any, Literal, Protocol
 
 import httpx
 import yaml
+from pydantic import Field
 
-__all__ = ["KubeApiSettings", "KubeClient", "KubeError", "PatchType"]
+from telemetry.schema import Duration, StrictModel
+
+__all__ = ["KubeApiConfig", "KubeApiSettings", "KubeClient", "KubeError", "PatchType"]
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 PatchType = Literal["merge", "strategic", "json", "apply"]
@@ -60,6 +63,18 @@ class KubeApiSettings(Protocol):
     def verify_tls(self) -> bool: ...
     @property
     def timeout(self) -> float: ...
+
+
+class KubeApiConfig(StrictModel):
+    """How ctwin reaches a Kubernetes API server: the config block of the scheduler hooks
+    (`schedulers.<hook>.api`) and the base of the kubernetes collector's."""
+
+    url: str | None = Field(None, description="https://host:port; default: in-cluster (KUBERNETES_SERVICE_HOST)")
+    kubeconfig: Path | None = Field(None, description="Read server, CA and token from this kubeconfig instead")
+    token_file: Path | None = Field(None, description="Bearer token, re-read on every request")
+    ca_file: Path | None = Field(None, description="CA bundle of the API server's certificate")
+    verify_tls: bool = True
+    timeout: Duration = Field(5.0, description="Per request")
 
 
 class KubeError(Exception):

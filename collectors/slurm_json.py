@@ -33,6 +33,7 @@ from collectors.slurm_doc import (
 from collectors.slurm_fields import (
     FINISHED_STATES,
     exit_status,
+    expand_hostlist,
     gpus_from_tres_per,
     gpus_in,
     integer,
@@ -75,7 +76,7 @@ _JOB_COLUMNS = (
     "site", "source", "job_id", "name", "user", "group", "partition", "submit_s", "eligible_s", "start_s",
     "end_s", "expected_start_s", "req_cores", "alloc_cores", "req_nodes", "alloc_nodes", "gpus",
     "req_mem_bytes", "req_walltime_s", "state", "exit_code", "container_runtime", "container_image",
-    "observed_s",
+    "observed_s", "nodes", "reason",
 )  # fmt: skip
 _JOB_ROW_SCHEMA = {name: JOB_SCHEMA[name] for name in _JOB_COLUMNS}
 
@@ -120,6 +121,23 @@ def _gpus(
     if found is None and (alloc or req):
         return 0  # the scheduler told us the request and it holds no GPU
     return found
+
+
+def _nodes(value: Any) -> str | None:
+    """The job's nodes, expanded and comma-joined (`c[1-2]` → "c1,c2"); None before it has any.
+    A host list this parser cannot expand is kept as Slurm wrote it rather than dropped."""
+    try:
+        names = expand_hostlist(value)
+    except ValueError:
+        return str(value)
+    return ",".join(names) or None
+
+
+def _reason(value: Any, state: str) -> str | None:
+    """Why a pending job waits (Priority, Resources, Dependency, ...); Slurm writes "None" otherwise."""
+    if state != "PENDING" or not isinstance(value, str) or value in ("", "None"):
+        return None
+    return value
 
 
 def _minutes(value: Any) -> int | None:
@@ -179,6 +197,8 @@ def _squeue_job(j: Mapping[str, Any], site: str | None, observed_s: int | None) 
         "oci" if container else None,
         container,
         observed_s,
+        _nodes(j.get("nodes")),
+        _reason(j.get("state_reason"), state),
     )  # fmt: skip
 
 
@@ -220,6 +240,8 @@ def _sacct_job(j: Mapping[str, Any], site: str | None, observed_s: int | None) -
         "oci" if j.get("container") else None,
         j.get("container") or None,
         observed_s,
+        _nodes(j.get("nodes")),
+        _reason((j.get("state") or {}).get("reason"), state),
     )  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from collectors import registry
 from collectors.base import CollectorConfig
+from collectors.kubernetes import KubernetesConfig
 from collectors.link_probe import LinkProbeConfig
 from collectors.link_probe_wire import parse_address
 from service.config_influx import InfluxConfig
@@ -587,6 +588,15 @@ def parse_config(text: str, source: str = "<config>") -> LoadedConfig:
                         _render_loc(loc), f"no site named {end!r} (sites: {sorted(site_names)})", _line_for(loc, lines)
                     )
                 )
+    for spec in specs:  # a virtual node fronts a configured site, or it is a typo
+        if isinstance(spec.config, KubernetesConfig):
+            si = config.sites.index(spec.site)
+            ci = spec.site.collectors.index(spec.entry)
+            for node_name, target in spec.config.nodes.items():
+                if target not in site_names:
+                    loc = ("sites", si, "collectors", ci, "nodes", node_name)
+                    message = f"no site named {target!r} (sites: {sorted(site_names)})"
+                    problems.append(ConfigProblem(_render_loc(loc), message, _line_for(loc, lines)))
     home = config.advice.home
     if home is not None and home not in site_names:
         loc = ("advice", "home")

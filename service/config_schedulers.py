@@ -11,20 +11,10 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
+from collectors.kube_api import KubeApiConfig  # (to annotate pods, to watch Workloads)
 from telemetry.schema import ByteSize, Duration, StrictModel
 
 __all__ = ["KubeApiConfig", "KubernetesHookConfig", "MultiKueueHookConfig", "SchedulersConfig", "SlurmHookConfig"]
-
-
-class KubeApiConfig(StrictModel):
-    """How ctwin reaches a Kubernetes API server (to annotate pods, to watch Workloads)."""
-
-    url: str | None = Field(None, description="https://host:port; default: in-cluster (KUBERNETES_SERVICE_HOST)")
-    kubeconfig: Path | None = Field(None, description="Read server, CA and token from this kubeconfig instead")
-    token_file: Path | None = Field(None, description="Bearer token, re-read on every request")
-    ca_file: Path | None = Field(None, description="CA bundle of the API server's certificate")
-    verify_tls: bool = True
-    timeout: Duration = Field(5.0, description="Per request")
 
 
 class KubernetesHookConfig(StrictModel):

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import polars as pl
 
+from telemetry.jobs import JOB_JOIN
 from telemetry.stores.base import ProgressCallback, Selection, Store
 
 __all__ = [
@@ -51,6 +52,8 @@ class ExportManifest:
     sha256: str
     bytes: int
     pseudonymisation: dict[str, Any] | None = None
+    joins: list[dict[str, Any]] | None = None
+    """How rows of the file join each other (the job history: a pod to the remote job it became)."""
     manifest_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:
@@ -169,6 +172,13 @@ def export_jobs(
             "method": PSEUDONYM_METHOD,
             "salt_fingerprint": salt_fingerprint(salt),
         },
+        joins=[
+            {
+                **JOB_JOIN,
+                "meaning": "a pod on an interLink virtual node (remote_site, remote_job_id) is the job"
+                " (site, job_id) it became at the remote site, a row of the same history",
+            }
+        ],
     )
     manifest_path(path).write_text(manifest.to_json() + "\n", encoding="utf-8")
     return manifest

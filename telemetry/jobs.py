@@ -1,4 +1,4 @@
-"""The job-history schema shared by every job source (Slurm, SWF traces, replay, later Kubernetes).
+"""The job-history schema shared by every job source (Slurm, SWF traces, replay, Kubernetes pods).
 
 Times are unix seconds (Int64, null when unknown): batch schedulers work in whole seconds and the
 simulator and models need integer arithmetic. Users and groups are kept as the source gives them
@@ -12,7 +12,16 @@ from typing import Literal
 
 import polars as pl
 
-__all__ = ["JOB_SCHEMA", "JOB_STATES", "LIFECYCLE_STAGE", "JobState", "conform_jobs", "empty_jobs", "lifecycle_stage"]
+__all__ = [
+    "JOB_JOIN",
+    "JOB_SCHEMA",
+    "JOB_STATES",
+    "LIFECYCLE_STAGE",
+    "JobState",
+    "conform_jobs",
+    "empty_jobs",
+    "lifecycle_stage",
+]
 
 JobState = Literal[
     "PENDING",
@@ -70,7 +79,15 @@ JOB_SCHEMA: dict[str, pl.DataType] = {
     "affinity": pl.String(),
     "interconnect": pl.String(),
     "observed_s": pl.Int64(),  # when this record was read from the source
+    # Added after the first release (stores migrate older files by adding them, null): keep new
+    # columns at the end, so a table migrated with ALTER TABLE ADD COLUMN has JOB_SCHEMA's order.
+    "nodes": pl.String(),  # the nodes it ran (runs) on, comma-separated ("c1,c2"; a pod: its node)
+    "reason": pl.String(),  # why it is still pending, as the scheduler says (Unschedulable, Priority)
+    "remote_site": pl.String(),  # a pod on an interLink virtual node: the ctwin site the node fronts
+    "remote_job_id": pl.String(),  # ... and the remote job (the pod's interLink JobID annotation)
 }
+JOB_JOIN = {"left": ["remote_site", "remote_job_id"], "right": ["site", "job_id"]}
+"""How a pod's row joins the remote job it became (both rows are in the same job history)."""
 
 
 def empty_jobs() -> pl.DataFrame:

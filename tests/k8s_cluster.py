@@ -37,7 +37,7 @@ import yaml
 from collectors.kube_api import KubeClient, KubeError
 from tests.conftest import free_port, servers_required
 
-__all__ = ["ControlPlane", "k8s_control_plane", "node_object"]
+__all__ = ["ControlPlane", "k8s_control_plane", "node_object", "until"]
 
 DEFAULT_BIN = Path.home() / ".cache" / "k8s-control-plane" / "v1.20.2" / "bin"
 HINT = "scripts/install-k8s-control-plane.sh (builds kube-apiserver and kube-scheduler v1.20.2, ~4 min)"
@@ -61,6 +61,17 @@ def _binaries() -> tuple[str, str, str]:
     _need(os.access(etcd, os.X_OK), f"etcd not installed: run {HINT} (it installs Debian's etcd-server)")
     _need(shutil.which("openssl") is not None, "openssl not installed (apt-get install openssl)")
     return str(etcd), str(apiserver), str(scheduler)
+
+
+def until(what: str, check: Any, timeout_s: float = 20) -> Any:
+    """`check()`'s first truthy value, polled every 50 ms; an assertion error naming `what` at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
 def node_object(

@@ -54,6 +54,8 @@ class CurrentViews:
             return sum(values) if values else None
 
         cpus_total, cpus_busy = total(bm.CPUS.name), total(bm.CPUS.name, "allocated")
+        if self.state.capacity_unknown(spec.name):  # not drained: unknown (twin.state.capacity_unknown)
+            cpus_total = None
         nodes_total, nodes_busy = total(bm.NODES.name), total(bm.NODES.name, "allocated")
         mem_total, mem_busy = total(bm.MEMORY.name), total(bm.MEMORY.name, "allocated")
         replay = [p for m, _labels, p in batch if m == bm.REPLAY_TIME.name]

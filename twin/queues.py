@@ -151,6 +151,12 @@ class QueueForecaster:
         """The site's cached base state (rebuilt when its queue, capacity or model changed).
         UnknownSiteError; NoBatchQueueError: no batch queue state there (yet); NoModelError."""
         processors = self.state.cpus_in_service(site)
+        unknown = self.state.capacity_unknown(site) if processors is None else []
+        if unknown:
+            raise NoBatchQueueError(
+                f"site {site!r}: capacity unknown: interLink virtual node(s) {', '.join(unknown)} report no cpu or"
+                " memory (ctwin_kube_virtual_node_capacity_missing); nothing is forecast until they do"
+            )
         if processors is None:
             raise NoBatchQueueError(f"site {site!r} has no batch scheduler state (yet): nothing to forecast")
         if processors < 1:

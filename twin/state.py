@@ -25,6 +25,7 @@ import polars as pl
 
 from telemetry.catalog import batch as bm
 from telemetry.catalog import container as cm
+from telemetry.catalog import kubernetes as km
 from telemetry.catalog import links as lm
 from telemetry.catalog import network as netm
 from telemetry.catalog import node as nm
@@ -66,6 +67,7 @@ BATCH_METRICS = (
     bm.JOBS_CPUS.name,
     bm.MEMORY.name,
     bm.REPLAY_TIME.name,
+    km.VIRTUAL_NO_CAPACITY.name,  # a Kubernetes site: its capacity is unknown while one is 1
 )
 WATCHED: frozenset[str] = frozenset((*HOST_METRICS, *CONTAINER_METRICS, *LINK_METRICS, *BATCH_METRICS, *PROBE_METRICS))
 """The families the twin keeps current; everything else is only in the store."""
@@ -184,10 +186,27 @@ class LiveState:
         """Wall time (unix s) the site's queue was last handed in; None before the first."""
         return self._snapshot.jobs_seen_s.get(site)
 
+    def capacity_unknown(self, site: str) -> list[str]:
+        """The interLink virtual nodes of a Kubernetes site that report no cpu or memory (collectors.
+        kube_cluster): while there are any, the site's capacity is unknown, not what the other nodes
+        add up to, and a site of only such nodes is not drained. Only flags of the site's latest
+        collection count (stamped like its batch_cpus): a node deleted since keeps no old flag."""
+        points = self.index().batch.get(site, [])
+        latest = max((p.ts_ns for m, _labels, p in points if m == bm.CPUS.name), default=None)
+        return sorted(
+            {
+                labels.get("node", "")
+                for m, labels, p in points
+                if m == km.VIRTUAL_NO_CAPACITY.name and p.value > 0 and (latest is None or p.ts_ns >= latest)
+            }
+        )
+
     def cpus_in_service(self, site: str) -> int | None:
         """A batch site's CPUs that can run jobs (allocated + idle; not down or drained); None for a
-        site without a batch scheduler."""
+        site without a batch scheduler, or one whose capacity is unknown (`capacity_unknown`)."""
         self.topology.site(site)
+        if self.capacity_unknown(site):
+            return None
         cpus = [
             p.value
             for m, labels, p in self.index().batch.get(site, [])

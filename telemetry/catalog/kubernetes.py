@@ -13,7 +13,8 @@ families without pod labels, as cAdvisor reports them for its root container: no
 node_network_* stay the local host's, whose interfaces the twin's links measure.
 
 `pod` and `namespace` labels are as the kubelet and cAdvisor carry them; the twin watches none of
-these families, so they stay in the store and never reach /metrics.
+these families but `ctwin_kube_virtual_node_capacity_missing` (a site's capacity is unknown while
+one is 1), so they stay in the store and never reach /metrics.
 """
 
 from telemetry.catalog._core import catalog
@@ -68,10 +69,11 @@ NODE_ALLOCATABLE = d("kube_node_status_allocatable", "gauge", "", "What of a nod
 NODE_CONDITION = d("kube_node_status_condition", "gauge", "", "1 for the status a node's condition has (true, false, unknown), 0 for the other two.", ("node", "condition", "status"))
 NODE_TAINT = d("kube_node_spec_taint", "gauge", "", "1 for each taint of a node.", ("node", "key", "value", "effect"))
 NODE_UNSCHEDULABLE = d("kube_node_spec_unschedulable", "gauge", "", "1 when the node is cordoned (spec.unschedulable), else 0.", ("node",))
-VIRTUAL_NODE = d("ctwin_kube_virtual_node", "gauge", "", "1 for each interLink virtual node, with the ctwin site it fronts in remote_site (empty: nothing maps it).", ("node", "remote_site"))
-VIRTUAL_NO_CAPACITY = d("ctwin_kube_virtual_node_capacity_missing", "gauge", "", "1 when an interLink virtual node reports no (zero or absent) allocatable cpu or memory: the remote site's plugin says nothing, which is not the same as a drained site; 0 otherwise.", ("node", "resource"))
+VIRTUAL_NODE = d("ctwin_kube_virtual_node", "gauge", "", "1 for an interLink virtual node, with the ctwin site it fronts in remote_site (empty: nothing maps it); 0 for a plain node.", ("node", "remote_site"))
+VIRTUAL_NO_CAPACITY = d("ctwin_kube_virtual_node_capacity_missing", "gauge", "", "1 when an interLink virtual node reports no (zero or absent) allocatable cpu or memory: the remote site's plugin says nothing, which is not the same as a drained site, so the twin counts the cluster's capacity as unknown; 0 otherwise.", ("node", "remote_site", "resource"))
+NODE_TAINTS = d("ctwin_kube_node_taints", "gauge", "", "How many taints a node has (the taints themselves: kube_node_spec_taint).", ("node",))
 
 # --- the Kubernetes API: pods, counted (per-pod detail is in the job history, source "kubernetes")
-PODS = d("ctwin_kube_pods", "gauge", "pods", "Pods by phase and node (node empty while unscheduled).", ("phase", "node"))
-POD_REQUESTS = d("ctwin_kube_pod_requests", "gauge", "", "Effective requests of the pods by phase and node, as the scheduler counts them; cpu in cores, memory in bytes.", ("phase", "node", "resource"))
+PODS = d("ctwin_kube_pods", "gauge", "pods", "Pods by phase, node (empty while unscheduled) and namespace.", ("phase", "node", "namespace"))
+POD_REQUESTS = d("ctwin_kube_pod_requests", "gauge", "", "Effective requests of the pods by phase, node and namespace, as the scheduler counts them; cpu in cores, memory in bytes, GPUs as counted.", ("phase", "node", "namespace", "resource"))
 PODS_PENDING = d("ctwin_kube_pods_pending", "gauge", "pods", "Pending pods by the reason of their PodScheduled=False condition (Unschedulable, ...; `none` while not yet tried).", ("reason",))

@@ -126,6 +126,11 @@ class Store(ABC):
     ) -> pl.DataFrame:
         """Job-history rows in JOB_SCHEMA, ordered by submit time."""
 
+    def job(self, site: str, job_id: str) -> pl.DataFrame:
+        """One job's row (JOB_SCHEMA; empty when unknown). Backends with an index override this
+        scan of the site's history."""
+        return self.jobs(site=site).filter(pl.col("job_id") == job_id)
+
     @abstractmethod
     def append_advice(self, rows: pl.DataFrame) -> int:
         """Insert advice-log rows (telemetry.advice.ADVICE_SCHEMA); an existing advice_id is refused."""

@@ -147,6 +147,9 @@ class DuckDBStore(Store):
             "CREATE TABLE IF NOT EXISTS samples (series_id BIGINT NOT NULL, ts_ns BIGINT NOT NULL, value DOUBLE)"
         )
         con.execute(f"CREATE TABLE IF NOT EXISTS jobs ({_job_columns_sql()})")
+        # a file written before a JOB_SCHEMA column existed gains it, null for the rows it holds
+        for name, dtype in JOB_SCHEMA.items():
+            con.execute(f'ALTER TABLE jobs ADD COLUMN IF NOT EXISTS "{name}" {_DUCK_TYPES[type(dtype)]}')
         con.execute(f"CREATE TABLE IF NOT EXISTS advice ({_columns_sql(ADVICE_SCHEMA)}, PRIMARY KEY (advice_id))")
         # a log written before the hook column existed gains it (its answers came through the API)
         con.execute("ALTER TABLE advice ADD COLUMN IF NOT EXISTS hook VARCHAR DEFAULT 'api'")
@@ -231,13 +234,14 @@ class DuckDBStore(Store):
         if frame.select(pl.col("site").is_null() | pl.col("job_id").is_null()).to_series().any():
             raise ValueError("job rows need a site and a job_id")
         columns = ", ".join(f'f."{name}"' for name in JOB_SCHEMA)
+        names = ", ".join(f'"{name}"' for name in JOB_SCHEMA)  # by name: a migrated table's order may differ
         with self._write_lock, self._transaction() as cur:
             cur.execute(
                 "DELETE FROM jobs USING frame f WHERE jobs.site = f.site AND jobs.job_id = f.job_id"
                 f" AND f._stage >= {_STAGE_SQL}"
             )
             row = cur.execute(
-                f"INSERT INTO jobs SELECT {columns} FROM frame f WHERE NOT EXISTS"
+                f"INSERT INTO jobs ({names}) SELECT {columns} FROM frame f WHERE NOT EXISTS"
                 " (SELECT 1 FROM jobs WHERE jobs.site = f.site AND jobs.job_id = f.job_id)"
             ).fetchone()
         return int(row[0]) if row else 0
@@ -375,6 +379,10 @@ class DuckDBStore(Store):
             params.append(submitted_to_s)
         where = " AND ".join(clauses) or "TRUE"
         frame = _frame(self._cursor(), f"SELECT * FROM jobs WHERE {where} ORDER BY submit_s, site, job_id", params)
+        return conform_jobs(frame).collect()
+
+    def job(self, site: str, job_id: str) -> pl.DataFrame:
+        frame = _frame(self._cursor(), "SELECT * FROM jobs WHERE site = ? AND job_id = ?", [site, job_id])
         return conform_jobs(frame).collect()
 
     # ---------------------------------------------------------------- export

@@ -458,7 +458,7 @@ def test_v0040_slurmdb_completed_job_every_column() -> None:
         "alloc_cores": 16, "req_nodes": 1, "alloc_nodes": 1, "gpus": 0, "req_mem_bytes": 131072 * MIB,
         "req_walltime_s": 3600, "state": "COMPLETED", "exit_code": 0, "container_runtime": None,
         "container_image": None, "ranks_per_container": None, "affinity": None, "interconnect": None,
-        "observed_s": None,
+        "observed_s": None, "nodes": "cn1", "reason": None, "remote_site": None, "remote_job_id": None,
     }]  # fmt: skip
 
 
@@ -581,3 +581,20 @@ def test_nothing_found_is_an_empty_result_not_an_error() -> None:
     # sacct --json on 22.05.8 when no job is in the window: errors [{error_number 9003, "Nothing found"}]
     parsed = parse_jobs(read(SLURM / "v0.0.38/live/sacct_nothing_found.json"), "sacct --json")
     assert (parsed.frame.height, parsed.problems) == (0, ())
+
+
+def test_jobs_name_their_nodes_expanded_and_none_before_they_have_any() -> None:
+    squeue = parse_jobs((FOUR / "squeue_4nodes_t2s.json").read_text(), "squeue", site="hpc").frame
+    nodes = dict(zip(squeue["job_id"].to_list(), squeue["nodes"].to_list(), strict=True))
+    assert nodes["2"] == "node1,node2,node3" and nodes["5"] == "node4" and nodes["7"] is None
+    sacct_path = SLURM / "v0.0.38" / "single_node_acct" / "sacct.json"
+    sacct = parse_jobs(sacct_path.read_text(), "sacct", site="hpc").frame
+    pending = sacct.filter(pl.col("state") == "PENDING")["nodes"].to_list()
+    assert set(sacct["nodes"].drop_nulls().to_list()) == {"vm"} and all(n is None for n in pending)
+
+
+def test_pending_jobs_carry_slurms_reason() -> None:
+    squeue = parse_jobs((FOUR / "squeue_4nodes_t2s.json").read_text(), "squeue", site="hpc").frame
+    reasons = dict(zip(squeue["job_id"].to_list(), squeue["reason"].to_list(), strict=True))
+    assert {k: v for k, v in reasons.items() if v} == {"7": "Resources", "8": "Priority"}
+    assert reasons["2"] is None  # running: Slurm's "None" is no reason

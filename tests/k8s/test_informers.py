@@ -14,8 +14,6 @@ The advisor is a recorder of `report` calls: what is tested is the Kubernetes si
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -25,7 +23,7 @@ from service.hooks.k8s_sites import NodeSites
 from service.hooks.node_cache import NodeCache
 from service.hooks.pod_worker import ADVICE_ANNOTATION, PodWorker
 from service.hooks.pods import pod_info
-from tests.k8s_cluster import ControlPlane, node_object
+from tests.k8s_cluster import ControlPlane, node_object, until
 
 pytestmark = pytest.mark.integration
 
@@ -36,16 +34,6 @@ VIRTUAL = {
 }
 
 
-def _until(what: str, check: Callable[[], Any], timeout_s: float = 20) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def test_the_node_cache_lists_then_follows_the_watch(k8s_control_plane: ControlPlane) -> None:
     cp = k8s_control_plane
     cache = NodeCache(cp.client, watch_timeout_s=30)
@@ -53,19 +41,19 @@ def test_the_node_cache_lists_then_follows_the_watch(k8s_control_plane: ControlP
     with cp.nodes(node_object("nc-a", cpu="8")):
         cache.start()
         try:
-            _until("the first list", lambda: cache.synced)
+            until("the first list", lambda: cache.synced)
             assert cache.get("nc-a") is not None and cache.get("nc-a").capacity["cpu"] == "8"  # type: ignore[union-attr]
             assert sites.site_of(Node("nc-late", by_name=True)) is None and sites.unknown_names == 1
             with cp.nodes(node_object("nc-late", **VIRTUAL)):  # type: ignore[arg-type]
-                cached = _until("the watch's ADDED", lambda: cache.get("nc-late"))
+                cached = until("the watch's ADDED", lambda: cache.get("nc-late"))
                 assert cached.node.operating_system == "virtual-kubelet" and cached.allocatable["cpu"] == "4"
                 assert sites.site_of(Node("nc-late", by_name=True)) == "hpc"
                 with cp.client() as kube:
                     kube.patch("/api/v1/nodes/nc-late", {"metadata": {"labels": {"ctwin.io/site": None}}})
-                _until("the watch's MODIFIED", lambda: "ctwin.io/site" not in cache.node("nc-late").labels)  # type: ignore[union-attr]
+                until("the watch's MODIFIED", lambda: "ctwin.io/site" not in cache.node("nc-late").labels)  # type: ignore[union-attr]
                 assert sites.site_of(Node("nc-late", by_name=True)) is None  # a virtual node nothing maps
                 assert sites.site_of(Node("nc-a", by_name=True)) == "local"
-            _until("the watch's DELETED", lambda: cache.get("nc-late") is None)
+            until("the watch's DELETED", lambda: cache.get("nc-late") is None)
             assert len(cache) >= 1 and cache.age_s() is not None and cache.informer.errors == 0
         finally:
             cache.stop()
@@ -124,22 +112,22 @@ def test_the_pod_worker_sees_bindings_and_late_job_ids_on_one_watch(k8s_control_
             created = {n: kube.create(f"/api/v1/namespaces/{ns}/pods", _pod(n)) for n in ("local", "remote", "early")}
         worker.start()
         try:
-            _until("the pod watch's first list", lambda: worker.informer.synced.is_set())
+            until("the pod watch's first list", lambda: worker.informer.synced.is_set())
             worker.advised(pod_info(created["local"]), "adv-local")
             worker.advised(pod_info(created["remote"]), "adv-remote")
             for name in ("local", "remote"):
-                _until(f"{name}'s annotation", lambda n=name: _annotations(cp, ns, n).get(ADVICE_ANNOTATION))  # type: ignore[misc]
-            _until("both pods awaiting binding", lambda: worker.pending == 2)
+                until(f"{name}'s annotation", lambda n=name: _annotations(cp, ns, n).get(ADVICE_ANNOTATION))  # type: ignore[misc]
+            until("both pods awaiting binding", lambda: worker.pending == 2)
 
             _bind(cp, ns, "local", "pw-plain")
-            _until("the local pod's report", lambda: reports.calls)
+            until("the local pod's report", lambda: reports.calls)
             assert reports.calls == [("adv-local", "local", f"{ns}/local")]
 
             _bind(cp, ns, "remote", "pw-vk")
             # bound, but interLink has not created the remote job: no report until its JobID comes
             with cp.client() as kube:
                 kube.patch(f"/api/v1/namespaces/{ns}/pods/remote", {"metadata": {"labels": {"touched": "yes"}}})
-            touched = _until(
+            touched = until(
                 "the watch to deliver the label patch after the binding",
                 lambda: [p for p in seen if (p["metadata"].get("labels") or {}).get("touched")],
             )
@@ -147,7 +135,7 @@ def test_the_pod_worker_sees_bindings_and_late_job_ids_on_one_watch(k8s_control_
             assert len(reports.calls) == 1 and worker.pending == 1
             with cp.client() as kube:  # the virtual kubelet's annotation, after the binding
                 kube.patch(f"/api/v1/namespaces/{ns}/pods/remote", {"metadata": {"annotations": {"JobID": "slurm-77"}}})
-            _until("the remote pod's report", lambda: len(reports.calls) == 2)
+            until("the remote pod's report", lambda: len(reports.calls) == 2)
             assert reports.calls[1] == ("adv-remote", "hpc", "slurm-77")
             with cp.client() as kube:  # more events for it: reported once
                 kube.patch(f"/api/v1/namespaces/{ns}/pods/remote", {"metadata": {"annotations": {"JobID": "slurm-78"}}})
@@ -155,7 +143,7 @@ def test_the_pod_worker_sees_bindings_and_late_job_ids_on_one_watch(k8s_control_
             # bound before the worker annotated it: the patch's answer shows the binding
             _bind(cp, ns, "early", "pw-plain")
             worker.advised(pod_info(created["early"]), "adv-early")
-            _until("the early pod's report", lambda: len(reports.calls) == 3)
+            until("the early pod's report", lambda: len(reports.calls) == 3)
             assert reports.calls[2] == ("adv-early", "local", f"{ns}/early")
             assert (worker.annotated, worker.reported, worker.dropped, worker.pending) == (3, 3, 0, 0)
             assert worker.informer.errors == 0

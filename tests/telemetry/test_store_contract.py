@@ -170,6 +170,17 @@ def test_jobs_upsert_by_site_and_job_id(store: Store) -> None:
         )
 
 
+def test_one_job_is_found_by_site_and_id_with_the_join_columns(store: Store) -> None:
+    store.append_jobs(
+        _jobs(site=["k", "k", "h"], job_id=["ns/p", "ns/q", "ns/p"], state=["RUNNING"] * 3,
+              remote_site=["h", None, None], remote_job_id=["7", None, None], nodes=["vk", "n1", "c1,c2"])
+    )  # fmt: skip
+    (row,) = store.job("k", "ns/p").to_dicts()
+    assert (row["remote_site"], row["remote_job_id"], row["nodes"]) == ("h", "7", "vk")
+    assert store.job("h", "ns/p")["nodes"].to_list() == ["c1,c2"]
+    assert store.job("k", "ns/none").is_empty() and store.job("k", "ns/none").columns == list(JOB_SCHEMA)
+
+
 def _jobs(**columns: list[object]) -> pl.DataFrame:
     return pl.DataFrame(columns, schema={k: JOB_SCHEMA[k] for k in columns})
 
