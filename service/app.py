@@ -123,6 +123,8 @@ def create_app(
         body: dict[str, object] = {"status": "ready", "collectors": len(service.pipeline.collectors)}
         if service.mirror is not None:  # InfluxDB away is not "not ready": reads and the store go on, it spools
             body["influx"] = service.mirror.forwarder.problem() or "connected"
+        if service.remote_write is not None:
+            body["remote_write"] = service.remote_write.forwarder.problem() or "connected"
         return JSONResponse(body)
 
     @app.get(

@@ -21,7 +21,7 @@ from service.hooks.extender import Extender
 from service.hooks.k8s_sites import NodeSites
 from service.hooks.node_cache import NodeCache
 from service.hooks.pod_worker import PodWorker
-from service.influx_mirror import influx_mirror_of
+from service.influx_mirror import influx_mirror_of, remote_write_of
 from service.probe_endpoint import ProbeEndpoint
 from service.resume import resume_replays
 from telemetry.influx import MirrorSink
@@ -113,12 +113,15 @@ class Service:
     """What link probes at other sites measure against (probe.listen set)."""
     mirror: MirrorSink | None = None
     """Samples mirrored to InfluxDB through a spool (store.backend: influx); DuckDB serves reads."""
+    remote_write: MirrorSink | None = None
+    """Samples sent to a Prometheus remote-write receiver through a spool (store.remote_write)."""
 
     def start(self) -> None:
         if self.probe_endpoint is not None:
             self.probe_endpoint.start()  # first: a taken port fails the start before anything runs
-        if self.mirror is not None:
-            self.mirror.start()  # replays what an earlier run left spooled
+        for mirror in (self.mirror, self.remote_write):
+            if mirror is not None:
+                mirror.start()  # replays what an earlier run left spooled
         self.pipeline.start()
         self.advisor.log.start()
         if self.node_cache is not None:
@@ -132,8 +135,9 @@ class Service:
         if self.node_cache is not None:
             self.node_cache.stop()
         self.pipeline.stop()
-        if self.mirror is not None:
-            self.mirror.close()  # one bounded last replay; the rest stays spooled for the next start
+        for mirror in (self.mirror, self.remote_write):
+            if mirror is not None:
+                mirror.close()  # one bounded last replay; the rest stays spooled for the next start
         self.twin.queues.close()  # background base rebuilds read the store
         self.advisor.log.close()
         self.store.close()
@@ -177,9 +181,10 @@ def build_service(loaded: LoadedConfig, data_dir: str | Path | None = None, *, c
     advisor = Advisor(twin, log, ledger, policy, containers=containers)
     sink = StoreSink(store)
     mirror = influx_mirror_of(loaded, data_dir)
+    remote_write = remote_write_of(loaded, data_dir)
     pipeline = Pipeline(
         collectors,
-        [sink, twin.state, *([mirror] if mirror is not None else [])],
+        [sink, twin.state, *(m for m in (mirror, remote_write) if m is not None)],
         buffer_samples=config.pipeline.buffer_samples,
         max_batch_samples=config.pipeline.max_batch_samples,
         retry_samples=config.pipeline.retry_samples,
@@ -192,6 +197,7 @@ def build_service(loaded: LoadedConfig, data_dir: str | Path | None = None, *, c
     service = Service(loaded, store, sink, pipeline, twin, advisor, models, salt, extender, worker, nodes)
     service.probe_endpoint = probe_endpoint_of(config.probe)
     service.mirror = mirror
+    service.remote_write = remote_write
     return service
 
 

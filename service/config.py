@@ -20,7 +20,7 @@ from collectors.base import CollectorConfig
 from collectors.kubernetes import KubernetesConfig
 from collectors.link_probe import LinkProbeConfig
 from collectors.link_probe_wire import parse_address
-from service.config_influx import InfluxConfig
+from service.config_influx import InfluxConfig, RemoteWriteConfig
 from service.config_schedulers import SchedulersConfig
 from service.timeparse import parse_size
 from telemetry.redact import redact
@@ -40,6 +40,9 @@ class StoreConfig(StrictModel):
     retention: Duration = Field(30 * 86400.0, description="Samples older than this are deleted")
     memory_limit: str = "1GB"
     influx: InfluxConfig | None = Field(None, description="Where samples are mirrored with backend: influx")
+    remote_write: RemoteWriteConfig | None = Field(
+        None, description="Samples also sent to a Prometheus remote-write receiver (any backend)"
+    )
 
     @model_validator(mode="after")
     def _influx_block(self) -> StoreConfig:

@@ -16,7 +16,7 @@ from pydantic import BeforeValidator, Field, model_validator
 from collectors.secret import ENV_NAME
 from telemetry.schema import ByteSize, Duration, StrictModel, parse_duration
 
-__all__ = ["InfluxConfig"]
+__all__ = ["InfluxConfig", "RemoteWriteConfig"]
 
 
 def _duration_or_zero(value: object) -> float:
@@ -52,6 +52,34 @@ class InfluxConfig(StrictModel):
 
     @model_validator(mode="after")
     def _one_token_source(self) -> InfluxConfig:
+        if self.token_file is not None and self.token_env is not None:
+            raise ValueError("give token_file or token_env, not both")
+        if self.retry_max < self.retry_min:
+            raise ValueError("retry_max must be at least retry_min")
+        return self
+
+
+class RemoteWriteConfig(StrictModel):
+    """`store.remote_write`: samples also sent to a Prometheus remote-write receiver (Prometheus with
+    --web.enable-remote-write-receiver, VictoriaMetrics, Mimir, Thanos…), through its own spool,
+    whatever the backend. Job rows are not sent."""
+
+    url: str = Field(pattern=r"^https?://", description="The receiver's write URL, e.g. http://prom:9090/api/v1/write")
+    token_file: Path | None = Field(None, description="Bearer token, from this file (read at start)")
+    token_env: str | None = Field(None, pattern=ENV_NAME, description="...or from this environment variable")
+    batch_size: int = Field(10_000, ge=1, le=1_000_000, description="Most samples per write request")
+    timeout: Duration = Field(10.0, description="Bound of one write request")
+    retry_min: Duration = Field(0.5, description="First wait before replaying the spool after a refusal")
+    retry_max: Duration = Field(30.0, description="Longest wait between replays (the wait doubles up to it)")
+    spool_dir: str | None = Field(
+        None, description="Batches kept while the receiver is away; default <data_dir>/spool/remote-write"
+    )
+    spool_max_bytes: ByteSize = Field(
+        1 << 30, ge=1 << 20, description="Bound of the spool; beyond it the oldest are dropped and counted"
+    )
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> RemoteWriteConfig:
         if self.token_file is not None and self.token_env is not None:
             raise ValueError("give token_file or token_env, not both")
         if self.retry_max < self.retry_min:

@@ -14,7 +14,7 @@ from telemetry.forwarder import SpooledForwarder
 from telemetry.influx import InfluxTarget, MirrorSink
 from telemetry.spool import Spool
 
-__all__ = ["MirrorConfigError", "influx_mirror_of"]
+__all__ = ["MirrorConfigError", "influx_mirror_of", "remote_write_of"]
 
 
 class MirrorConfigError(ValueError):
@@ -47,5 +47,25 @@ def influx_mirror_of(loaded: LoadedConfig, data_dir: str | Path | None = None) -
         resend_max_bytes=cfg.resend_max_bytes,
     )
     spool_dir = Path(cfg.spool_dir) if cfg.spool_dir else loaded.data_dir(data_dir) / "spool" / "influx"
+    spool = Spool(spool_dir, max_bytes=cfg.spool_max_bytes)
+    return MirrorSink(SpooledForwarder(target, spool, retry_min_s=cfg.retry_min, retry_max_s=cfg.retry_max))
+
+
+def remote_write_of(loaded: LoadedConfig, data_dir: str | Path | None = None) -> MirrorSink | None:
+    """The spooled Prometheus remote-write mirror, not yet started; None unless store.remote_write is set."""
+    cfg = loaded.config.store.remote_write
+    if cfg is None:
+        return None
+    from telemetry.remote_write import RemoteWriteTarget
+
+    headers = {}
+    if cfg.token_file is not None or cfg.token_env is not None:
+        try:
+            token = read_secret(file=cfg.token_file, env=cfg.token_env, what="store.remote_write token")
+        except CollectorError as exc:
+            raise MirrorConfigError(str(exc)) from None
+        headers["Authorization"] = f"Bearer {token}"
+    target = RemoteWriteTarget(cfg.url, batch_size=cfg.batch_size, timeout_s=cfg.timeout, headers=headers)
+    spool_dir = Path(cfg.spool_dir) if cfg.spool_dir else loaded.data_dir(data_dir) / "spool" / "remote-write"
     spool = Spool(spool_dir, max_bytes=cfg.spool_max_bytes)
     return MirrorSink(SpooledForwarder(target, spool, retry_min_s=cfg.retry_min, retry_max_s=cfg.retry_max))

@@ -99,24 +99,15 @@ class TwinMetrics(Collector):
         yield from self._mirror()
 
     def _mirror(self) -> Iterator[Any]:
-        mirror = self.service.mirror
-        if mirror is None:
-            return
-        forwarder, spool = mirror.forwarder, mirror.forwarder.spool
-        target = forwarder.target
-        connected = GaugeMetricFamily(mm.INFLUX_CONNECTED.name, mm.INFLUX_CONNECTED.help)
-        connected.add_metric([], 1.0 if forwarder.connected else 0.0)
-        samples = CounterMetricFamily("ctwin_influx_samples", mm.INFLUX_SAMPLES.help, labels=["outcome"])
-        samples.add_metric(["sent"], forwarder.sent_samples)
-        samples.add_metric(["replayed"], spool.replayed_samples)
-        samples.add_metric(["spooled"], spool.spooled_samples)
-        samples.add_metric(["dropped_spool_full"], spool.dropped_samples)
-        samples.add_metric(["skipped_nonfinite"], getattr(target, "skipped_samples", 0))
-        waiting = GaugeMetricFamily(mm.INFLUX_SPOOLED.name, mm.INFLUX_SPOOLED.help)
-        waiting.add_metric([], spool.pending_samples)
-        rejected = CounterMetricFamily("ctwin_influx_rejected_bodies", mm.INFLUX_REJECTED.help)
-        rejected.add_metric([], getattr(target, "rejected_bodies", 0))
-        yield from (connected, samples, waiting, rejected)
+        for mirror, defs in (
+            (self.service.mirror, (mm.INFLUX_CONNECTED, mm.INFLUX_SAMPLES, mm.INFLUX_SPOOLED, mm.INFLUX_REJECTED)),
+            (
+                self.service.remote_write,
+                (mm.REMOTE_WRITE_CONNECTED, mm.REMOTE_WRITE_SAMPLES, mm.REMOTE_WRITE_SPOOLED, mm.REMOTE_WRITE_REJECTED),
+            ),
+        ):
+            if mirror is not None:
+                yield from _forwarded(mirror, *defs)
 
     def _store_health(self) -> Iterator[Any]:
         durable = self.service.pipeline.durable
@@ -350,3 +341,23 @@ def build_registry() -> tuple[CollectorRegistry, Histogram]:
         buckets=_LATENCY_BUCKETS,
     )
     return registry, histogram
+
+
+def _forwarded(mirror: Any, connected_def: Any, samples_def: Any, spooled_def: Any, rejected_def: Any) -> Iterator[Any]:
+    """A spooled mirror's families: connected, samples by outcome, spooled now, rejected bodies."""
+    forwarder, spool = mirror.forwarder, mirror.forwarder.spool
+    target = forwarder.target
+    connected = GaugeMetricFamily(connected_def.name, connected_def.help)
+    connected.add_metric([], 1.0 if forwarder.connected else 0.0)
+    samples = CounterMetricFamily(samples_def.name.removesuffix("_total"), samples_def.help, labels=["outcome"])
+    samples.add_metric(["sent"], forwarder.sent_samples)
+    samples.add_metric(["replayed"], spool.replayed_samples)
+    samples.add_metric(["spooled"], spool.spooled_samples)
+    samples.add_metric(["dropped_spool_full"], spool.dropped_samples)
+    if hasattr(target, "skipped_samples"):
+        samples.add_metric(["skipped_nonfinite"], target.skipped_samples)
+    waiting = GaugeMetricFamily(spooled_def.name, spooled_def.help)
+    waiting.add_metric([], spool.pending_samples)
+    rejected = CounterMetricFamily(rejected_def.name.removesuffix("_total"), rejected_def.help)
+    rejected.add_metric([], getattr(target, "rejected_bodies", 0))
+    yield from (connected, samples, waiting, rejected)

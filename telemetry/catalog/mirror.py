@@ -9,3 +9,8 @@ INFLUX_CONNECTED = d("ctwin_influx_connected", "gauge", "", "1 while InfluxDB ta
 INFLUX_SAMPLES = d("ctwin_influx_samples_total", "counter", "samples", "Samples by outcome: sent (acknowledged at once), replayed (acknowledged from the spool), spooled (put on disk while InfluxDB was away), dropped_spool_full (oldest given up at the spool bound), skipped_nonfinite (NaN or infinite: line protocol cannot carry them).", ("outcome",))
 INFLUX_SPOOLED = d("ctwin_influx_spool_samples", "gauge", "samples", "Samples waiting in the spool for InfluxDB.")
 INFLUX_REJECTED = d("ctwin_influx_rejected_bodies_total", "counter", "requests", "Write requests InfluxDB refused as malformed (400): logged, not retried.")
+
+REMOTE_WRITE_CONNECTED = d("ctwin_remote_write_connected", "gauge", "", "1 while the remote-write receiver takes writes (store.remote_write); 0 from a refused write until the spool is replayed.")
+REMOTE_WRITE_SAMPLES = d("ctwin_remote_write_samples_total", "counter", "samples", "Samples by outcome: sent (acknowledged at once), replayed (acknowledged from the spool), spooled (put on disk while the receiver was away), dropped_spool_full (oldest given up at the spool bound).", ("outcome",))
+REMOTE_WRITE_SPOOLED = d("ctwin_remote_write_spool_samples", "gauge", "samples", "Samples waiting in the spool for the remote-write receiver.")
+REMOTE_WRITE_REJECTED = d("ctwin_remote_write_rejected_bodies_total", "counter", "requests", "Write requests the receiver refused (400: out of order, duplicate, too old): logged, not retried.")
