@@ -18,7 +18,10 @@ import polars as pl
 
 from models.containers.effect import CONFIG_FEATURES
 
-__all__ = ["AFFINITIES", "NETWORKS", "Affinity", "ContainerConfig", "Network", "config_features"]
+__all__ = ["AFFINITIES", "EFFECT_KIND", "NETWORKS", "Affinity", "ContainerConfig", "Network", "config_features"]
+
+EFFECT_KIND = "container_effect"
+"""The model registry's key for the container-effect model."""
 
 Affinity = Literal["none", "cpu", "cpu+memory"]
 Network = Literal["host", "private"]

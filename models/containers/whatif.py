@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from models.artifacts import ModelCard, data_sha256
-from models.containers.config import AFFINITIES, ContainerConfig, config_features
+from models.containers.config import AFFINITIES, EFFECT_KIND, ContainerConfig, config_features
 from models.containers.effect import CONFIG_FEATURES, effect_features, published_effects
 from models.containers.estimators import ContainerEffectRegressor
 from models.containers.evaluation import HELD_OUT, evaluate_held_out
@@ -28,8 +28,6 @@ __all__ = [
     "whatif",
 ]
 
-EFFECT_KIND = "container_effect"
-"""The model registry's key for the container-effect model."""
 CONTAINER_COUNTS = (1, 2, 4, 8, 16, 32)
 
 

@@ -17,18 +17,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from models.containers.config import AFFINITIES, ContainerConfig
-from models.containers.whatif import EFFECT_KIND, Alternative, default_alternatives, train_effect_model, whatif
+from models.containers.config import AFFINITIES, EFFECT_KIND, ContainerConfig
 from twin.advice.outcome import Band
 from twin.advice.rank import RuntimeGuess
 from twin.advice.request import JobRequest
 from twin.errors import NoModelError
 from twin.queues import ModelSource
 from twin.topology import SiteSpec
+
+if TYPE_CHECKING:
+    from models.containers.whatif import Alternative
 
 __all__ = ["AFFINITIES", "ContainerEffects", "EffectModel"]
 
@@ -58,6 +60,8 @@ class ContainerEffects:
             raise NoModelError("no container-effect model loaded: run `ctwin containers train` into the models dir")
         with self._lock:
             if self._builtin is None:
+                from models.containers.whatif import train_effect_model  # scikit-learn: loaded on first use
+
                 model, card = train_effect_model(score=False)
                 self._builtin = EffectModel(model, "built-in (shipped published runs)", card)
             return self._builtin
@@ -86,6 +90,8 @@ class ContainerEffects:
         client_batch: int | None = None,
         server_batch: int | None = None,
     ) -> tuple[list[Alternative], EffectModel]:
+        from models.containers.whatif import default_alternatives, whatif
+
         used = self.current()
         options = list(alternatives) or default_alternatives(current, cores_per_node)
         rows = whatif(
@@ -116,6 +122,8 @@ class ContainerEffects:
             if not own.is_set:
                 continue
             used = used or self.current()
+            from models.containers.whatif import whatif
+
             site_configs = [own.overridden_by(s.placement.containers) for s in forcing]  # type: ignore[arg-type]
             wanted = [(s, c) for s, c in zip(forcing, site_configs, strict=True) if c != own]
             if not wanted:
