@@ -18,12 +18,17 @@ What was found to work here (Debian 12, Open MPI 4.1.4, 2 cores), and is encoded
 - charliecloud wraps each rank (launch=rank, the usual host-MPI hybrid); its user namespace
   makes vader's CMA single copy unavailable, and with the default the run hung (> 90 s), so sm
   runs under it use `btl_vader_single_copy_mechanism none`.
-- crun 1.8 refuses this host's hybrid cgroup v1/v2 layout ("cgroups in hybrid mode not
-  supported"), podman is not installed: neither is in the grid.
+- crun-private runs the whole mpirun in a crun 1.8 container (pid, network, ipc, uts and mount
+  namespaces; a bundle whose rootfs binds the host's /usr and /etc, so the same hpcc and Open
+  MPI run). crun refuses this host's hybrid cgroup v1/v2 layout ("cgroups in hybrid mode not
+  supported") even with `--cgroup-manager=disabled`, so it starts inside a private mount
+  namespace whose /sys/fs/cgroup is the cgroup2 hierarchy alone, and creates no cgroup: a
+  container of namespaces without resource limits. podman is not installed.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -43,10 +48,12 @@ __all__ = [
     "Launch",
     "Veth",
     "charliecloud_image",
+    "crun_bundle",
     "grid",
     "host_facts",
     "hpccinf",
     "infeasible",
+    "job_argv",
     "launch_argv",
     "veth_pair",
 ]
@@ -54,7 +61,8 @@ __all__ = [
 RANKS = (1, 2, 4)
 BINDINGS = ("core", "none")
 TRANSPORTS = ("sm", "tcp-lo", "tcp-veth")
-RUNTIMES = ("bare", "bwrap-host", "bwrap-private", "charliecloud")
+RUNTIMES = ("bare", "bwrap-host", "bwrap-private", "charliecloud", "crun-private")
+PRIVATE_NET = frozenset({"bwrap-private", "crun-private"})  # and both wrap the whole job
 EXAMPLE_INPUT = Path("/usr/share/doc/hpcc/examples/_hpccinf.txt")
 VETH_A, VETH_B, VETH_NET = "10.78.0.1", "10.78.0.2", "10.78.0.0/24"
 
@@ -68,11 +76,11 @@ class Config:
 
     @property
     def network_mode(self) -> str:
-        return "private" if self.runtime == "bwrap-private" else "host"
+        return "private" if self.runtime in PRIVATE_NET else "host"
 
     @property
     def launch(self) -> str:
-        return {"bare": "none", "bwrap-private": "job"}.get(self.runtime, "rank")
+        return "none" if self.runtime == "bare" else "job" if self.runtime in PRIVATE_NET else "rank"
 
     @property
     def hosts(self) -> int:
@@ -136,6 +144,7 @@ class Launch:
     cores: int
     veth: Veth | None = None
     image: Path | None = None
+    bundle: Path | None = None
 
     @property
     def rundir(self) -> Path:
@@ -171,8 +180,27 @@ def rankfile(ranks: int, cores: int) -> str:
     return "".join(f"rank {i}={hosts[i % 2]} slot={(i + i // 2) % cores}\n" for i in range(ranks))
 
 
-def launch_argv(config: Config, launch: Launch, hpcc: str = "/usr/bin/hpcc") -> list[str]:
-    """The whole command of one run, started in `launch.rundir`."""
+def launch_argv(config: Config, launch: Launch, hpcc: str = "/usr/bin/hpcc", name: str = "ctwin-hpcc") -> list[str]:
+    """The whole command of one run, started in `launch.rundir`; `name` names a crun container.
+    A crun run executes `job_argv` written to `launch.rundir / "job.sh"` (see crun_bundle)."""
+    if config.runtime == "crun-private":
+        if launch.bundle is None:
+            raise ValueError("crun runs need a bundle (crun_bundle)")
+        hybrid_fix = "mount --make-rprivate / && umount -R /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup"
+        crun = f"exec crun --cgroup-manager=disabled run --bundle {launch.bundle} {name}"
+        return ["unshare", "--mount", "sh", "-c", f"{hybrid_fix} && {crun}"]
+    argv = job_argv(config, launch, hpcc)
+    if config.runtime == "bwrap-private":
+        argv = ["bwrap", "--dev-bind", "/", "/", "--unshare-net", "--die-with-parent", *argv]
+    if config.transport == "tcp-veth":
+        if launch.veth is None:
+            raise ValueError("tcp-veth runs need the veth pair (veth_pair)")
+        argv = ["ip", "netns", "exec", launch.veth.a, *argv]
+    return argv
+
+
+def job_argv(config: Config, launch: Launch, hpcc: str = "/usr/bin/hpcc") -> list[str]:
+    """mpirun and its ranks, each rank wrapped in a per-rank runtime if any."""
     rank_cmd = [hpcc]
     if config.runtime == "bwrap-host":
         rank_cmd = ["bwrap", "--dev-bind", "/", "/", "--die-with-parent", hpcc]
@@ -181,14 +209,7 @@ def launch_argv(config: Config, launch: Launch, hpcc: str = "/usr/bin/hpcc") -> 
             raise ValueError("charliecloud runs need an image directory (charliecloud_image)")
         rank_cmd = ["ch-run", *_ch_binds(launch.rundir), "-c", "/work", str(launch.image), "--", hpcc]
     mpirun = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", str(config.ranks)]
-    argv = [*mpirun, *mpi_options(config, launch.cores, launch.workdir), *rank_cmd]
-    if config.runtime == "bwrap-private":
-        argv = ["bwrap", "--dev-bind", "/", "/", "--unshare-net", "--die-with-parent", *argv]
-    if config.transport == "tcp-veth":
-        if launch.veth is None:
-            raise ValueError("tcp-veth runs need the veth pair (veth_pair)")
-        argv = ["ip", "netns", "exec", launch.veth.a, *argv]
-    return argv
+    return [*mpirun, *mpi_options(config, launch.cores, launch.workdir), *rank_cmd]
 
 
 def host_facts(proc: Path = Path("/proc")) -> dict[str, float]:
@@ -287,3 +308,31 @@ def _ch_binds(workdir: Path) -> list[str]:
         if host.is_dir() and not host.is_symlink():
             binds += ["-b", f"{host}:{host}"]
     return binds
+
+
+def crun_bundle(root: Path, rundir: Path) -> Path:
+    """An OCI bundle whose rootfs is empty but for binds of the host's /usr, /etc and library
+    folders, `rundir` as /work and a private /tmp; its process runs /work/job.sh, which the
+    runner writes per run (so one bundle serves the whole campaign)."""
+    bundle = root / "crun-bundle"
+    (bundle / "rootfs").mkdir(parents=True, exist_ok=True)
+    subprocess.run(["crun", "spec", "--bundle", str(bundle)], check=True, capture_output=True, timeout=30)
+    spec = json.loads((bundle / "config.json").read_text())
+    spec["process"].update(terminal=False, cwd="/work", args=["/bin/sh", "/work/job.sh"])
+    spec["process"]["env"] = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "USER=root"]
+    caps = spec["process"].get("capabilities", {})
+    spec["process"]["capabilities"] = {kind: sorted({*names, "CAP_SYS_PTRACE"}) for kind, names in caps.items()}
+    spec["root"] = {"path": "rootfs", "readonly": False}
+    for top in ("usr", "etc", "bin", "lib", "lib64", "sbin"):
+        if (Path("/") / top).exists():
+            spec["mounts"].append(
+                {"destination": f"/{top}", "type": "bind", "source": f"/{top}", "options": ["rbind", "ro"]}
+            )
+    spec["mounts"].append({"destination": "/work", "type": "bind", "source": str(rundir), "options": ["rbind", "rw"]})
+    spec["mounts"].append(
+        {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]}
+    )
+    spec["linux"].pop("seccomp", None)
+    spec["linux"].pop("resources", None)
+    (bundle / "config.json").write_text(json.dumps(spec, indent=1))
+    return bundle

@@ -2,7 +2,7 @@
 
 hpcc 1.5.0 under Open MPI 4.1.4 for every runnable combination of ranks (1, 2, 4: 4 oversubscribes
 the 2 cores), binding (core, none), transport (sm, tcp-lo, tcp-veth) and runtime (bare,
-bwrap-host, bwrap-private, charliecloud), `--reps` times each, in an order shuffled with `--seed`
+bwrap-host, bwrap-private, charliecloud, crun-private), `--reps` times each, in an order shuffled with `--seed`
 so that drift of the shared machine's load does not alias a factor. Every run is one row of
 models.containers.hpcc.HPCC_SCHEMA appended to `--out` as soon as it ends, so an interrupted
 campaign resumes where it stopped (same seed, reps and N: the same run ids). Infeasible
@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import os
 import random
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -47,9 +49,11 @@ from bench.hpcc_grid import (
     Config,
     Launch,
     charliecloud_image,
+    crun_bundle,
     grid,
     host_facts,
     hpccinf,
+    job_argv,
     launch_argv,
     mpi_options,
     veth_pair,
@@ -68,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             args.out = Path(tempfile.gettempdir()) / "ctwin-hpcc-quick.csv"
     _preflight(args.runtimes)
     runnable, skipped = grid(args.ranks, args.bindings, args.transports, args.runtimes)
-    campaign = args.campaign or f"seed{args.seed}-n{args.n}-reps{args.reps}"
+    digest = hashlib.sha1(repr(sorted(runnable)).encode()).hexdigest()[:6]  # which grid: resumable ids
+    campaign = args.campaign or f"seed{args.seed}-n{args.n}-reps{args.reps}-{digest}"
     plan = [(config, rep) for config in runnable for rep in range(args.reps)]
     random.Random(args.seed).shuffle(plan)
     done = _done_ids(args.out)
@@ -87,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         needs_veth = any(c.transport == "tcp-veth" for _, c, _ in todo)
         veth = stack.enter_context(veth_pair(workdir, cores)) if needs_veth else None
         image = charliecloud_image(workdir) if any(c.runtime == "charliecloud" for _, c, _ in todo) else None
-        launch = Launch(workdir, cores, veth, image)
+        needs_crun = any(c.runtime == "crun-private" for _, c, _ in todo)
+        bundle = crun_bundle(workdir, workdir / "run") if needs_crun else None
+        launch = Launch(workdir, cores, veth, image, bundle)
         for count, (index, config, rep) in enumerate(todo, start=1):
             run_id = f"{campaign}-{index:04d}"
             try:
@@ -116,13 +123,14 @@ def run_one(
     shutil.rmtree(launch.rundir, ignore_errors=True)
     launch.rundir.mkdir()
     (launch.rundir / "hpccinf.txt").write_text(hpccinf(example, args.n, config.ranks))
+    if config.runtime == "crun-private":  # the bundle's process runs /work/job.sh
+        (launch.rundir / "job.sh").write_text(f"exec {shlex.join(job_argv(config, launch))}\n")
     facts = host_facts()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.monotonic()
-    done = subprocess.run(
-        launch_argv(config, launch), cwd=launch.rundir, capture_output=True, text=True, timeout=args.timeout_s,
-        env={**os.environ, "USER": os.environ.get("USER", "root")},  # ch-run refuses to start without $USER
-    )  # fmt: skip
+    env = {**os.environ, "USER": os.environ.get("USER", "root")}  # ch-run refuses to start without $USER
+    argv = launch_argv(config, launch, name=f"ctwin-hpcc-{run_id}")
+    done = subprocess.run(argv, cwd=launch.rundir, capture_output=True, text=True, timeout=args.timeout_s, env=env)
     wall = time.monotonic() - t0
     out = launch.rundir / "hpccoutf.txt"
     if done.returncode != 0:
@@ -167,6 +175,7 @@ def _factors(config: Config) -> dict[str, Any]:
 def _preflight(runtimes: list[str]) -> None:
     needed = ["mpirun", "hpcc", "ip"] + (["bwrap"] if any(r.startswith("bwrap") for r in runtimes) else [])
     needed += ["ch-run"] if "charliecloud" in runtimes else []
+    needed += ["crun", "unshare"] if "crun-private" in runtimes else []
     missing = [b for b in needed if shutil.which(b) is None]
     if missing or not EXAMPLE_INPUT.exists():
         print(f"missing {', '.join(missing) or EXAMPLE_INPUT}: scripts/install-system-deps.sh bench", file=sys.stderr)

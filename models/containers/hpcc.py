@@ -67,12 +67,12 @@ FACTORS = ("ranks", "binding", "transport", "runtime")
 
 HPCC_SCHEMA: dict[str, pl.DataType] = {
     "run_id": pl.String(),  # {campaign}-{index}: unique, stable across a resumed campaign
-    "campaign": pl.String(),  # one invocation of the grid (its seed and start), resumed runs keep it
+    "campaign": pl.String(),  # one grid (seed, N, reps, configurations); a resumed campaign keeps it
     "started_at": pl.String(),  # UTC, ISO 8601
     "ranks": pl.Int64(),  # 1 | 2 | 4 (4 oversubscribes the 2 cores)
     "binding": pl.String(),  # core | none
     "transport": pl.String(),  # sm | tcp-lo | tcp-veth
-    "runtime": pl.String(),  # bare | bwrap-host | bwrap-private | charliecloud
+    "runtime": pl.String(),  # bare | bwrap-host | bwrap-private | charliecloud | crun-private
     "network_mode": pl.String(),  # host | private
     "launch": pl.String(),  # none (bare) | rank (runtime wraps each rank) | job (runtime wraps mpirun)
     "hosts": pl.Int64(),  # network namespaces the ranks span (2 for tcp-veth)

@@ -3,9 +3,11 @@ repetitions: the measured side the container-effect model's predictions are judg
 
 A factor's effect is a ratio to a reference configuration that differs only in that factor:
 binding vs `core`, transport vs `sm`, runtime vs `bare` (same ranks and other factors), ranks vs
-1 rank (same binding, transport, runtime). Per configuration the median over its repetitions is
-taken first, then the median of the matched ratios per level, so a level that exists in few
-combinations (tcp-veth: not with 1 rank, not in a private namespace) is compared like for like.
+1 rank (same binding, transport, runtime). Per configuration and campaign the median over its
+repetitions is taken first, then the median of the matched ratios per level: a level that exists
+in few combinations (tcp-veth: not with 1 rank, not in a private namespace) is compared like for
+like, and a level measured in a later campaign (crun-private) only with the reference runs of
+that same campaign, so drift between campaigns does not pass for an effect.
 Stability: the same table from the even and from the odd repetitions; an effect whose sign (ratio
 above or below 1) or whose order of levels differs between the halves is noise on this machine.
 
@@ -45,12 +47,12 @@ def factor_effects(runs: pl.DataFrame, metric: str) -> pl.DataFrame:
     """factor, level, ratio (median matched ratio to the reference level), pairs (matched configs)."""
     medians = (
         runs.filter(pl.col(metric).is_not_null() & (pl.col(metric) > 0))
-        .group_by(list(FACTORS))
+        .group_by(*FACTORS, "campaign")
         .agg(pl.col(metric).median().alias("value"))
     )
     parts = []
     for factor in FACTORS:
-        others = [f for f in FACTORS if f != factor]
+        others = [f for f in FACTORS if f != factor] + ["campaign"]
         base = medians.filter(pl.col(factor) == REFERENCE[factor]).select(*others, base=pl.col("value"))
         matched = medians.filter(pl.col(factor) != REFERENCE[factor]).join(base, on=others)
         parts.append(

@@ -31,6 +31,7 @@ from bench.hpcc_grid import (
     grid,
     host_facts,
     hpccinf,
+    job_argv,
     launch_argv,
     rankfile,
 )
@@ -119,11 +120,12 @@ def test_a_missing_file_says_how_to_make_it(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------- grid
 def test_infeasible_combinations_have_reasons() -> None:
     runnable, skipped = grid()
-    assert len(runnable) + len(skipped) == 3 * 2 * 3 * 4
+    assert len(runnable) + len(skipped) == 3 * 2 * 3 * 5
     reasons = {(c.ranks, c.transport, c.runtime): why for c, why in skipped}
     assert "span two network namespaces" in reasons[(1, "tcp-veth", "bare")]
     assert "only loopback" in reasons[(2, "tcp-veth", "bwrap-private")]
-    assert len(runnable) == 60
+    assert "only loopback" in reasons[(4, "tcp-veth", "crun-private")]
+    assert len(runnable) == 72
 
 
 def test_hpccinf_sets_n_and_a_square_process_grid() -> None:
@@ -157,6 +159,13 @@ def test_command_lines(tmp_path: Path) -> None:
     assert "btl_vader_single_copy_mechanism" in sm and sm[sm.index("--bind-to") + 1] == "none"
     with pytest.raises(ValueError, match="veth"):
         launch_argv(Config(2, "core", "tcp-veth", "bare"), Launch(tmp_path, 2))
+    crun = launch_argv(Config(4, "core", "sm", "crun-private"), Launch(tmp_path, 2, bundle=tmp_path / "b"), name="c1")
+    assert crun[:2] == ["unshare", "--mount"] and crun[-1].endswith(f"run --bundle {tmp_path / 'b'} c1")
+    assert "mount -t cgroup2" in crun[-1]  # crun refuses the host's hybrid cgroup layout
+    inner = job_argv(Config(4, "core", "sm", "crun-private"), launch)
+    assert inner[0] == "mpirun" and inner[-1] == "/usr/bin/hpcc"
+    with pytest.raises(ValueError, match="bundle"):
+        launch_argv(Config(2, "core", "sm", "crun-private"), Launch(tmp_path, 2))
 
 
 def test_host_facts_from_a_captured_proc() -> None:
@@ -174,8 +183,8 @@ def _toy(tcp_factor: float) -> pl.DataFrame:
     for rep in range(4):
         for transport, factor in (("sm", 1.0), ("tcp-lo", tcp_factor)):
             for binding, b in (("core", 1.0), ("none", 0.5)):
-                rows.append({"ranks": 2, "binding": binding, "transport": transport, "runtime": "bare", "rep": rep,
-                             "m": 10.0 * factor * b * (1 + 0.01 * rep)})  # fmt: skip
+                config = {"ranks": 2, "binding": binding, "transport": transport, "runtime": "bare"}
+                rows.append({"campaign": "toy", **config, "rep": rep, "m": 10.0 * factor * b * (1 + 0.01 * rep)})
     return pl.DataFrame(rows)
 
 
