@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     random.Random(args.seed).shuffle(plan)
     done = _done_ids(args.out)
     todo = [(i, c, r) for i, (c, r) in enumerate(plan) if f"{campaign}-{i:04d}" not in done]
-    _write_infeasible(args.infeasible, skipped)
+    _write_infeasible(args.infeasible, grid()[1])  # the whole grid's, whatever this campaign selects
     print(f"{len(runnable)} runnable configurations x {args.reps} reps = {len(plan)} runs, {len(plan) - len(todo)} "
           f"already in {args.out}; {len(skipped)} infeasible (in {args.infeasible})", flush=True)  # fmt: skip
     for config, reason in skipped:
