@@ -8,7 +8,11 @@ base=(python3 python3-venv python3-dev gcc ca-certificates)
 test_pkgs=(prometheus chromium chromium-driver prometheus-node-exporter slurmctld slurmd slurm-client munge slurmdbd mariadb-server slurmrestd slurm-wlm-jwt-plugin)
 test_pkgs+=(iproute2)  # tests/netlab.py: ip netns, veth pairs, tc tbf
 test_pkgs+=(victoria-metrics)  # tests/integration/test_influx_victoriametrics.py: the InfluxDB write endpoint
-bench_pkgs=(prometheus-node-exporter victoria-metrics influxdb wrk)
+# hpcc group: bench/hpcc_runs.py (HPC Challenge over container configurations); the tests make one
+# tiny real run of hpcc under Open MPI, bare and over a veth pair (tests/models/containers/test_hpcc.py)
+hpcc_pkgs=(hpcc openmpi-bin bubblewrap crun charliecloud-runtime)
+test_pkgs+=(hpcc openmpi-bin bubblewrap)
+bench_pkgs=(prometheus-node-exporter victoria-metrics influxdb wrk "${hpcc_pkgs[@]}" iproute2)
 case "$what" in
   run) pkgs=("${base[@]}") ;;
   test) pkgs=("${base[@]}" "${test_pkgs[@]}") ;;
