@@ -1,0 +1,62 @@
+"""The container-effect model on our own HPCC runs (the committed 420), judged on held-out
+repetitions against the measured factor effects."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+import models.containers.hpcc_model as hm
+from models.containers.hpcc import load_hpcc_runs
+
+
+@pytest.fixture(scope="module")
+def runs() -> pl.DataFrame:
+    return load_hpcc_runs()
+
+
+@pytest.fixture(scope="module")
+def verdict(runs: pl.DataFrame) -> hm.HpccVerdict:
+    return hm.evaluate_hpcc(runs, metrics=("star_stream_triad_gbs", "avg_ping_pong_latency_us", "wall_s"))
+
+
+def test_every_factor_level_is_judged(verdict: hm.HpccVerdict) -> None:
+    t = verdict.table
+    assert set(t["factor"]) == {"ranks", "binding", "transport", "runtime"}
+    assert t["measured"].is_finite().all() and t["predicted"].is_finite().all()
+    assert verdict.orders.height == 3 * 4 - 1  # ping-pong latency has no 1-rank reference: no ranks row
+
+
+def test_the_clear_effects_are_right(verdict: hm.HpccVerdict) -> None:
+    """What the measurement tells apart on this machine: 4 ranks halve STREAM and multiply the wall
+    time; TCP multiplies the ping-pong latency about elevenfold."""
+    t = verdict.table
+    row = {(r["metric"], r["factor"], r["level"]): r for r in t.iter_rows(named=True)}
+    for key in [
+        ("star_stream_triad_gbs", "ranks", "4"),
+        ("wall_s", "ranks", "4"),
+        ("avg_ping_pong_latency_us", "transport", "tcp-lo"),
+        ("avg_ping_pong_latency_us", "transport", "tcp-veth"),
+        ("star_stream_triad_gbs", "transport", "tcp-veth"),
+    ]:
+        assert row[key]["sign"], row[key]
+    assert row[("avg_ping_pong_latency_us", "transport", "tcp-lo")]["predicted"] > 5
+
+
+def test_it_beats_assuming_no_effect(
+    runs: pl.DataFrame, verdict: hm.HpccVerdict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_effect(train: pl.DataFrame, test: pl.DataFrame, metric: str) -> np.ndarray:
+        return np.full(test.height, float(train[metric].median()))  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hm, "predict_figure", no_effect)
+    baseline = hm.evaluate_hpcc(runs, metrics=("star_stream_triad_gbs", "avg_ping_pong_latency_us", "wall_s"))
+    assert verdict.table["sign"].sum() > baseline.table["sign"].sum()
+
+
+def test_the_noise_floor_decides_what_counts_as_no_effect() -> None:
+    assert hm._side(1.05, 0.10) == 0 and hm._side(0.85, 0.10) == -1 and hm._side(1.2, 0.10) == 1
+    levels = [("ref", 1.0, 1.0), ("a", 1.03, 0.97), ("b", 0.5, 0.6)]
+    assert hm._ordered(levels, 0.10)  # ref and a are within the floor: their order is not judged
+    assert not hm._ordered(levels, 0.0)
