@@ -84,6 +84,11 @@ def _row(pod: Mapping[str, Any], facts: PodFacts, nodes: Mapping[str, NodeFacts]
         "state": state,
         "exit_code": next((c for c in codes if c != 0), 0 if codes else None),
         "container_image": images[0] if images else None,
+        "container_runtime": spec.get("runtimeClassName") or None,
+        # the pod's app containers share its node; they get a network namespace of their own
+        # unless the pod asks for the host's
+        "containers_per_node": len(spec.get("containers") or ()) or None,
+        "container_network": "host" if spec.get("hostNetwork") else "private",
         "observed_s": observed_s,
         "nodes": facts.node or None,
         "reason": facts.pending_reason if state == "PENDING" else None,

@@ -85,6 +85,12 @@ JOB_SCHEMA: dict[str, pl.DataType] = {
     "reason": pl.String(),  # why it is still pending, as the scheduler says (Unschedulable, Priority)
     "remote_site": pl.String(),  # a pod on an interLink virtual node: the ctwin site the node fronts
     "remote_job_id": pl.String(),  # ... and the remote job (the pod's interLink JobID annotation)
+    # How it was containerised, with container_runtime, container_image, ranks_per_container,
+    # affinity (none | cpu | cpu+memory) and interconnect (the fabric) above: the container
+    # configuration of models.containers.config, as the job ran.
+    "containers_per_node": pl.Int64(),
+    "threads_per_rank": pl.Int64(),
+    "container_network": pl.String(),  # host | private (the containers' network namespace)
 }
 JOB_JOIN = {"left": ["remote_site", "remote_job_id"], "right": ["site", "job_id"]}
 """How a pod's row joins the remote job it became (both rows are in the same job history)."""

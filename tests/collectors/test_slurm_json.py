@@ -459,6 +459,7 @@ def test_v0040_slurmdb_completed_job_every_column() -> None:
         "req_walltime_s": 3600, "state": "COMPLETED", "exit_code": 0, "container_runtime": None,
         "container_image": None, "ranks_per_container": None, "affinity": None, "interconnect": None,
         "observed_s": None, "nodes": "cn1", "reason": None, "remote_site": None, "remote_job_id": None,
+        "containers_per_node": None, "threads_per_rank": None, "container_network": None,
     }]  # fmt: skip
 
 
