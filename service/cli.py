@@ -17,6 +17,7 @@ from rich.table import Table
 from collectors import registry
 from service import cli_models as models_cli
 from service.cli_advise import advise
+from service.cli_agent import agent
 from service.cli_common import ConfigOpt, DataDirOpt, JsonOpt, err, out
 from service.cli_common import emit_json as _emit_json
 from service.cli_common import fail as _fail
@@ -50,6 +51,7 @@ app.command("evaluate")(models_cli.evaluate)
 app.command("advise")(advise)
 app.command("sbatch", context_settings=SBATCH_CONTEXT)(sbatch)
 app.command("dispatcher")(dispatcher)
+app.command("agent")(agent)
 
 
 # ---------------------------------------------------------------------------- collect

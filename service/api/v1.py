@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.api import advice, export, forecasts, hosts, links, query, sites
+from service.api import advice, export, forecasts, hosts, ingest, links, query, sites
 
 __all__ = ["ROUTERS"]
 
-ROUTERS: tuple[APIRouter, ...] = tuple(m.router for m in (sites, hosts, links, query, export, forecasts, advice))
+ROUTERS: tuple[APIRouter, ...] = tuple(
+    m.router for m in (sites, hosts, links, query, export, forecasts, advice, ingest)
+)

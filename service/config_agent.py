@@ -1,0 +1,137 @@
+"""The typed config of `ctwin agent`: one remote site's collectors and where their batches go.
+
+The collector entries are the service's own (service/config.py: flat, validated by each
+collector's model, unknown keys refused with their line). The target is chosen by `kind`;
+`serve` (a central `ctwin serve`, POST /v1/ingest) is the one built here, and another kind
+(InfluxDB) is one more member of `TargetConfig` and one more case in service/agent.py.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator
+
+from service.config import (
+    SITE_NAME,
+    CollectorEntry,
+    CollectorSpec,
+    ConfigError,
+    ConfigProblem,
+    PipelineConfig,
+    SiteConfig,
+    _problems,
+    collector_specs,
+    read_yaml,
+)
+from telemetry.schema import ByteSize, Duration, StrictModel
+
+__all__ = ["AgentConfig", "LoadedAgent", "ServeTargetConfig", "load_agent_config", "parse_agent_config"]
+
+
+class ServeTargetConfig(StrictModel):
+    """A central `ctwin serve`; the token needs the `ingest` scope and must be named in the
+    central config's `sites[].push.tokens` for this agent's site."""
+
+    kind: Literal["serve"]
+    url: str = Field(pattern=r"^https?://[^\s/]+", description="Base URL of the central service")
+    token_file: Path | None = Field(None, description="File holding the API token; default: CTWIN_TOKEN")
+    timeout: Duration = Field(10.0, description="One request's timeout; beyond it the batch is spooled")
+    max_rows: int = Field(50_000, ge=1, le=1_000_000, description="Samples per request (larger batches are split)")
+
+    def token(self) -> str:
+        """The token from token_file, else CTWIN_TOKEN; ValueError with the fix when neither has one."""
+        if self.token_file is not None:
+            try:
+                secret = self.token_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(f"cannot read target.token_file {self.token_file}: {exc.strerror}") from None
+        else:
+            secret = os.environ.get("CTWIN_TOKEN", "").strip()
+        if not secret:
+            raise ValueError(
+                "no API token for the target: set target.token_file or CTWIN_TOKEN (create one on the central"
+                " service with `ctwin token create NAME --scope ingest` and list NAME in its site's push.tokens)"
+            )
+        return secret
+
+
+TargetConfig = Annotated[ServeTargetConfig, Field(discriminator="kind")]
+"""Where batches go, by `kind`; add `| InfluxTargetConfig` for `kind: influx`."""
+
+
+class SpoolConfig(StrictModel):
+    max_bytes: ByteSize = Field(1 << 30, ge=1 << 20, description="Disk the spool may use; beyond it the oldest go")
+    retry_min: Duration = Field(0.5, description="First wait before replaying to a refusing target")
+    retry_max: Duration = Field(30.0, description="Longest wait between replays (the backoff doubles up to it)")
+    final_replay: Duration = Field(10.0, description="At Ctrl-C, how long to keep replaying before exiting")
+
+
+class StatusConfig(StrictModel):
+    listen: str | None = Field(None, description="ADDR:PORT to serve /metrics on (the agent's own health); unset: none")
+    every: Duration = Field(30.0, description="How often the status line is logged and pushed as samples")
+
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None:
+            host, sep, port = value.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+                raise ValueError(f"status.listen must be ADDR:PORT, got {value!r}")
+        return value
+
+
+class AgentConfig(StrictModel):
+    site: str = Field(pattern=SITE_NAME, description="The site this agent collects for (pushed to the central twin)")
+    host: str | None = Field(None, description="Value of the host label; default: this machine's name")
+    agent_id: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@/-]{0,99}$", description="Names this agent in idempotency keys"
+    )
+    data_dir: str = Field("./agent-data", description="Holds the spool (<data_dir>/spool)")
+    target: TargetConfig
+    spool: SpoolConfig = SpoolConfig()
+    status: StatusConfig = StatusConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    collectors: list[CollectorEntry] = Field(min_length=1)
+
+    def host_name(self) -> str:
+        return self.host or socket.gethostname()
+
+    def agent_name(self) -> str:
+        return self.agent_id or f"{self.site}/{self.host_name()}"
+
+
+@dataclass(frozen=True)
+class LoadedAgent:
+    config: AgentConfig
+    collectors: list[CollectorSpec]
+    source: str
+
+    def data_dir(self, override: str | Path | None = None) -> Path:
+        return Path(override if override is not None else self.config.data_dir)
+
+
+def parse_agent_config(text: str, source: str = "<agent config>") -> LoadedAgent:
+    data, lines = read_yaml(text, source)
+    try:
+        config = AgentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, _problems(exc, (), lines)) from None
+    site = SiteConfig(name=config.site, collectors=config.collectors)
+    specs, problems = collector_specs(site, ("collectors",), lines, set(), links=None)
+    if problems:
+        raise ConfigError(source, problems)
+    return LoadedAgent(config, specs, source)
+
+
+def load_agent_config(path: str | Path) -> LoadedAgent:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(p), [ConfigProblem("", f"cannot read the agent config: {exc.strerror}")]) from None
+    return parse_agent_config(text, str(p))
