@@ -63,6 +63,7 @@ class Agent:
             "problem": self.forwarder.problem(),
             "produced_samples": self.pipeline.accepted_samples,
             "sent_samples": self.forwarder.sent_samples + spool.replayed_samples,
+            "replayed_samples": spool.replayed_samples,
             "spooled_samples": spool.pending_samples,
             "spooled_records": spool.pending_records,
             "dropped_samples": {
