@@ -89,3 +89,10 @@ def test_spooled_while_unreachable_kept_across_a_restart_then_replayed_once(
             time.sleep(0.05)
         time.sleep(0.3)
         assert store.count(Selection(labels={"site": "edge"})) == produced
+
+
+def test_the_documented_example_is_valid() -> None:
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "deploy" / "agent.example.yaml").read_text()
+    loaded = parse_agent_config(text, "deploy/agent.example.yaml")
+    assert loaded.config.target.kind == "serve" and [s.entry.type for s in loaded.collectors] == ["node", "containers"]
