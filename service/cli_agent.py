@@ -4,19 +4,15 @@ spooled for a bounded time, and print the final status."""
 
 from __future__ import annotations
 
-import logging
-import signal
-import threading
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from service.cli_common import DataDirOpt, JsonOpt, emit_json, err, fail
+from service.cli_common import DataDirOpt, JsonOpt, emit_json, err, fail, stop_on_signals
 from service.config import ConfigError
 from service.config_agent import load_agent_config
 from telemetry.filemodes import make_private_dir
-from telemetry.redact import install_log_redaction
 
 __all__ = ["agent"]
 
@@ -30,11 +26,7 @@ def agent(
     """Collect for one remote site and push to a central ctwin serve, spooling while it is away."""
     from service.agent import build_agent
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    install_log_redaction()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):  # first: a stop asked for while starting is kept
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     try:
         loaded = load_agent_config(config)
     except ConfigError as exc:

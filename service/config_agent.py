@@ -8,7 +8,6 @@ collector's model, unknown keys refused with their line). The target is chosen b
 
 from __future__ import annotations
 
-import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,25 +38,17 @@ class ServeTargetConfig(StrictModel):
 
     kind: Literal["serve"]
     url: str = Field(pattern=r"^https?://[^\s/]+", description="Base URL of the central service")
-    token_file: Path | None = Field(None, description="File holding the API token; default: CTWIN_TOKEN")
+    token_file: Path | None = Field(None, description="File holding the API token, unless CTWIN_TOKEN is set")
     timeout: Duration = Field(10.0, description="One request's timeout; beyond it the batch is spooled")
-    max_rows: int = Field(50_000, ge=1, le=1_000_000, description="Samples per request (larger batches are split)")
+    max_rows: int = Field(
+        20_000, ge=1, le=1_000_000, description="Samples per request (larger batches are split; ~120 bytes each)"
+    )
 
     def token(self) -> str:
-        """The token from token_file, else CTWIN_TOKEN; ValueError with the fix when neither has one."""
-        if self.token_file is not None:
-            try:
-                secret = self.token_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ValueError(f"cannot read target.token_file {self.token_file}: {exc.strerror}") from None
-        else:
-            secret = os.environ.get("CTWIN_TOKEN", "").strip()
-        if not secret:
-            raise ValueError(
-                "no API token for the target: set target.token_file or CTWIN_TOKEN (create one on the central"
-                " service with `ctwin token create NAME --scope ingest` and list NAME in its site's push.tokens)"
-            )
-        return secret
+        """CTWIN_TOKEN, else token_file's content; ValueError with the fix when neither has one."""
+        from service.cli_common import api_token
+
+        return api_token(None, self.token_file, options="set target.token_file", scope="ingest")
 
 
 TargetConfig = Annotated[ServeTargetConfig, Field(discriminator="kind")]

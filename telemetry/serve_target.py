@@ -55,7 +55,7 @@ class ServeTarget:
     token: str
     agent_id: str
     timeout_s: float = 10.0
-    max_rows: int = 50_000
+    max_rows: int = 20_000
     """Rows per request; a larger batch goes in several (each with its own key)."""
     client: httpx.Client | None = None
     """Tests pass FastAPI's TestClient (an httpx.Client); None: a client of our own, over the network."""
