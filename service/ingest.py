@@ -4,8 +4,9 @@ decode it, check it strictly, store it once, and keep its site's freshness.
 Why each rule:
 - The body is an Arrow IPC stream of the sample schema (telemetry.schema.BATCH_SCHEMA) or of
   JOB_SCHEMA: the form the pipeline already holds batches in, so nothing is parsed row by row.
-  Rows are counted batch by batch while reading, so a body of more than `max_rows` is refused
-  (413) before it is all decoded.
+  Each batch's rows are counted from its header before it is decoded, and compressed batches are
+  refused, so no body expands beyond its own size (service/ingest_stream.py); more than
+  `max_rows` rows is a 413.
 - A token writes only the sites that name it (`sites[].push.tokens`), so a leaked agent token can
   pollute one site, never the twin's view of the others (403). Metrics must be in the catalog, with
   the labels the catalog allows them (422): what the twin and /metrics read is the catalog's.
@@ -28,9 +29,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import polars as pl
-import pyarrow as pa
 
 from service.api.errors import ApiError
+from service.ingest_stream import read_stream
 from telemetry.catalog import catalog
 from telemetry.jobs import JOB_SCHEMA, conform_jobs
 from telemetry.pipeline import CollectorStats, Pipeline
@@ -67,23 +68,13 @@ def _decode(body: bytes, schema: Mapping[str, pl.DataType], max_rows: int, what:
     """The body as a frame of exactly `schema`'s columns (dtypes checked, not coerced)."""
     if not body:
         raise _refuse(422, "empty_body", f"the body is empty: send an Arrow IPC stream of {what}")
+    table = read_stream(body, max_rows)
+    if table.num_rows == 0:
+        raise _refuse(422, "no_rows", f"the stream holds no rows: send at least one of {what}")
     try:
-        reader = pa.ipc.open_stream(pa.BufferReader(body))
-        batches: list[pa.RecordBatch] = []
-        rows = 0
-        for record_batch in reader:
-            rows += record_batch.num_rows
-            if rows > max_rows:
-                raise _refuse(
-                    413,
-                    "too_many_rows",
-                    f"the batch holds more than {max_rows:,} rows (serve.max_ingest_rows); send it in smaller batches",
-                )
-            batches.append(record_batch)
-        table = pa.Table.from_batches(batches, schema=reader.schema)
-    except pa.ArrowException as exc:
-        raise _refuse(422, "bad_arrow", f"the body is not an Arrow IPC stream ({exc})") from None
-    frame = pl.from_arrow(table)
+        frame = pl.from_arrow(table)
+    except (pl.exceptions.PolarsError, ValueError, TypeError) as exc:  # a type polars cannot hold
+        raise _refuse(422, "bad_schema", f"not the {what} schema: {exc}") from None
     assert isinstance(frame, pl.DataFrame)
     got = dict(frame.schema)
     missing = [c for c in schema if c not in got]

@@ -6,6 +6,7 @@ service goes on serving. Plus the agent's ServeTarget against the same app."""
 from __future__ import annotations
 
 import io
+import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from service.app import create_app
 from service.auth import TokenStore
@@ -65,6 +68,23 @@ def _auth(token: str, key: str | None = None, media: str = INGEST_MEDIA_TYPE) ->
 def _batch(n: int, site: str = "edge", metric: str = nm.LOAD1.name, start_ns: int | None = None) -> Batch:
     t0 = start_ns if start_ns is not None else time.time_ns() - n * 1_000_000
     return Batch.from_samples(Sample(metric, float(i), {"site": site, "host": "e1"}, t0 + i * 1000) for i in range(n))
+
+
+def _compressed(frame: pl.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.write_ipc_stream(buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def _lying_rows(frame: pl.DataFrame, rows: int) -> bytes:
+    """A stream whose record batch header claims `rows` rows while its buffers hold fewer: the
+    row count is an int64 in the flatbuffer, found here as the batch's true count (unique enough
+    in a small header)."""
+    body = bytearray(ipc_body(frame))
+    true = struct.pack("<q", frame.height)
+    at = body.index(true, body.index(b"\xff\xff\xff\xff", 8))  # the second message: the record batch
+    body[at : at + 8] = struct.pack("<q", rows)
+    return bytes(body)
 
 
 def _stored(client: TestClient, host: str, want: int) -> int:
@@ -155,6 +175,11 @@ def test_scopes_and_sites_are_enforced(served: tuple[TestClient, dict[str, str]]
         (ipc_body(_batch(2, start_ns=10**19 // 2).frame), INGEST_MEDIA_TYPE, 422, "bad_timestamp"),
         (ipc_body(_batch(2001).frame), INGEST_MEDIA_TYPE, 413, "too_many_rows"),
         (bytes(300 * 1024), INGEST_MEDIA_TYPE, 413, "too_large"),
+        (_compressed(_batch(500).frame), INGEST_MEDIA_TYPE, 422, "compressed"),
+        (ipc_body(_batch(0).frame), INGEST_MEDIA_TYPE, 422, "no_rows"),
+        (_lying_rows(_batch(4).frame, 1000), INGEST_MEDIA_TYPE, 422, "bad_arrow"),
+        (_lying_rows(_batch(4).frame, 10**9), INGEST_MEDIA_TYPE, 413, "too_many_rows"),
+        (ipc_body(_batch(4).frame)[:-30], INGEST_MEDIA_TYPE, 422, "bad_arrow"),
     ],
 )
 def test_bad_bodies_are_refused_with_a_reason(
@@ -247,3 +272,18 @@ def test_ipc_body_is_the_same_for_the_same_rows_however_chunked() -> None:
     batch.frame.write_ipc(buffer, compression="lz4")
     roundtrip = pl.read_ipc(io.BytesIO(buffer.getvalue()))
     assert ipc_body(batch.frame) == ipc_body(chunked.frame) == ipc_body(roundtrip)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True)
+@given(data=st.data())
+def test_mutated_streams_are_refused_or_taken_never_a_crash(
+    served: tuple[TestClient, dict[str, str]], data: st.DataObject
+) -> None:
+    client, tokens = served
+    body = bytearray(ipc_body(_batch(3).frame))
+    for _ in range(data.draw(st.integers(1, 8))):
+        at = data.draw(st.integers(0, len(body) - 1))
+        body[at] = data.draw(st.integers(0, 255))
+    answer = client.post("/v1/ingest", content=bytes(body), headers=_auth(tokens["agent"]))
+    assert answer.status_code in (200, 403, 413, 422), answer.text
+    assert answer.json().get("error", {}).get("code") != "internal_error"
