@@ -18,8 +18,10 @@ from dash.backends._fastapi import FastAPIDashServer
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from dashboards import containers as containers_view
 from dashboards import overview
 from dashboards.overview import AdviceSummary
+from twin.advice.containers import ContainerEffects
 from twin.view import TwinReader
 
 __all__ = ["TITLE", "create_dash"]
@@ -71,12 +73,18 @@ def _normalise(prefix: str) -> str:
 
 
 def create_dash(
-    reader: TwinReader, *, server: Any = True, url_prefix: str = "/", advice: AdviceSummary | None = None
+    reader: TwinReader,
+    *,
+    server: Any = True,
+    url_prefix: str = "/",
+    advice: AdviceSummary | None = None,
+    containers: ContainerEffects | None = None,
 ) -> dash.Dash:
     """A new Dash app showing `reader`'s twin (no import-time app, so each service instance and each
     test gets its own).
 
     `advice`: a site's advice by scheduler hook (the advice log's summary), shown under each site.
+    `containers`: the container-effect model behind the containers view (`?view=containers`).
     `server`: True for an app of its own (serve or mount `dash_app.server`), or the service's
     FastAPI app to add the routes to. `url_prefix`: the path the page is reached at. Assets and
     scripts are served from this process (no CDN: the service may run without internet); plotly.js
@@ -109,6 +117,7 @@ def create_dash(
     )
     app.layout = overview.layout()
     overview.register(app, reader, prefix=prefix, advice=advice)
+    containers_view.register(app, containers)
     app.init_app(target)
     if host is None:
         target.add_middleware(_AppRelativePath)

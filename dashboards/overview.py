@@ -27,6 +27,7 @@ import polars as pl
 from dash import Input, Output, State, dcc, html
 from dash.development.base_component import Component
 
+from dashboards import containers as containers_view
 from dashboards import fmt, ids
 from dashboards.figures import (
     MANY_HOSTS,
@@ -419,60 +420,84 @@ def layout() -> Component:
             dcc.Location(id=ids.URL, refresh="callback-nav"),
             dcc.Interval(id=ids.TICK, interval=REFRESH_MS),
             dcc.Interval(id=ids.HISTORY_TICK, interval=HISTORY_REFRESH_FIRST_MS),
-            html.Header([html.H1("Continuum Twin"), html.Span(id=ids.SUMMARY, className="muted")]),
-            html.Section(id=ids.CARDS, className="cards"),
-            html.Section(
+            html.Header(
                 [
-                    html.H2("Continuum"),
-                    dcc.Graph(
-                        id=ids.CONTINUUM,
-                        figure=empty_figure("loading…", height=420),
-                        config=dcc.Graph.Config(displayModeBar=False),
+                    html.H1("Continuum Twin"),
+                    html.Span(id=ids.SUMMARY, className="muted"),
+                    html.Nav(
+                        [dcc.Link("Twin", href="?"), dcc.Link("Containers", href="?view=containers")],
+                        id=ids.VIEWS,
+                        className="views",
                     ),
-                    html.Div(id=ids.LINKS),
-                ],
-                className="panel",
+                ]
             ),
-            html.Section(
+            html.Div(
                 [
-                    html.Div(id=ids.DRILL_HEAD),
-                    html.Nav(id=ids.RANGE, className="ranges"),
-                    html.Div(
+                    html.Section(id=ids.CARDS, className="cards"),
+                    html.Section(
                         [
-                            html.H3(id=ids.HOSTS_TITLE),
-                            nodes_table(),
-                            html.H3(id=ids.NODES_GRAPH_TITLE),
-                            dcc.Graph(id=ids.NODES_GRAPH, figure=blank, config=_GRAPH_CONFIG, style=sized(blank)),
+                            html.H2("Continuum"),
+                            dcc.Graph(
+                                id=ids.CONTINUUM,
+                                figure=empty_figure("loading…", height=420),
+                                config=dcc.Graph.Config(displayModeBar=False),
+                            ),
+                            html.Div(id=ids.LINKS),
                         ],
-                        id=ids.HOSTS_SECTION,
-                        style=HIDDEN,
+                        className="panel",
                     ),
-                    html.Div(
+                    html.Section(
                         [
-                            html.H3(id=ids.SITE_TITLE),
-                            dcc.Graph(id=ids.SITE_GRAPH, figure=blank, config=_GRAPH_CONFIG, style=sized(blank)),
+                            html.Div(id=ids.DRILL_HEAD),
+                            html.Nav(id=ids.RANGE, className="ranges"),
+                            html.Div(
+                                [
+                                    html.H3(id=ids.HOSTS_TITLE),
+                                    nodes_table(),
+                                    html.H3(id=ids.NODES_GRAPH_TITLE),
+                                    dcc.Graph(
+                                        id=ids.NODES_GRAPH, figure=blank, config=_GRAPH_CONFIG, style=sized(blank)
+                                    ),
+                                ],
+                                id=ids.HOSTS_SECTION,
+                                style=HIDDEN,
+                            ),
+                            html.Div(
+                                [
+                                    html.H3(id=ids.SITE_TITLE),
+                                    dcc.Graph(
+                                        id=ids.SITE_GRAPH, figure=blank, config=_GRAPH_CONFIG, style=sized(blank)
+                                    ),
+                                ],
+                                id=ids.SITE_SECTION,
+                                style=HIDDEN,
+                            ),
+                            html.Div(
+                                [
+                                    html.H3("Queue and forecast"),
+                                    html.Div(id=ids.FORECAST_SUMMARY),
+                                    html.Div(queue_table(), id=ids.QUEUE_BOX, style=HIDDEN),
+                                    dcc.Graph(
+                                        id=ids.FORECAST_GRAPH, figure=blank, config=_GRAPH_CONFIG, style=sized(blank)
+                                    ),
+                                    html.H3("How good the forecast has been"),
+                                    html.Div(id=ids.ACCURACY_STATS),
+                                    dcc.Graph(
+                                        id=ids.ACCURACY_GRAPH, figure=blank, config=_GRAPH_CONFIG, style=sized(blank)
+                                    ),
+                                ],
+                                id=ids.FORECAST_SECTION,
+                                style=HIDDEN,
+                            ),
+                            html.Div(id=ids.ADVICE_SECTION, style=HIDDEN),
                         ],
-                        id=ids.SITE_SECTION,
-                        style=HIDDEN,
+                        id=ids.DRILLDOWN,
+                        className="panel",
                     ),
-                    html.Div(
-                        [
-                            html.H3("Queue and forecast"),
-                            html.Div(id=ids.FORECAST_SUMMARY),
-                            html.Div(queue_table(), id=ids.QUEUE_BOX, style=HIDDEN),
-                            dcc.Graph(id=ids.FORECAST_GRAPH, figure=blank, config=_GRAPH_CONFIG, style=sized(blank)),
-                            html.H3("How good the forecast has been"),
-                            html.Div(id=ids.ACCURACY_STATS),
-                            dcc.Graph(id=ids.ACCURACY_GRAPH, figure=blank, config=_GRAPH_CONFIG, style=sized(blank)),
-                        ],
-                        id=ids.FORECAST_SECTION,
-                        style=HIDDEN,
-                    ),
-                    html.Div(id=ids.ADVICE_SECTION, style=HIDDEN),
                 ],
-                id=ids.DRILLDOWN,
-                className="panel",
+                id=ids.OVERVIEW_VIEW,
             ),
+            containers_view.layout(),
         ],
         className="ctwin",
     )

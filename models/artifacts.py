@@ -55,6 +55,7 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         "models.estimators.RuntimeQuantileRegressor",
         "models.estimators.UserEstimate",
         "models.estimators.WaitQuantileRegressor",
+        "models.containers.estimators.ContainerEffectRegressor",
         # scikit-learn's fitted gradient-boosting trees (skops trusts the rest of sklearn/numpy)
         "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",

@@ -139,7 +139,7 @@ def create_app(
     if ui:
         from dashboards.app import create_dash
 
-        dash_app = create_dash(service.twin, advice=service.advisor.log.summary)
+        dash_app = create_dash(service.twin, advice=service.advisor.log.summary, containers=service.advisor.containers)
         app.mount("/", UiAuthMiddleware(dash_app.server, tokens, enabled="/" not in open_eps))
     serve = config.serve
     limits = RequestLimits(

@@ -22,6 +22,7 @@ from service.cli_common import ConfigOpt, DataDirOpt, JsonOpt, err, out, stop_on
 from service.cli_common import emit_json as _emit_json
 from service.cli_common import fail as _fail
 from service.cli_common import load as _load
+from service.cli_containers import containers_app
 from service.cli_dispatcher import dispatcher
 from service.cli_sbatch import SBATCH_CONTEXT, sbatch
 from service.cli_token import token_app
@@ -46,6 +47,7 @@ export_app = typer.Typer(help="Export datasets for analysis (Parquet or CSV, wit
 app.add_typer(config_app, name="config")
 app.add_typer(export_app, name="export")
 app.add_typer(token_app, name="token")
+app.add_typer(containers_app, name="containers")
 app.command("train")(models_cli.train)
 app.command("evaluate")(models_cli.evaluate)
 app.command("advise")(advise)

@@ -231,10 +231,22 @@ def evaluate(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
+    containers: Annotated[
+        bool,
+        typer.Option(
+            "--containers", help="Score the container-configuration model instead, on held-out container counts"
+        ),
+    ] = False,
 ) -> None:
     """Score ours vs the user estimate vs AVE2 per site on a chronological split (and rolling)."""
     from models.evaluation import evaluate_rolling, evaluate_split, metrics_table
     from models.report import write_plots
+
+    if containers:
+        from service.cli_containers import evaluate_containers
+
+        evaluate_containers(None, plots / "containers" if plots == Path("ctwin-eval") else plots, markdown, as_json)
+        return
 
     if target not in ("runtime", "wait", "both"):
         raise _fail(f"--target must be runtime, wait or both, not {target!r}")

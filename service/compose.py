@@ -16,6 +16,7 @@ import duckdb
 from collectors import registry
 from collectors.kube_api import KubeClient
 from collectors.link_probe_wire import parse_address
+from models.containers.config import ContainerConfig
 from service.config import CloudConfig, LoadedConfig, ProbeConfig, SiteConfig
 from service.config import CollectorSpec as ConfigCollectorSpec
 from service.hooks.extender import Extender
@@ -29,6 +30,7 @@ from telemetry.pipeline import CollectorStats, Pipeline, RunningCollector, Store
 from telemetry.stores.base import Store
 from telemetry.stores.duckdb_store import DuckDBStore
 from twin.advice.carbon import carbon_intensity
+from twin.advice.containers import ContainerEffects
 from twin.advice.herding import HerdingLedger
 from twin.advice.live import Advisor
 from twin.advice.log import AdviceLog
@@ -174,7 +176,8 @@ def build_service(loaded: LoadedConfig, data_dir: str | Path | None = None, *, c
         job_observers=(log.observe, ledger.observe),
         background_refresh=True,  # a request after a queue change answers from the previous base
     )
-    advisor = Advisor(twin, log, ledger, policy)
+    containers = ContainerEffects(models)
+    advisor = Advisor(twin, log, ledger, policy, containers=containers)
     sink = StoreSink(store)
     pipeline = Pipeline(
         collectors,
@@ -330,6 +333,7 @@ def placement_of(site: SiteConfig, clock_speed: float) -> Placement:
             source,
         ),
         clock_speed=clock_speed,
+        containers=ContainerConfig(**site.containers.model_dump()) if site.containers is not None else None,
     )
 
 

@@ -124,6 +124,17 @@ class PushConfig(StrictModel):
     )
 
 
+class SiteContainersConfig(StrictModel):
+    """What a site forces of a job's container configuration: its runtime, the network namespace
+    that runtime gives each container, its fabric, its pinning policy (unset: the job's own)."""
+
+    runtime: str | None = Field(None, min_length=1, max_length=64)
+    network: Literal["host", "private"] | None = None
+    fabric: str | None = Field(None, min_length=1, max_length=32)
+    affinity: Literal["none", "cpu", "cpu+memory"] | None = None
+    containers_per_node: int | None = Field(None, ge=1, le=1024)
+
+
 class SiteConfig(StrictModel):
     name: str = Field(pattern=SITE_NAME)
     kind: SiteKind = "edge"
@@ -146,6 +157,9 @@ class SiteConfig(StrictModel):
     energy: EnergyConfig = EnergyConfig()
     cloud: CloudConfig | None = Field(None, description="Only for kind: cloud (default provisioning if omitted)")
     push: PushConfig | None = Field(None, description="Pushed by a remote `ctwin agent` through /v1/ingest")
+    containers: SiteContainersConfig | None = Field(
+        None, description="What the site forces of a job's container configuration (the advice predicts its effect)"
+    )
 
     @model_validator(mode="after")
     def _cloud_only(self) -> SiteConfig:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from models.containers.config import ContainerConfig
 from twin.errors import UnknownSiteError
 from twin.view import SiteKind
 
@@ -96,6 +97,8 @@ class Placement:
     energy: Energy = Energy()
     clock_speed: float = 1.0
     """Site seconds per wall second: a replayed site's trace runs `speed` times faster."""
+    containers: ContainerConfig | None = None
+    """What this site forces of a job's container configuration (its runtime's network mode, say)."""
 
 
 @dataclass(frozen=True)

@@ -37,10 +37,25 @@ class DataIn(BaseModel):
 
 
 class ContainerIn(BaseModel):
+    """How the job is containerised; every field optional (unset: not said)."""
+
     model_config = {"extra": "forbid"}
 
     image: str | None = Field(None, max_length=512)
     runtime: str | None = Field(None, max_length=64, description="apptainer, podman, docker, charliecloud…")
+    containers_per_node: int | None = Field(None, ge=1, le=1024, description="Containers sharing one node")
+    ranks_per_container: int | None = Field(None, ge=1, le=100_000)
+    threads_per_rank: int | None = Field(None, ge=1, le=10_000)
+    affinity: Literal["none", "cpu", "cpu+memory"] | None = Field(
+        None, description="CPU (and memory) pinning: kubelet CPU/memory managers, --bind-to core, numactl"
+    )
+    network: Literal["host", "private"] | None = Field(
+        None, description="The containers' network namespace: the host's, or a private one each"
+    )
+    fabric: str | None = Field(None, max_length=32, description="How ranks talk: shm, tcp, ib…")
+
+    def to_config(self) -> ContainerSpec:
+        return ContainerSpec(**self.model_dump())
 
 
 class WeightsIn(BaseModel):
@@ -106,7 +121,7 @@ class JobRequestIn(BaseModel):
             partition=self.partition,
             input=DataSpec(self.input.size, self.input.site),
             output=DataSpec(self.output.size, self.output.site),
-            container=ContainerSpec(self.container.image, self.container.runtime),
+            container=self.container.to_config(),
             home=self.home,
             objective=self.objective,
             risk=self.risk,

@@ -223,7 +223,7 @@ def test_every_drill_down_graph_is_given_its_figures_height(reader: FakeReader) 
     assert history.site_figure_style == {"height": f"{history.site_figure.layout.height}px"} != {"height": "260px"}
     assert history.hosts_figure_style == {"height": "260px"}  # the blank figure's
     graphs = [c for c in walk(layout()) if isinstance(c, dcc.Graph) and c.id != ids.CONTINUUM]
-    assert len(graphs) == 4 and all(g.style == {"height": f"{g.figure.layout.height}px"} for g in graphs)
+    assert len(graphs) == 6 and all(g.style == {"height": f"{g.figure.layout.height}px"} for g in graphs)
     assert sized(go.Figure()) == {}
 
 

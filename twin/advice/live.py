@@ -19,6 +19,7 @@ from functools import cache
 
 import polars as pl
 
+from twin.advice.containers import ContainerEffects
 from twin.advice.herding import HerdingLedger
 from twin.advice.log import AdviceLog
 from twin.advice.outcome import Advice
@@ -46,8 +47,11 @@ class Advisor:
         policy: AdvicePolicy | None = None,
         *,
         clock: Callable[[], float] | None = None,
+        containers: ContainerEffects | None = None,
     ) -> None:
         self.twin = twin
+        self.containers = containers
+        """The container-effect model: the runtime at a site that forces another configuration."""
         self.log = log
         self.ledger = ledger
         self.policy = policy or AdvicePolicy()
@@ -74,6 +78,8 @@ class Advisor:
         bases = self._bases()
         views = {v.name: v for v in self.twin.current.sites()}
         runtimes = guess_runtimes(requests, topology.sites, bases, homes, self.speeds(bases))
+        if self.containers is not None:
+            runtimes = self.containers.apply(requests, topology.sites, runtimes)
         planner = TransferPlanner(self.twin.links(), probe_max_age_s=self.policy.max_data_age_s)
         egress = {s.name: s.placement.pricing.egress_per_gb for s in topology.sites}
         out = []

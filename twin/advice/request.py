@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from models.containers.config import ContainerConfig
+
 __all__ = ["Constraints", "ContainerSpec", "DataSpec", "JobRequest", "Objective", "Weights"]
 
 Objective = Literal["turnaround", "cost", "energy", "co2", "weighted"]
@@ -21,11 +23,9 @@ class DataSpec:
     """Where the input lives (or where the output must go); None: the job's home site."""
 
 
-@dataclass(frozen=True)
-class ContainerSpec:
-    image: str | None = None
-    runtime: str | None = None
-    """apptainer, podman, docker, charliecloud..."""
+ContainerSpec = ContainerConfig
+"""How the job is containerised (models.containers.config: runtime, image, containers per node,
+ranks per container, threads, affinity, network, fabric); the effect model reads it."""
 
 
 @dataclass(frozen=True)
