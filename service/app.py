@@ -120,7 +120,10 @@ def create_app(
             problems.append(store_problem)
         if problems:
             return JSONResponse(error_body(503, "not_ready", "; ".join(problems)), 503)
-        return JSONResponse({"status": "ready", "collectors": len(service.pipeline.collectors)})
+        body: dict[str, object] = {"status": "ready", "collectors": len(service.pipeline.collectors)}
+        if service.mirror is not None:  # InfluxDB away is not "not ready": reads and the store go on, it spools
+            body["influx"] = service.mirror.forwarder.problem() or "connected"
+        return JSONResponse(body)
 
     @app.get(
         "/metrics",

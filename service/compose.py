@@ -23,9 +23,11 @@ from service.hooks.extender import Extender
 from service.hooks.k8s_sites import NodeSites
 from service.hooks.node_cache import NodeCache
 from service.hooks.pod_worker import PodWorker
+from service.influx_mirror import influx_mirror_of
 from service.ingest import Ingestor, push_collector_name
 from service.probe_endpoint import ProbeEndpoint
 from service.resume import resume_replays
+from telemetry.influx import MirrorSink
 from telemetry.pipeline import CollectorStats, Pipeline, RunningCollector, StoreSink
 from telemetry.stores.base import Store
 from telemetry.stores.duckdb_store import DuckDBStore
@@ -118,10 +120,14 @@ class Service:
     """What link probes at other sites measure against (probe.listen set)."""
     ingest: Ingestor | None = None
     """Takes the batches remote agents push (POST /v1/ingest) into the pipeline."""
+    mirror: MirrorSink | None = None
+    """Samples mirrored to InfluxDB through a spool (store.backend: influx); DuckDB serves reads."""
 
     def start(self) -> None:
         if self.probe_endpoint is not None:
             self.probe_endpoint.start()  # first: a taken port fails the start before anything runs
+        if self.mirror is not None:
+            self.mirror.start()  # replays what an earlier run left spooled
         self.pipeline.start()
         self.advisor.log.start()
         if self.node_cache is not None:
@@ -135,6 +141,8 @@ class Service:
         if self.node_cache is not None:
             self.node_cache.stop()
         self.pipeline.stop()
+        if self.mirror is not None:
+            self.mirror.close()  # one bounded last replay; the rest stays spooled for the next start
         self.twin.queues.close()  # background base rebuilds read the store
         self.advisor.log.close()
         self.store.close()
@@ -179,9 +187,10 @@ def build_service(loaded: LoadedConfig, data_dir: str | Path | None = None, *, c
     containers = ContainerEffects(models)
     advisor = Advisor(twin, log, ledger, policy, containers=containers)
     sink = StoreSink(store)
+    mirror = influx_mirror_of(loaded, data_dir)
     pipeline = Pipeline(
         collectors,
-        [sink, twin.state],
+        [sink, twin.state, *([mirror] if mirror is not None else [])],
         buffer_samples=config.pipeline.buffer_samples,
         max_batch_samples=config.pipeline.max_batch_samples,
         retry_samples=config.pipeline.retry_samples,
@@ -194,6 +203,7 @@ def build_service(loaded: LoadedConfig, data_dir: str | Path | None = None, *, c
     service = Service(loaded, store, sink, pipeline, twin, advisor, models, salt, extender, worker, nodes)
     service.probe_endpoint = probe_endpoint_of(config.probe)
     service.ingest = Ingestor(pipeline, store, pushed, max_rows=config.serve.max_ingest_rows, health=push_health)
+    service.mirror = mirror
     return service
 
 

@@ -19,6 +19,7 @@ from collectors import registry
 from collectors.base import CollectorConfig
 from collectors.link_probe import LinkProbeConfig
 from collectors.link_probe_wire import parse_address
+from service.config_influx import InfluxConfig
 from service.config_schedulers import SchedulersConfig
 from service.timeparse import parse_size
 from telemetry.redact import redact
@@ -31,10 +32,21 @@ PIPELINE_KEYS = ("type", "name", "interval", "timeout", "enabled")
 
 
 class StoreConfig(StrictModel):
-    backend: Literal["duckdb"] = "duckdb"
+    backend: Literal["duckdb", "influx"] = Field(
+        "duckdb", description="influx: samples also go to InfluxDB (store.influx); DuckDB keeps serving reads"
+    )
     path: str | None = Field(None, description="DuckDB file; default <data_dir>/ctwin.duckdb")
     retention: Duration = Field(30 * 86400.0, description="Samples older than this are deleted")
     memory_limit: str = "1GB"
+    influx: InfluxConfig | None = Field(None, description="Where samples are mirrored with backend: influx")
+
+    @model_validator(mode="after")
+    def _influx_block(self) -> StoreConfig:
+        if self.backend == "influx" and self.influx is None:
+            raise ValueError("backend: influx needs a store.influx block (url, org, bucket, token_file or token_env)")
+        if self.backend != "influx" and self.influx is not None:
+            raise ValueError("store.influx is set but backend is not influx; set backend: influx to use it")
+        return self
 
 
 class PipelineConfig(StrictModel):

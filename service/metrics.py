@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.compose import Service
 from telemetry.catalog import catalog
+from telemetry.catalog import mirror as mm
 from telemetry.catalog import node as nm
 from telemetry.catalog import selfmetrics as sm
 
@@ -95,6 +96,27 @@ class TwinMetrics(Collector):
         store.add_metric([], sink.last_write_s)
         yield store
         yield from self._store_health()
+        yield from self._mirror()
+
+    def _mirror(self) -> Iterator[Any]:
+        mirror = self.service.mirror
+        if mirror is None:
+            return
+        forwarder, spool = mirror.forwarder, mirror.forwarder.spool
+        target = forwarder.target
+        connected = GaugeMetricFamily(mm.INFLUX_CONNECTED.name, mm.INFLUX_CONNECTED.help)
+        connected.add_metric([], 1.0 if forwarder.connected else 0.0)
+        samples = CounterMetricFamily("ctwin_influx_samples", mm.INFLUX_SAMPLES.help, labels=["outcome"])
+        samples.add_metric(["sent"], forwarder.sent_samples)
+        samples.add_metric(["replayed"], spool.replayed_samples)
+        samples.add_metric(["spooled"], spool.spooled_samples)
+        samples.add_metric(["dropped_spool_full"], spool.dropped_samples)
+        samples.add_metric(["skipped_nonfinite"], getattr(target, "skipped_samples", 0))
+        waiting = GaugeMetricFamily(mm.INFLUX_SPOOLED.name, mm.INFLUX_SPOOLED.help)
+        waiting.add_metric([], spool.pending_samples)
+        rejected = CounterMetricFamily("ctwin_influx_rejected_bodies", mm.INFLUX_REJECTED.help)
+        rejected.add_metric([], getattr(target, "rejected_bodies", 0))
+        yield from (connected, samples, waiting, rejected)
 
     def _store_health(self) -> Iterator[Any]:
         durable = self.service.pipeline.durable

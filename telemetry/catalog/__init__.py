@@ -15,6 +15,7 @@ from telemetry.catalog import (  # noqa: F401  (registers entries)
     gpu,
     kubernetes,
     links,
+    mirror,
     network,
     node,
     selfmetrics,

@@ -1,0 +1,51 @@
+"""Builds the InfluxDB mirror (`store.backend: influx`) from the typed config.
+
+Kept apart from compose.py: the composition root only asks "is there a mirror?", and what a
+mirror needs (its token, its spool directory, its retry bounds) is read here once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from collectors.base import CollectorError
+from collectors.secret import read_secret
+from service.config import LoadedConfig
+from telemetry.forwarder import SpooledForwarder
+from telemetry.influx import InfluxTarget, MirrorSink
+from telemetry.spool import Spool
+
+__all__ = ["MirrorConfigError", "influx_mirror_of"]
+
+
+class MirrorConfigError(ValueError):
+    """The InfluxDB mirror cannot be built as configured (its token is missing or unreadable)."""
+
+
+def influx_mirror_of(loaded: LoadedConfig, data_dir: str | Path | None = None) -> MirrorSink | None:
+    """The spooled InfluxDB mirror, not yet started; None unless `store.backend` is `influx`."""
+    store = loaded.config.store
+    cfg = store.influx
+    if store.backend != "influx" or cfg is None:
+        return None
+    token = ""
+    if cfg.token_file is not None or cfg.token_env is not None:
+        try:
+            token = read_secret(file=cfg.token_file, env=cfg.token_env, what="store.influx token")
+        except CollectorError as exc:
+            raise MirrorConfigError(str(exc)) from None
+    target = InfluxTarget(
+        cfg.url,
+        org=cfg.org,
+        bucket=cfg.bucket,
+        token=token,
+        precision=cfg.precision,
+        batch_size=cfg.batch_size,
+        timeout_s=cfg.timeout,
+        max_retries=cfg.max_retries,
+        gzip=cfg.gzip,
+        resend_window_s=cfg.resend_window,
+        resend_max_bytes=cfg.resend_max_bytes,
+    )
+    spool_dir = Path(cfg.spool_dir) if cfg.spool_dir else loaded.data_dir(data_dir) / "spool" / "influx"
+    spool = Spool(spool_dir, max_bytes=cfg.spool_max_bytes)
+    return MirrorSink(SpooledForwarder(target, spool, retry_min_s=cfg.retry_min, retry_max_s=cfg.retry_max))
