@@ -23,7 +23,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from service.compose import running_collectors
-from service.config_agent import LoadedAgent, ServeTargetConfig
+from service.config_agent import InfluxTargetConfig, LoadedAgent, ServeTargetConfig
+from service.influx_mirror import influx_target_of
 from telemetry.catalog import selfmetrics as sm
 from telemetry.forwarder import ForwardTarget, SpooledForwarder
 from telemetry.pipeline import Pipeline
@@ -36,11 +37,11 @@ __all__ = ["Agent", "build_agent", "build_target"]
 log = logging.getLogger(__name__)
 
 
-def build_target(target: ServeTargetConfig, agent_id: str) -> ForwardTarget:
+def build_target(target: ServeTargetConfig | InfluxTargetConfig, agent_id: str) -> ForwardTarget:
     """The configured target. One case per `kind` (service.config_agent.TargetConfig)."""
-    if target.kind == "serve":
-        return ServeTarget(target.url, target.token(), agent_id, timeout_s=target.timeout, max_rows=target.max_rows)
-    raise ValueError(f"unknown target kind {target.kind!r}")  # pragma: no cover (the config refuses it)
+    if isinstance(target, InfluxTargetConfig):
+        return influx_target_of(target, what="target")
+    return ServeTarget(target.url, target.token(), agent_id, timeout_s=target.timeout, max_rows=target.max_rows)
 
 
 @dataclass

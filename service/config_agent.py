@@ -1,9 +1,9 @@
 """The typed config of `ctwin agent`: one remote site's collectors and where their batches go.
 
 The collector entries are the service's own (service/config.py: flat, validated by each
-collector's model, unknown keys refused with their line). The target is chosen by `kind`;
-`serve` (a central `ctwin serve`, POST /v1/ingest) is the one built here, and another kind
-(InfluxDB) is one more member of `TargetConfig` and one more case in service/agent.py.
+collector's model, unknown keys refused with their line). The target is chosen by `kind`:
+`serve` (a central `ctwin serve`, POST /v1/ingest) or `influx` (InfluxDB's /api/v2/write, the
+keys of `store.influx`); each is one member of `TargetConfig` and one case in service/agent.py.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from service.config import (
     SITE_NAME,
@@ -27,9 +27,17 @@ from service.config import (
     collector_specs,
     read_yaml,
 )
+from service.config_influx import InfluxConfig
 from telemetry.schema import ByteSize, Duration, StrictModel
 
-__all__ = ["AgentConfig", "LoadedAgent", "ServeTargetConfig", "load_agent_config", "parse_agent_config"]
+__all__ = [
+    "AgentConfig",
+    "InfluxTargetConfig",
+    "LoadedAgent",
+    "ServeTargetConfig",
+    "load_agent_config",
+    "parse_agent_config",
+]
 
 
 class ServeTargetConfig(StrictModel):
@@ -51,8 +59,25 @@ class ServeTargetConfig(StrictModel):
         return api_token(None, self.token_file, options="set target.token_file", scope="ingest")
 
 
-TargetConfig = Annotated[ServeTargetConfig, Field(discriminator="kind")]
-"""Where batches go, by `kind`; add `| InfluxTargetConfig` for `kind: influx`."""
+_SPOOL_KEYS = ("spool_dir", "spool_max_bytes", "retry_min", "retry_max")
+
+
+class InfluxTargetConfig(InfluxConfig):
+    """Straight to InfluxDB (the keys of `store.influx`); the agent's own `spool:` block holds the
+    spool and its replay bounds, so the mirror's spool keys are refused here."""
+
+    kind: Literal["influx"]
+
+    @model_validator(mode="after")
+    def _no_second_spool(self) -> InfluxTargetConfig:
+        given = [k for k in _SPOOL_KEYS if k in self.model_fields_set]
+        if given:
+            raise ValueError(f"{', '.join(given)}: set these in the agent's `spool:` block (max_bytes, retry_min/max)")
+        return self
+
+
+TargetConfig = Annotated[ServeTargetConfig | InfluxTargetConfig, Field(discriminator="kind")]
+"""Where batches go, by `kind`: a central ctwin serve, or InfluxDB."""
 
 
 class SpoolConfig(StrictModel):

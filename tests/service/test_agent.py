@@ -42,8 +42,8 @@ def test_agent_config_is_typed_and_refuses_unknown_keys_with_their_line() -> Non
     assert [s.name for s in loaded.collectors] == ["edge/node"]
     (typo,) = _problems(AGENT.format(data="/tmp/x").replace("status:", "statsu:"))
     assert typo == "agent.yaml:7: statsu: unknown key"
-    (influx,) = _problems(AGENT.format(data="/tmp/x").replace("kind: serve", "kind: influx"))
-    assert "target" in influx and "'influx'" in influx
+    (kind,) = _problems(AGENT.format(data="/tmp/x").replace("kind: serve", "kind: kafka"))
+    assert "target" in kind and "'kafka'" in kind
     (collector,) = _problems(AGENT.format(data="/tmp/x").replace("interval: 0.2s}", "interval: 0.2s, root: 3}"))
     assert collector.startswith("agent.yaml:9: collectors[0].root")
     assert any("required key is missing" in p for p in _problems("site: edge\ncollectors: [{type: node}]\n"))
@@ -96,3 +96,19 @@ def test_the_documented_example_is_valid() -> None:
     text = (root / "deploy" / "agent.example.yaml").read_text()
     loaded = parse_agent_config(text, "deploy/agent.example.yaml")
     assert loaded.config.target.kind == "serve" and [s.entry.type for s in loaded.collectors] == ["node", "containers"]
+
+
+def test_target_kind_influx_writes_straight_to_influxdb_with_the_agents_own_spool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.agent import build_target
+    from telemetry.influx import InfluxTarget
+
+    influx = 'target: {kind: influx, url: "http://127.0.0.1:8086", org: o, bucket: b, token_env: AGENT_INFLUX_TOKEN}'
+    text = AGENT.format(data=tmp_path).replace('target: {kind: serve, url: "http://127.0.0.1:9", timeout: 1s}', influx)
+    loaded = parse_agent_config(text)
+    monkeypatch.setenv("AGENT_INFLUX_TOKEN", "secret")
+    target = build_target(loaded.config.target, loaded.config.agent_name())
+    assert isinstance(target, InfluxTarget) and target.bucket == "b"
+    (twice,) = _problems(text.replace("token_env: AGENT_INFLUX_TOKEN", "token_env: T, spool_dir: /tmp/s"))
+    assert "spool_dir: set these in the agent's `spool:` block" in twice
