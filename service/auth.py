@@ -77,7 +77,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ScopeName = Literal["read", "export", "advise", "admin"]
+ScopeName = Literal["read", "export", "advise", "ingest", "admin"]
 SCOPES: tuple[ScopeName, ...] = get_args(ScopeName)
 TOKEN_PREFIX = "ctw"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")

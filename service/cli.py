@@ -17,7 +17,8 @@ from rich.table import Table
 from collectors import registry
 from service import cli_models as models_cli
 from service.cli_advise import advise
-from service.cli_common import ConfigOpt, DataDirOpt, JsonOpt, err, out
+from service.cli_agent import agent
+from service.cli_common import ConfigOpt, DataDirOpt, JsonOpt, err, out, stop_on_signals
 from service.cli_common import emit_json as _emit_json
 from service.cli_common import fail as _fail
 from service.cli_common import load as _load
@@ -52,6 +53,7 @@ app.command("evaluate")(models_cli.evaluate)
 app.command("advise")(advise)
 app.command("sbatch", context_settings=SBATCH_CONTEXT)(sbatch)
 app.command("dispatcher")(dispatcher)
+app.command("agent")(agent)
 
 
 # ---------------------------------------------------------------------------- collect
@@ -166,11 +168,7 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Collect into the store until stopped (SIGTERM / Ctrl-C), then flush and exit cleanly."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    install_log_redaction()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):  # first: a stop asked for while starting is kept
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     loaded = _load(config)
     secure_data_dir(loaded, data_dir)
     runtime = build_service(loaded, data_dir)

@@ -5,8 +5,11 @@ need not import service.cli, which imports them."""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,8 +18,21 @@ from rich.console import Console
 from rich.markup import escape
 
 from service.config import ConfigError, LoadedConfig, ServeConfig, load_config
+from telemetry.redact import install_log_redaction
 
-__all__ = ["ConfigOpt", "DataDirOpt", "JsonOpt", "api_token", "emit_json", "err", "fail", "load", "out", "service_url"]
+__all__ = [
+    "ConfigOpt",
+    "DataDirOpt",
+    "JsonOpt",
+    "api_token",
+    "emit_json",
+    "err",
+    "fail",
+    "load",
+    "out",
+    "service_url",
+    "stop_on_signals",
+]
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -42,6 +58,17 @@ def load(config: Path | None) -> LoadedConfig:
         raise fail(f"{len(exc.problems)} problem(s) in the config; fix them and run `ctwin config check`") from None
 
 
+def stop_on_signals() -> threading.Event:
+    """Log to stderr (credentials masked) and return an event SIGTERM / SIGINT set: a long-running
+    command waits on it, then stops cleanly. Installed first, so a stop asked for while starting is kept."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
@@ -52,9 +79,12 @@ def service_url(serve: ServeConfig) -> str:
     return f"http://{'[' + host + ']' if ':' in host else host}:{serve.port}"
 
 
-def api_token(token: str | None, token_file: Path | None, *, options: str = "--token-file") -> str:
+def api_token(
+    token: str | None, token_file: Path | None, *, options: str = "--token-file", scope: str = "advise"
+) -> str:
     """An API token for a client command: `token`, else CTWIN_TOKEN, else `token_file`'s content.
-    ValueError with the fix (`options`: where the command takes a file) when there is none."""
+    ValueError with the fix (`options`: where the command takes a file; `scope`: the one it needs)
+    when there is none."""
     secret = token or os.environ.get("CTWIN_TOKEN")
     if not secret and token_file is not None:
         try:
@@ -64,6 +94,6 @@ def api_token(token: str | None, token_file: Path | None, *, options: str = "--t
     if not secret:
         raise ValueError(
             f"no API token: pass --token, set CTWIN_TOKEN, or {options}"
-            " (create one with `ctwin token create NAME --scope advise`)"
+            f" (create one with `ctwin token create NAME --scope {scope}`)"
         )
     return secret

@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,15 +18,17 @@ from collectors.kube_api import KubeClient
 from collectors.link_probe_wire import parse_address
 from models.containers.config import ContainerConfig
 from service.config import CloudConfig, LoadedConfig, ProbeConfig, SiteConfig
+from service.config import CollectorSpec as ConfigCollectorSpec
 from service.hooks.extender import Extender
 from service.hooks.k8s_sites import NodeSites
 from service.hooks.node_cache import NodeCache
 from service.hooks.pod_worker import PodWorker
 from service.influx_mirror import influx_mirror_of, remote_write_of
+from service.ingest import Ingestor, push_collector_name
 from service.probe_endpoint import ProbeEndpoint
 from service.resume import resume_replays
 from telemetry.influx import MirrorSink
-from telemetry.pipeline import Pipeline, RunningCollector, StoreSink
+from telemetry.pipeline import CollectorStats, Pipeline, RunningCollector, StoreSink
 from telemetry.stores.base import Store
 from telemetry.stores.duckdb_store import DuckDBStore
 from twin.advice.carbon import carbon_intensity
@@ -72,9 +75,13 @@ def open_store(loaded: LoadedConfig, data_dir: str | Path | None = None, read_on
 
 
 def build_collectors(loaded: LoadedConfig) -> list[RunningCollector]:
-    host = loaded.config.host_name()
+    return running_collectors(loaded.collectors, loaded.config.host_name())
+
+
+def running_collectors(specs: Sequence[ConfigCollectorSpec], host: str) -> list[RunningCollector]:
+    """Each configured collector in its running wrapper, labelled with its site and `host`."""
     running = []
-    for spec in loaded.collectors:
+    for spec in specs:
         collector = registry.get(spec.entry.type)(spec.config)
         interval = spec.entry.interval
         running.append(
@@ -111,6 +118,8 @@ class Service:
     """The API's nodes, listed and watched, for names-only extender requests (api set)."""
     probe_endpoint: ProbeEndpoint | None = None
     """What link probes at other sites measure against (probe.listen set)."""
+    ingest: Ingestor | None = None
+    """Takes the batches remote agents push (POST /v1/ingest) into the pipeline."""
     mirror: MirrorSink | None = None
     """Samples mirrored to InfluxDB through a spool (store.backend: influx); DuckDB serves reads."""
     remote_write: MirrorSink | None = None
@@ -169,10 +178,12 @@ def build_service(loaded: LoadedConfig, data_dir: str | Path | None = None, *, c
     )
     log = AdviceLog(store)
     ledger = HerdingLedger(policy.herding_ttl_s, time.time)
+    pushed = {s.name: frozenset(s.push.tokens) for s in config.sites if s.push is not None}
+    push_health = {push_collector_name(site): CollectorStats(push_collector_name(site)) for site in pushed}
     twin = build_twin(
         topology,
         store,
-        {rc.name: rc.stats for rc in collectors},
+        {**{rc.name: rc.stats for rc in collectors}, **push_health},
         models,
         job_observers=(log.observe, ledger.observe),
         background_refresh=True,  # a request after a queue change answers from the previous base
@@ -196,6 +207,7 @@ def build_service(loaded: LoadedConfig, data_dir: str | Path | None = None, *, c
     _freeze_startup_heap()
     service = Service(loaded, store, sink, pipeline, twin, advisor, models, salt, extender, worker, nodes)
     service.probe_endpoint = probe_endpoint_of(config.probe)
+    service.ingest = Ingestor(pipeline, store, pushed, max_rows=config.serve.max_ingest_rows, health=push_health)
     service.mirror = mirror
     service.remote_write = remote_write
     return service
@@ -264,6 +276,11 @@ def topology_of(loaded: LoadedConfig) -> Topology:
     by_site: dict[str, list[CollectorSpec]] = {}
     for spec in loaded.collectors:
         by_site.setdefault(spec.site.name, []).append(CollectorSpec(spec.name, spec.entry.type, spec.entry.interval))
+    for site in loaded.config.sites:  # a pushed site is heard from through its agent's batches
+        if site.push is not None:
+            by_site.setdefault(site.name, []).append(
+                CollectorSpec(push_collector_name(site.name), "push", site.push.interval)
+            )
     replay_speed = {
         spec.site.name: float(getattr(spec.config, "speed", 1.0))
         for spec in loaded.collectors

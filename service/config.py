@@ -128,6 +128,18 @@ class CloudConfig(StrictModel):
     quota_gpus: int | None = Field(None, ge=0)
 
 
+class PushConfig(StrictModel):
+    """A site whose telemetry a remote `ctwin agent` pushes to `POST /v1/ingest` (no local collectors
+    needed). Only tokens named here (with the `ingest` scope) may write the site's samples and jobs."""
+
+    tokens: list[str] = Field(
+        min_length=1, description="Names of the API tokens (ingest scope) allowed to push this site's data"
+    )
+    interval: Duration = Field(
+        10.0, description="How often the agent pushes; the site turns stale after 3 of these without a batch"
+    )
+
+
 class SiteContainersConfig(StrictModel):
     """What a site forces of a job's container configuration: its runtime, the network namespace
     that runtime gives each container, its fabric, its pinning policy (unset: the job's own)."""
@@ -160,6 +172,7 @@ class SiteConfig(StrictModel):
     pricing: PricingConfig = PricingConfig()
     energy: EnergyConfig = EnergyConfig()
     cloud: CloudConfig | None = Field(None, description="Only for kind: cloud (default provisioning if omitted)")
+    push: PushConfig | None = Field(None, description="Pushed by a remote `ctwin agent` through /v1/ingest")
     containers: SiteContainersConfig | None = Field(
         None, description="What the site forces of a job's container configuration (the advice predicts its effect)"
     )
@@ -214,6 +227,9 @@ class ServeConfig(StrictModel):
     max_json_depth: int = Field(64, ge=2, le=1000, description="Deepest nesting of a JSON body (400 beyond it)")
     max_expensive_requests: int = Field(
         2, ge=1, le=10_000, description="Queries, exports, forecasts and advice at once; one more gets 503"
+    )
+    max_ingest_rows: int = Field(
+        100_000, ge=1, le=10_000_000, description="Most samples (or job rows) one /v1/ingest batch may hold (413)"
     )
 
 
@@ -504,8 +520,60 @@ def _problems(exc: ValidationError, prefix: Path_, lines: dict[Path_, int]) -> l
     return out
 
 
+def collector_specs(
+    site: SiteConfig,
+    prefix: Path_,
+    lines: dict[Path_, int],
+    names: set[str],
+    links: set[frozenset[str]] | None,
+) -> tuple[list[CollectorSpec], list[ConfigProblem]]:
+    """Validate a site's collector entries with their collectors' own models. `prefix` locates the
+    list in the file (`sites[0].collectors`, or an agent config's `collectors`); `names` collects
+    the names in use across sites; `links`: the configured links a link probe must follow (None:
+    not checked, as in an agent, whose links are the central config's)."""
+    specs: list[CollectorSpec] = []
+    problems: list[ConfigProblem] = []
+    for ci, entry in enumerate(site.collectors):
+        at_entry: Path_ = (*prefix, ci)
+        try:
+            cls = registry.get(entry.type)
+        except KeyError as exc:
+            at_type: Path_ = (*at_entry, "type")
+            problems.append(ConfigProblem(_render_loc(at_type), str(exc.args[0]), _line_for(at_type, lines)))
+            continue
+        try:
+            options = cls.config_model.model_validate(entry.options())
+        except ValidationError as exc:
+            problems.extend(_problems(exc, at_entry, lines))
+            continue
+        except Exception as exc:  # the plugin boundary: a validator failing otherwise (re.compile's
+            # OverflowError for `a{99999999999}`) is still a problem of this entry, not a crash
+            message = f"invalid: {type(exc).__name__}: {exc}"
+            problems.append(ConfigProblem(_render_loc(at_entry), message, _line_for(at_entry, lines)))
+            continue
+        spec = CollectorSpec(site, entry, options)
+        if links is not None and isinstance(options, LinkProbeConfig) and frozenset(options.between) not in links:
+            at: Path_ = (*at_entry, "between")
+            ends = " and ".join(options.between)
+            message = f"no `links:` entry between {ends}: add one, or probe a configured link"
+            problems.append(ConfigProblem(_render_loc(at), message, _line_for(at, lines)))
+        if spec.name in names:
+            problems.append(
+                ConfigProblem(
+                    _render_loc((*at_entry, "name")),
+                    f"collector name {spec.name!r} is used twice; set distinct `name`s",
+                    _line_for(at_entry, lines),
+                )
+            )
+        names.add(spec.name)
+        if entry.enabled:
+            specs.append(spec)
+    return specs, problems
+
+
 # ------------------------------------------------------------------ loading
-def parse_config(text: str, source: str = "<config>") -> LoadedConfig:
+def read_yaml(text: str, source: str) -> tuple[dict[str, Any], dict[Path_, int]]:
+    """The YAML mapping and the line of every key path; ConfigError for what YAML lets by."""
     try:
         node = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -527,6 +595,11 @@ def parse_config(text: str, source: str = "<config>") -> LoadedConfig:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(source, [ConfigProblem("", "the config must be a mapping of keys to values", 1)])
+    return data, lines
+
+
+def parse_config(text: str, source: str = "<config>") -> LoadedConfig:
+    data, lines = read_yaml(text, source)
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
@@ -546,42 +619,10 @@ def parse_config(text: str, source: str = "<config>") -> LoadedConfig:
                 )
             )
         site_names.add(site.name)
-        for ci, entry in enumerate(site.collectors):
-            prefix: Path_ = ("sites", si, "collectors", ci)
-            try:
-                cls = registry.get(entry.type)
-            except KeyError as exc:
-                problems.append(
-                    ConfigProblem(_render_loc((*prefix, "type")), str(exc.args[0]), _line_for((*prefix, "type"), lines))
-                )
-                continue
-            try:
-                options = cls.config_model.model_validate(entry.options())
-            except ValidationError as exc:
-                problems.extend(_problems(exc, prefix, lines))
-                continue
-            except Exception as exc:  # the plugin boundary: a validator failing otherwise (re.compile's
-                # OverflowError for `a{99999999999}`) is still a problem of this entry, not a crash
-                message = f"invalid: {type(exc).__name__}: {exc}"
-                problems.append(ConfigProblem(_render_loc(prefix), message, _line_for(prefix, lines)))
-                continue
-            spec = CollectorSpec(site, entry, options)
-            if isinstance(options, LinkProbeConfig) and frozenset(options.between) not in links:
-                at: Path_ = (*prefix, "between")
-                ends = " and ".join(options.between)
-                message = f"no `links:` entry between {ends}: add one, or probe a configured link"
-                problems.append(ConfigProblem(_render_loc(at), message, _line_for(at, lines)))
-            if spec.name in names:
-                problems.append(
-                    ConfigProblem(
-                        _render_loc((*prefix, "name")),
-                        f"collector name {spec.name!r} is used twice; set distinct `name`s",
-                        _line_for(prefix, lines),
-                    )
-                )
-            names.add(spec.name)
-            if entry.enabled:
-                specs.append(spec)
+        prefix: Path_ = ("sites", si, "collectors")
+        site_specs, site_problems = collector_specs(site, prefix, lines, names, links)
+        specs.extend(site_specs)
+        problems.extend(site_problems)
     for li, link in enumerate(config.links):
         for end in link.between:
             if end not in site_names:

@@ -10,30 +10,28 @@ from pathlib import Path
 from collectors.base import CollectorError
 from collectors.secret import read_secret
 from service.config import LoadedConfig
+from service.config_influx import InfluxConfig
 from telemetry.forwarder import SpooledForwarder
 from telemetry.influx import InfluxTarget, MirrorSink
 from telemetry.spool import Spool
 
-__all__ = ["MirrorConfigError", "influx_mirror_of", "remote_write_of"]
+__all__ = ["MirrorConfigError", "influx_mirror_of", "influx_target_of", "remote_write_of"]
 
 
 class MirrorConfigError(ValueError):
     """The InfluxDB mirror cannot be built as configured (its token is missing or unreadable)."""
 
 
-def influx_mirror_of(loaded: LoadedConfig, data_dir: str | Path | None = None) -> MirrorSink | None:
-    """The spooled InfluxDB mirror, not yet started; None unless `store.backend` is `influx`."""
-    store = loaded.config.store
-    cfg = store.influx
-    if store.backend != "influx" or cfg is None:
-        return None
+def influx_target_of(cfg: InfluxConfig, *, what: str) -> InfluxTarget:
+    """The InfluxDB target of an `InfluxConfig` (the mirror's, or an agent's `target` with kind
+    influx); `what` names the block in the error when its token cannot be read."""
     token = ""
     if cfg.token_file is not None or cfg.token_env is not None:
         try:
-            token = read_secret(file=cfg.token_file, env=cfg.token_env, what="store.influx token")
+            token = read_secret(file=cfg.token_file, env=cfg.token_env, what=f"{what} token")
         except CollectorError as exc:
             raise MirrorConfigError(str(exc)) from None
-    target = InfluxTarget(
+    return InfluxTarget(
         cfg.url,
         org=cfg.org,
         bucket=cfg.bucket,
@@ -46,6 +44,15 @@ def influx_mirror_of(loaded: LoadedConfig, data_dir: str | Path | None = None) -
         resend_window_s=cfg.resend_window,
         resend_max_bytes=cfg.resend_max_bytes,
     )
+
+
+def influx_mirror_of(loaded: LoadedConfig, data_dir: str | Path | None = None) -> MirrorSink | None:
+    """The spooled InfluxDB mirror, not yet started; None unless `store.backend` is `influx`."""
+    store = loaded.config.store
+    cfg = store.influx
+    if store.backend != "influx" or cfg is None:
+        return None
+    target = influx_target_of(cfg, what="store.influx")
     spool_dir = Path(cfg.spool_dir) if cfg.spool_dir else loaded.data_dir(data_dir) / "spool" / "influx"
     spool = Spool(spool_dir, max_bytes=cfg.spool_max_bytes)
     return MirrorSink(SpooledForwarder(target, spool, retry_min_s=cfg.retry_min, retry_max_s=cfg.retry_max))

@@ -48,6 +48,8 @@ class NetLab:
     """Namespace of end A (address ADDR_A)."""
     b: str
     rate: str
+    veth_a: str = ""
+    veth_b: str = ""
     addr_a: str = ADDR_A
     addr_b: str = ADDR_B
     _procs: list[subprocess.Popen[str]] = field(default_factory=list)
@@ -77,6 +79,16 @@ class NetLab:
         self._procs.append(proc)
         return proc
 
+    def cut(self) -> None:
+        """Take both ends of the link down: packets go nowhere, as on a cut cable."""
+        for ns, dev in ((self.a, self.veth_a), (self.b, self.veth_b)):
+            _ip("-n", ns, "link", "set", dev, "down")
+
+    def restore(self) -> None:
+        """Bring both ends back up (addresses and the tbf shaping stay as they were)."""
+        for ns, dev in ((self.a, self.veth_a), (self.b, self.veth_b)):
+            _ip("-n", ns, "link", "set", dev, "up")
+
     def stop_all(self) -> None:
         for proc in self._procs:
             if proc.poll() is None:
@@ -95,8 +107,8 @@ def netlab(rate: str = "100mbit", burst: str = "32kb", latency: str = "50ms") ->
     _need(os.geteuid() == 0, "network namespaces need root")
     _need(shutil.which("ip") is not None and shutil.which("tc") is not None, "iproute2 (ip, tc) is not installed")
     token = secrets.token_hex(3)
-    lab = NetLab(a=f"ctwin-{token}-a", b=f"ctwin-{token}-b", rate=rate)
     veth_a, veth_b = f"ctw{token}a", f"ctw{token}b"  # at most 15 characters
+    lab = NetLab(a=f"ctwin-{token}-a", b=f"ctwin-{token}-b", rate=rate, veth_a=veth_a, veth_b=veth_b)
     made: list[str] = []
     try:
         try:

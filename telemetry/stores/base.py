@@ -157,5 +157,14 @@ class Store(ABC):
         (telemetry.advice.SUMMARY_SCHEMA), computed in the store."""
 
     @abstractmethod
+    def ingest_key_seen(self, key: str) -> bool:
+        """Whether a batch with this idempotency key (POST /v1/ingest) was stored already."""
+
+    @abstractmethod
+    def remember_ingest_key(self, key: str, site: str, rows: int, keep: int) -> None:
+        """Record a stored batch's idempotency key; only the `keep` newest keys are kept, so a
+        replay is recognised for as long as an agent's spool can plausibly hold it."""
+
+    @abstractmethod
     def close(self) -> None:
         """Flush and release the backend; idempotent."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,6 +48,8 @@ __all__ = ["DuckDBStore"]
 
 log = logging.getLogger(__name__)
 
+_PRUNE_KEYS_EVERY = 100
+"""Ingest keys beyond the bound are deleted every this many inserts (one scan, not one per batch)."""
 _SAMPLES_COLUMNS = ["metric", "labels", "ts_ns", "value"]
 _AGG_SQL = {
     "avg": "avg(value)",
@@ -100,6 +103,7 @@ class DuckDBStore(Store):
         self._invalidated: str | None = None
         """DuckDB's fatal error, from the write that invalidated the database until it is reopened."""
         self.reopens = 0
+        self._ingest_inserts = 0
         self._connect()
 
     def _connect(self) -> None:
@@ -153,6 +157,10 @@ class DuckDBStore(Store):
         con.execute(f"CREATE TABLE IF NOT EXISTS advice ({_columns_sql(ADVICE_SCHEMA)}, PRIMARY KEY (advice_id))")
         # a log written before the hook column existed gains it (its answers came through the API)
         con.execute("ALTER TABLE advice ADD COLUMN IF NOT EXISTS hook VARCHAR DEFAULT 'api'")
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS ingest_keys (key VARCHAR PRIMARY KEY, site VARCHAR, rows BIGINT,"
+            " received_ns BIGINT NOT NULL)"
+        )
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         if self._closed:
@@ -482,6 +490,26 @@ class DuckDBStore(Store):
     def advice_summary(self, site: str) -> pl.DataFrame:
         frame = _frame(self._cursor(), summary_sql("advice"), [site])
         return frame.cast(SUMMARY_SCHEMA) if frame.width else pl.DataFrame(schema=SUMMARY_SCHEMA)  # type: ignore[arg-type]
+
+    # ---------------------------------------------------------------- ingest idempotency keys
+    def ingest_key_seen(self, key: str) -> bool:
+        row = self._cursor().execute("SELECT count(*) FROM ingest_keys WHERE key = ?", [key]).fetchone()
+        return bool(row and row[0])
+
+    def remember_ingest_key(self, key: str, site: str, rows: int, keep: int) -> None:
+        if keep < 1:
+            raise ValueError("keep at least one ingest key")
+        with self._write_lock, self._transaction() as cur:
+            cur.execute(
+                "INSERT INTO ingest_keys VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", [key, site, rows, time.time_ns()]
+            )
+            self._ingest_inserts += 1
+            if self._ingest_inserts % _PRUNE_KEYS_EVERY == 0 or keep < _PRUNE_KEYS_EVERY:
+                cur.execute(
+                    "DELETE FROM ingest_keys WHERE key NOT IN"
+                    " (SELECT key FROM ingest_keys ORDER BY received_ns DESC, key LIMIT ?)",
+                    [keep],
+                )
 
     def close(self) -> None:
         if self._closed:

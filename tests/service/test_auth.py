@@ -146,7 +146,7 @@ def test_expiry(path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "scopes", "expires", "match"),
     [
-        ("ci", ["root"], None, "unknown scope 'root': valid scopes are read, export, advise, admin"),
+        ("ci", ["root"], None, "unknown scope 'root': valid scopes are read, export, advise, ingest, admin"),
         ("ci", [], None, "no scope given"),
         ("has space", ["read"], None, "invalid token name"),
         ("", ["read"], None, "invalid token name"),

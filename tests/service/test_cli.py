@@ -70,9 +70,18 @@ def test_run_until_sigterm_flushes_then_export(tmp_path: Path) -> None:
         text=True,
         env=os.environ.copy(),
     )
-    time.sleep(4)
+    # until it says it collects (its imports take seconds on a loaded machine; a SIGTERM before its
+    # handler is installed kills it), then a few collections
+    assert proc.stderr is not None
+    started: list[str] = []
+    while not any("collecting" in line for line in started):
+        line = proc.stderr.readline()
+        assert line, "".join(started)  # it exited before collecting
+        started.append(line)
+    time.sleep(3)
     proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=30)
+    _, rest = proc.communicate(timeout=30)
+    stderr = "".join(started) + rest
     assert proc.returncode == 0, stderr
     assert "stopped;" in stderr and "0 dropped" in stderr
 

@@ -69,7 +69,7 @@ def test_default_scope_is_read(runner: CliRunner, tmp_path: Path) -> None:
 def test_unknown_scope_lists_the_valid_ones(runner: CliRunner, tmp_path: Path) -> None:
     res = runner.invoke(app, ["token", "create", "ci", "--scope", "root", "-d", str(tmp_path)])
     assert res.exit_code == 2
-    assert "unknown scope 'root': valid scopes are read, export, advise, admin" in res.stderr
+    assert "unknown scope 'root': valid scopes are read, export, advise, ingest, admin" in res.stderr
     assert not (tmp_path / "tokens.json").exists()
 
 
