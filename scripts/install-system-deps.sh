@@ -7,6 +7,7 @@ SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 base=(python3 python3-venv python3-dev gcc ca-certificates)
 test_pkgs=(prometheus chromium chromium-driver prometheus-node-exporter slurmctld slurmd slurm-client munge slurmdbd mariadb-server slurmrestd slurm-wlm-jwt-plugin)
 test_pkgs+=(iproute2)  # tests/netlab.py: ip netns, veth pairs, tc tbf
+test_pkgs+=(docker-compose systemd)  # tests/deploy: `docker-compose config` (compose-spec schema, offline), `systemd-analyze verify`
 bench_pkgs=(prometheus-node-exporter victoria-metrics influxdb wrk)
 case "$what" in
   run) pkgs=("${base[@]}") ;;
