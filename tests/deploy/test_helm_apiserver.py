@@ -12,8 +12,6 @@ it does not know; so each object read back must still hold every field the chart
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -29,6 +27,7 @@ import yaml
 from collectors.kube_api import KubeClient, KubeError
 from tests.conftest import free_port
 from tests.deploy.chart import RELEASE_VALUES, by_kind, render_docs
+from tests.deploy.serving import serving
 from tests.k8s_cluster import ControlPlane, node_object
 
 pytestmark = pytest.mark.integration
@@ -187,27 +186,6 @@ def _serve(rendered: str, cp: ControlPlane, sa_token: str, tmp: Path) -> Iterato
     subprocess.run([*ctwin, "token", "create", "admin", "--scope", "admin", "--config", str(path)],
                    check=True, capture_output=True)  # fmt: skip
     port = free_port()
-    log = tmp / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([*ctwin, "serve", "--config", str(path), "--listen", "127.0.0.1",
-                                 "--port", str(port), "--no-ui"],
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "ctwin serve did not answer /healthz:\n" + log.read_text()[-3000:]
-            time.sleep(0.3)
-        yield url
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+    command = [*ctwin, "serve", "--config", str(path), "--listen", "127.0.0.1", "--port", str(port), "--no-ui"]
+    with serving(command, port=port, cwd=tmp) as served:
+        yield served.url

@@ -7,20 +7,18 @@ KillSignal, and must exit 0 within TimeoutStopSec."""
 from __future__ import annotations
 
 import configparser
-import contextlib
 import os
 import shlex
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
 from tests.conftest import ROOT, free_port, need_binary
+from tests.deploy.serving import serving
 
 UNITS = ROOT / "deploy" / "systemd"
 CTWIN = ROOT / ".venv" / "bin" / "ctwin"
@@ -106,26 +104,11 @@ def test_serve_exec_start_serves_and_stops_cleanly_on_its_kill_signal(tmp_path: 
     command[command.index("--data-dir") + 1] = str(tmp_path / "state")
     env = dict(os.environ, **dict(kv.split("=", 1) for kv in shlex.split(service["Environment"])))
     env["HOME"] = str(tmp_path / "state")
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, cwd=tmp_path / "state", env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.3)
-        os.killpg(proc.pid, getattr(signal, service["KillSignal"]))
-        code = proc.wait(timeout=float(service["TimeoutStopSec"]))
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert code == 0, log.read_text()[-3000:]
+    with serving(command, port=port, cwd=tmp_path / "state", env=env, ready_timeout_s=60,
+                 stop_timeout_s=float(service["TimeoutStopSec"]),
+                 stop_signal=getattr(signal, service["KillSignal"])) as served:  # fmt: skip
+        pass
+    assert served.exit_code() == 0, served.log.read_text()[-3000:]
     assert (tmp_path / "state" / "tokens.json").exists()  # the first admin token went to the state dir
 
 

@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import pytest
 
 from tests.conftest import ROOT, free_port
 from tests.deploy.containerfile import read_recipe
+from tests.deploy.serving import serving
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -76,40 +76,19 @@ def test_the_venv_imports_ctwin_from_itself_not_the_repo(installed: Path, tmp_pa
 
 
 @contextlib.contextmanager
-def _serving(bin_dir: Path, cwd: Path) -> Iterator[tuple[str, str, Path]]:
+def _serving(bin_dir: Path, cwd: Path) -> Iterator[tuple[str, str]]:
     port = free_port()
-    log = cwd / "serve.log"
-    out = cwd / "serve.json"
-    with log.open("wb") as err, out.open("wb") as stdout:
-        proc = subprocess.Popen([str(bin_dir / "ctwin"), "serve", "--port", str(port), "--json"], cwd=cwd,
-                                env=_clean_env(), stdout=stdout, stderr=err, start_new_session=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, "ctwin serve exited:\n" + log.read_text()[-3000:]
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "no /healthz after 120 s:\n" + log.read_text()[-3000:]
-            time.sleep(0.5)
-        token = json.JSONDecoder().raw_decode(out.read_text().lstrip())[0]["first_token"]
-        yield url, token, log
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-    assert proc.returncode == 0, "SIGTERM should stop ctwin serve cleanly:\n" + log.read_text()[-3000:]
+    command = [str(bin_dir / "ctwin"), "serve", "--port", str(port), "--json"]
+    with serving(command, port=port, cwd=cwd, env=_clean_env()) as served:
+        token = json.JSONDecoder().raw_decode(served.stdout.read_text().lstrip())[0]["first_token"]
+        yield served.url, token
+    assert served.exit_code() == 0, "SIGTERM should stop ctwin serve cleanly:\n" + served.log.read_text()[-3000:]
 
 
 def test_the_installed_wheel_serves_the_shipped_traces_and_the_dash_assets(installed: Path, tmp_path: Path) -> None:
     cwd = tmp_path / "elsewhere"  # outside the repository: nothing can come from a checkout
     cwd.mkdir()
-    with _serving(installed, cwd) as (url, token, _log):
+    with _serving(installed, cwd) as (url, token):
         auth = {"Authorization": f"Bearer {token}"}
         # the replayed HPC sites run on the SWF logs shipped inside the wheel
         deadline = time.monotonic() + 90
