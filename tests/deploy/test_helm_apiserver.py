@@ -1,9 +1,11 @@
 """The chart's objects applied to a real kube-apiserver v1.20.2 (tests/k8s_cluster.py): the server
 validates and stores every one (the ServiceMonitor's CRD does not exist there, so it is left out),
 its RBAC grants the extender and the dispatcher what they use (SubjectAccessReview) and no more
-than that, the rendered KubeSchedulerConfiguration starts a real kube-scheduler, and `ctwin serve`
+than that, the rendered KubeSchedulerConfiguration starts a real kube-scheduler, `ctwin serve`
 with the rendered config and a token of the chart's service account fills its node cache from
-the API, which only works when the ClusterRole allows it.
+the API (which only works when the ClusterRole allows it), and `ctwin dispatcher --once` with the
+rendered config passes as the dispatcher's account (Kueue's published CRDs installed) and is
+refused as the agent's.
 
 1.20 is older than every schema set kubernetes-validate ships (1.25+), and silently drops fields
 it does not know; so each object read back must still hold every field the chart wrote.
@@ -12,6 +14,7 @@ it does not know; so each object read back must still hold every field the chart
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import sys
 import time
@@ -29,6 +32,7 @@ from tests.conftest import free_port
 from tests.deploy.chart import RELEASE_VALUES, by_kind, render_docs
 from tests.deploy.serving import serving
 from tests.k8s_cluster import ControlPlane, node_object
+from tests.kueue_crds import install
 
 pytestmark = pytest.mark.integration
 
@@ -144,15 +148,42 @@ def test_the_chart_applies_to_a_real_apiserver_and_its_rbac_is_what_ctwin_needs(
                 assert log.exists()
 
             # 4. ctwin serve, configured as the chart configures it, as the chart's service account
-            token = kube.create(
-                f"/api/v1/namespaces/{ns}/serviceaccounts/{release}-ctwin/token",
-                {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                 "spec": {"expirationSeconds": 600}},
-            )["status"]["token"]  # fmt: skip
             [cm] = by_kind(docs, "ConfigMap", f"{release}-ctwin")
-            with cp.nodes(node_object(f"{release}-node")), _serve(cm["data"]["ctwin.yaml"], cp, token, tmp_path) as url:
-                cached = _wait_metric(url, "ctwin_extender_node_cache_nodes", at_least=1)
-                assert cached >= 1
+            rendered = cm["data"]["ctwin.yaml"]
+            serve_config = _pod_config(rendered, cp, _sa_token(kube, ns, f"{release}-ctwin"), tmp_path, "serve")
+            with cp.nodes(node_object(f"{release}-node")), _serve(serve_config, tmp_path) as url:
+                assert _wait_metric(url, "ctwin_extender_node_cache_nodes", at_least=1) >= 1
+
+                # 5. ctwin dispatcher --once, as the dispatcher's service account, against that service
+                install(kube, ["workloads", "clusterqueues", "admissionchecks", "multikueueconfigs"])
+                with _kueue_config(kube, "continuum-twin/ctwin"):
+                    sa = f"{release}-ctwin-dispatcher"
+                    ok = _dispatch(_pod_config(rendered, cp, _sa_token(kube, ns, sa), tmp_path, "dispatcher", url))
+                    assert ok.returncode == 0 and "0 Workload(s) nominated" in ok.stderr, ok.stderr
+                    # the same as the agent's account, which the chart gives no API access: refused
+                    sa = f"{release}-ctwin-agent"
+                    refused = _dispatch(_pod_config(rendered, cp, _sa_token(kube, ns, sa), tmp_path, "agent", url))
+                    assert refused.returncode != 0 and "403" in refused.stderr + refused.stdout, refused.stderr
+
+
+def _sa_token(kube: KubeClient, namespace: str, account: str) -> str:
+    """A token of the service account, as the kubelet would mount into the pod (TokenRequest)."""
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 600}}
+    return str(kube.create(f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token", body)["status"]["token"])
+
+
+@contextlib.contextmanager
+def _kueue_config(kube: KubeClient, dispatcher_name: str) -> Iterator[None]:
+    """Kueue's manager Configuration, as Kueue's own manifests install it, naming our dispatcher."""
+    text = yaml.safe_dump({"apiVersion": "config.kueue.x-k8s.io/v1beta1", "kind": "Configuration",
+                           "multiKueue": {"dispatcherName": dispatcher_name}})  # fmt: skip
+    kube.create("/api/v1/namespaces/kueue-system/configmaps", {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kueue-manager-config"},
+        "data": {"controller_manager_config.yaml": text}})  # fmt: skip
+    try:
+        yield
+    finally:
+        kube.delete("/api/v1/namespaces/kueue-system/configmaps/kueue-manager-config")
 
 
 def _wait_metric(url: str, name: str, at_least: float, timeout_s: float = 60) -> float:
@@ -168,24 +199,41 @@ def _wait_metric(url: str, name: str, at_least: float, timeout_s: float = 60) ->
     raise AssertionError(f"{name} stayed at {value} (< {at_least}) for {timeout_s} s")
 
 
-@contextlib.contextmanager
-def _serve(rendered: str, cp: ControlPlane, sa_token: str, tmp: Path) -> Iterator[str]:
-    """`ctwin serve` with the chart's config, the paths the pod mounts moved under `tmp` and the
-    in-cluster API (what a pod finds in its service-account mount) given explicitly."""
+CTWIN = [sys.executable, "-m", "service.cli"]
+
+
+def _pod_config(rendered: str, cp: ControlPlane, sa_token: str, tmp: Path, who: str, url: str = "") -> Path:
+    """The chart's config with the paths the pod mounts moved under `tmp`, and the in-cluster API
+    (what a pod finds in its service-account mount) given explicitly."""
     config = yaml.safe_load(rendered)
-    token_file = tmp / "sa-token"
+    token_file = tmp / f"{who}-sa-token"
     token_file.write_text(sa_token)
+    api = {"url": cp.url, "token_file": str(token_file), "ca_file": str(cp.ca_file)}
     config["data_dir"] = str(tmp / "data")
     config["auth"]["tokens_file"] = str(tmp / "tokens.json")
-    config["schedulers"]["kubernetes"]["api"] = {"url": cp.url, "token_file": str(token_file),
-                                                 "ca_file": str(cp.ca_file)}  # fmt: skip
-    config["schedulers"].pop("multikueue")  # the dispatcher is its own process
-    path = tmp / "ctwin.yaml"
+    config["schedulers"]["kubernetes"]["api"] = api
+    config["schedulers"]["multikueue"]["api"] = api
+    if url:  # the dispatcher: the service's address and an advise token, as its Secret would hold
+        advise = tmp / f"{who}-advise-token"
+        created = subprocess.run([*CTWIN, "token", "create", who, "--scope", "advise", "--json", "--config",
+                                  str(tmp / "serve.yaml")], check=True, capture_output=True, text=True)  # fmt: skip
+        advise.write_text(json.loads(created.stdout)["token"])
+        config["schedulers"]["multikueue"].update(service_url=url, token_file=str(advise))
+    path = tmp / f"{who}.yaml"
     path.write_text(yaml.safe_dump(config))
-    ctwin = [sys.executable, "-m", "service.cli"]
-    subprocess.run([*ctwin, "token", "create", "admin", "--scope", "admin", "--config", str(path)],
+    return path
+
+
+def _dispatch(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CTWIN, "dispatcher", "--once", "--config", str(config)], capture_output=True,
+                          text=True, timeout=120, check=False)  # fmt: skip
+
+
+@contextlib.contextmanager
+def _serve(config: Path, tmp: Path) -> Iterator[str]:
+    subprocess.run([*CTWIN, "token", "create", "admin", "--scope", "admin", "--config", str(config)],
                    check=True, capture_output=True)  # fmt: skip
     port = free_port()
-    command = [*ctwin, "serve", "--config", str(path), "--listen", "127.0.0.1", "--port", str(port), "--no-ui"]
+    command = [*CTWIN, "serve", "--config", str(config), "--listen", "127.0.0.1", "--port", str(port), "--no-ui"]
     with serving(command, port=port, cwd=tmp) as served:
         yield served.url
