@@ -153,6 +153,8 @@ def test_the_chart_applies_to_a_real_apiserver_and_its_rbac_is_what_ctwin_needs(
             serve_config = _pod_config(rendered, cp, _sa_token(kube, ns, f"{release}-ctwin"), tmp_path, "serve")
             with cp.nodes(node_object(f"{release}-node")), _serve(serve_config, tmp_path) as url:
                 assert _wait_metric(url, "ctwin_extender_node_cache_nodes", at_least=1) >= 1
+                ready = httpx.get(f"{url}/readyz", timeout=5)  # the chart's readinessProbe
+                assert ready.status_code == 200, ready.text
 
                 # 5. ctwin dispatcher --once, as the dispatcher's service account, against that service
                 install(kube, ["workloads", "clusterqueues", "admissionchecks", "multikueueconfigs"])

@@ -91,15 +91,28 @@ def test_the_installed_wheel_serves_the_shipped_traces_and_the_dash_assets(insta
     with _serving(installed, cwd) as (url, token):
         auth = {"Authorization": f"Bearer {token}"}
         # the replayed HPC sites run on the SWF logs shipped inside the wheel
-        deadline = time.monotonic() + 90
+        started = time.monotonic()
+        deadline = started + 90
         sites: dict[str, dict[str, object]] = {}
+        answers: list[str] = []
         while time.monotonic() < deadline:
-            sites = {s["name"]: s for s in httpx.get(f"{url}/v1/sites", headers=auth, timeout=10).json()["items"]}
+            answer = httpx.get(f"{url}/v1/sites", headers=auth, timeout=10)
+            answers.append(f"{answer.status_code} {answer.text[:300]}")
+            if answer.status_code != 200:
+                # `serve` writes the first token to the tokens file just after building the app, whose
+                # token store re-reads the file at most once a second: up to ~1 s of 401 at first
+                # (service/cli.py; reported, not changed here). Nothing else is "not yet".
+                early = time.monotonic() - started < 3
+                assert answer.status_code == 503 or (answer.status_code == 401 and early), answers[-1]
+                time.sleep(0.5)
+                continue
+            sites = {s["name"]: s for s in answer.json()["items"]}
             replayed = [sites.get(n, {}) for n in ("kth-sp2", "sdsc-sp2")]
             if all(s.get("state") == "ok" and s.get("trace_time_s") and s.get("jobs_running") for s in replayed):
                 break
             time.sleep(1)
         for name in ("kth-sp2", "sdsc-sp2"):
+            assert name in sites, answers[-3:]
             site = sites[name]
             assert site["state"] == "ok" and site["is_replay"], site
             assert site["trace_time_s"] and site["jobs_running"], site
