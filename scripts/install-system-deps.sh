@@ -12,6 +12,7 @@ test_pkgs+=(victoria-metrics)  # tests/integration/test_influx_victoriametrics.p
 # tiny real run of hpcc under Open MPI, bare and over a veth pair (tests/models/containers/test_hpcc.py)
 hpcc_pkgs=(hpcc openmpi-bin bubblewrap crun charliecloud-runtime)
 test_pkgs+=(hpcc openmpi-bin bubblewrap)
+test_pkgs+=(docker-compose systemd)  # tests/deploy: `docker-compose config` (compose-spec schema, offline), `systemd-analyze verify`
 bench_pkgs=(prometheus-node-exporter victoria-metrics influxdb wrk "${hpcc_pkgs[@]}" iproute2)
 case "$what" in
   run) pkgs=("${base[@]}") ;;

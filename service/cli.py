@@ -120,12 +120,13 @@ def serve(
     try:
         tokens = TokenStore(loaded.tokens_path(data_dir))
         check_exposure(host, tokens, open_endpoints_for(loaded.config.auth, host))
+        first_token = None
+        if not tokens.list():  # a brand-new install: one admin token, shown once, so /v1 is usable at once
+            # before the app: its token store then reads the token at start, not a second later
+            first_token = tokens.create("first-admin", ["admin"])[1]
         application = create_app(loaded, data_dir, ui=not no_ui)
     except AuthError as exc:
         raise _fail(str(exc)) from None
-    first_token = None
-    if not tokens.list():  # a brand-new install: one admin token, shown once, so /v1 is usable at once
-        first_token = tokens.create("first-admin", ["admin"])[1]
     if as_json and first_token:
         _emit_json({"first_token": first_token, "scopes": ["admin"], "tokens_file": str(tokens.path)})
     if not as_json:
