@@ -33,7 +33,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from models.containers.hpcc import FACTORS
 from models.containers.hpcc_effects import REFERENCE, REPORTED, factor_effects
 
-__all__ = ["HELD_OUT_REPS", "NOISE", "HpccVerdict", "evaluate_hpcc", "verdict_markdown"]
+__all__ = ["HELD_OUT_REPS", "NOISE", "HpccVerdict", "evaluate_hpcc", "studies", "verdict_markdown"]
 
 HELD_OUT_REPS = (4, 5)
 NOISE = 0.10
@@ -158,9 +158,21 @@ def verdict_markdown(verdict: HpccVerdict) -> str:
     return "\n".join(lines)
 
 
+def studies(runs: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """The runs by study: campaigns sharing their seed (`seed16-...`), made together on one day and
+    one machine state; a verdict mixes no two studies' noise."""
+    study = pl.col("campaign").str.extract(r"^(seed\d+)", 1).fill_null(pl.col("campaign"))
+    return {str(name): part.drop("_study") for (name,), part in runs.with_columns(_study=study).group_by("_study")}
+
+
 if __name__ == "__main__":
     import sys
 
     from models.containers.hpcc import HPCC_RUNS, load_hpcc_runs
 
-    print(verdict_markdown(evaluate_hpcc(load_hpcc_runs(sys.argv[1] if len(sys.argv) > 1 else HPCC_RUNS))))
+    runs = load_hpcc_runs(sys.argv[1] if len(sys.argv) > 1 else HPCC_RUNS)
+    for name, part in sorted(studies(runs).items()):
+        load = float(part["load1_start"].cast(pl.Float64).median() or 0.0)  # type: ignore[arg-type]
+        print(f"## study {name}: {part.height} runs, {part['campaign'].n_unique()} campaign(s), median load {load:.1f}")
+        print(verdict_markdown(evaluate_hpcc(part)))
+        print()

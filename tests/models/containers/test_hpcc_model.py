@@ -60,3 +60,13 @@ def test_the_noise_floor_decides_what_counts_as_no_effect() -> None:
     levels = [("ref", 1.0, 1.0), ("a", 1.03, 0.97), ("b", 0.5, 0.6)]
     assert hm._ordered(levels, 0.10)  # ref and a are within the floor: their order is not judged
     assert not hm._ordered(levels, 0.0)
+
+
+def test_on_a_quiet_machine_every_sign_is_right(runs: pl.DataFrame) -> None:
+    """Study seed18 (N = 1000, nothing else running): every factor level's sign on held-out
+    repetitions; the order of every factor's levels but one (the runtimes' ring bandwidth, at the
+    noise floor: README)."""
+    quiet = hm.studies(runs)["seed18"]
+    verdict = hm.evaluate_hpcc(quiet)
+    assert verdict.table["sign"].all(), verdict.table.filter(~pl.col("sign"))
+    assert verdict.orders["order"].sum() >= verdict.orders.height - 1, verdict.orders.filter(~pl.col("order"))
