@@ -21,6 +21,7 @@ from dash.development.base_component import Component
 
 from dashboards import ids
 from dashboards.figures import empty_figure
+from dashboards.parts import _attr
 from twin.advice.containers import AFFINITIES, ContainerEffects
 from twin.advice.request import ContainerSpec
 
@@ -179,10 +180,6 @@ def render_factors(effects: ContainerEffects | None) -> tuple[str, go.Figure]:
         " left out of training."
     )
     return note, fig
-
-
-def _attr(name: str, value: str) -> dict[str, Any]:
-    return {name: value}
 
 
 def register(app: dash.Dash, effects: ContainerEffects | None) -> None:

@@ -208,14 +208,7 @@ def advise(
         _emit_json(
             {
                 "model": used.source,
-                "alternatives": [
-                    {
-                        "configuration": {k: v for k, v in vars(a.config).items() if v is not None},
-                        "effect": {"p10": a.p10, "p50": a.p50, "p90": a.p90},
-                        "current": a.current,
-                    }
-                    for a in rows
-                ],
+                "alternatives": [a.as_dict() for a in rows],
             }
         )
         return

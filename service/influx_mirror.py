@@ -10,8 +10,8 @@ from pathlib import Path
 from collectors.base import CollectorError
 from collectors.secret import read_secret
 from service.config import LoadedConfig
-from service.config_influx import InfluxConfig
-from telemetry.forwarder import SpooledForwarder
+from service.config_influx import InfluxConfig, RemoteWriteConfig
+from telemetry.forwarder import ForwardTarget, SpooledForwarder
 from telemetry.influx import InfluxTarget, MirrorSink
 from telemetry.spool import Spool
 
@@ -22,15 +22,25 @@ class MirrorConfigError(ValueError):
     """The InfluxDB mirror cannot be built as configured (its token is missing or unreadable)."""
 
 
+def _token(cfg: InfluxConfig | RemoteWriteConfig, what: str) -> str:
+    """The block's token from its file or environment variable ("" when it names none)."""
+    if cfg.token_file is None and cfg.token_env is None:
+        return ""
+    try:
+        return read_secret(file=cfg.token_file, env=cfg.token_env, what=f"{what} token")
+    except CollectorError as exc:
+        raise MirrorConfigError(str(exc)) from None
+
+
+def _spooled(target: ForwardTarget, cfg: InfluxConfig | RemoteWriteConfig, default_dir: Path) -> MirrorSink:
+    spool = Spool(Path(cfg.spool_dir) if cfg.spool_dir else default_dir, max_bytes=cfg.spool_max_bytes)
+    return MirrorSink(SpooledForwarder(target, spool, retry_min_s=cfg.retry_min, retry_max_s=cfg.retry_max))
+
+
 def influx_target_of(cfg: InfluxConfig, *, what: str) -> InfluxTarget:
     """The InfluxDB target of an `InfluxConfig` (the mirror's, or an agent's `target` with kind
     influx); `what` names the block in the error when its token cannot be read."""
-    token = ""
-    if cfg.token_file is not None or cfg.token_env is not None:
-        try:
-            token = read_secret(file=cfg.token_file, env=cfg.token_env, what=f"{what} token")
-        except CollectorError as exc:
-            raise MirrorConfigError(str(exc)) from None
+    token = _token(cfg, what)
     return InfluxTarget(
         cfg.url,
         org=cfg.org,
@@ -53,9 +63,7 @@ def influx_mirror_of(loaded: LoadedConfig, data_dir: str | Path | None = None) -
     if store.backend != "influx" or cfg is None:
         return None
     target = influx_target_of(cfg, what="store.influx")
-    spool_dir = Path(cfg.spool_dir) if cfg.spool_dir else loaded.data_dir(data_dir) / "spool" / "influx"
-    spool = Spool(spool_dir, max_bytes=cfg.spool_max_bytes)
-    return MirrorSink(SpooledForwarder(target, spool, retry_min_s=cfg.retry_min, retry_max_s=cfg.retry_max))
+    return _spooled(target, cfg, loaded.data_dir(data_dir) / "spool" / "influx")
 
 
 def remote_write_of(loaded: LoadedConfig, data_dir: str | Path | None = None) -> MirrorSink | None:
@@ -65,14 +73,7 @@ def remote_write_of(loaded: LoadedConfig, data_dir: str | Path | None = None) ->
         return None
     from telemetry.remote_write import RemoteWriteTarget
 
-    headers = {}
-    if cfg.token_file is not None or cfg.token_env is not None:
-        try:
-            token = read_secret(file=cfg.token_file, env=cfg.token_env, what="store.remote_write token")
-        except CollectorError as exc:
-            raise MirrorConfigError(str(exc)) from None
-        headers["Authorization"] = f"Bearer {token}"
+    token = _token(cfg, "store.remote_write")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     target = RemoteWriteTarget(cfg.url, batch_size=cfg.batch_size, timeout_s=cfg.timeout, headers=headers)
-    spool_dir = Path(cfg.spool_dir) if cfg.spool_dir else loaded.data_dir(data_dir) / "spool" / "remote-write"
-    spool = Spool(spool_dir, max_bytes=cfg.spool_max_bytes)
-    return MirrorSink(SpooledForwarder(target, spool, retry_min_s=cfg.retry_min, retry_max_s=cfg.retry_max))
+    return _spooled(target, cfg, loaded.data_dir(data_dir) / "spool" / "remote-write")

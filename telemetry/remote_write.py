@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import struct
-from collections.abc import Iterator
 
 import cramjam
 import httpx
@@ -61,7 +60,11 @@ def _sample(value: float, ts_ms: int) -> bytes:
 
 def encode_write_request(batch: Batch) -> bytes:
     """The batch as one uncompressed WriteRequest: one TimeSeries per (metric, labels)."""
-    frame = batch.frame.sort("metric", "labels", "ts_ns")
+    return _encode(batch.frame)
+
+
+def _encode(frame: pl.DataFrame) -> bytes:
+    frame = frame.sort("metric", "labels", "ts_ns")
     out = bytearray()
     for (metric, labels), part in frame.group_by("metric", "labels", maintain_order=True):
         pairs = sorted(json.loads(str(labels)).items())
@@ -103,25 +106,22 @@ class RemoteWriteTarget:
         self.written_samples = 0
         self.rejected_bodies = 0
 
-    def _chunks(self, batch: Batch) -> Iterator[Batch]:
-        frame = batch.frame
-        for start in range(0, frame.height, self.batch_size):
-            yield Batch(frame.slice(start, self.batch_size))
-
     def send(self, batch: Batch) -> None:
-        for chunk in self._chunks(batch):
-            body = bytes(cramjam.snappy.compress_raw(encode_write_request(chunk)))
+        frame = batch.frame  # already typed: chunks are slices of it, not new batches
+        for start in range(0, frame.height, self.batch_size):
+            chunk = frame.slice(start, self.batch_size)
+            body = bytes(cramjam.snappy.compress_raw(_encode(chunk)))
             try:
                 answer = self._client.post(self.url, content=body)
             except httpx.HTTPError as exc:
                 raise ConnectionError(f"{self.name}: {type(exc).__name__}: {exc}") from None
             if answer.status_code == 400:
                 self.rejected_bodies += 1
-                log.error("%s refused %d samples (not retried): %s", self.name, len(chunk), answer.text[:300])
+                log.error("%s refused %d samples (not retried): %s", self.name, chunk.height, answer.text[:300])
                 continue
             if not answer.is_success:
                 raise ConnectionError(f"{self.name} answered {answer.status_code}: {answer.text[:300]}")
-            self.written_samples += len(chunk)
+            self.written_samples += chunk.height
 
     def send_jobs(self, jobs: pl.DataFrame) -> None:
         """Job rows are not samples: they stay on the embedded store."""

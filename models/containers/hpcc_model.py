@@ -42,22 +42,17 @@ CONTEXT: tuple[str, ...] = ()
 """Host-state columns used as features (none: see the module docstring)."""
 
 
-def _matrix(runs: pl.DataFrame) -> np.ndarray:
-    cols = [pl.col(f).cast(pl.String).replace_strict(_CODES[f], default=None, return_dtype=pl.Float64) for f in FACTORS]
+def _matrix(runs: pl.DataFrame, codes: dict[str, dict[str, float]]) -> np.ndarray:
+    cols = [pl.col(f).cast(pl.String).replace_strict(codes[f], default=None, return_dtype=pl.Float64) for f in FACTORS]
     return runs.select(*cols, *(pl.col(c).cast(pl.Float64) for c in CONTEXT)).to_numpy()
-
-
-_CODES: dict[str, dict[str, float]] = {}
-
-
-def _fit_codes(runs: pl.DataFrame) -> None:
-    for f in FACTORS:
-        _CODES[f] = {v: float(i) for i, v in enumerate(sorted(runs[f].cast(pl.String).unique().to_list()))}
 
 
 def predict_figure(train: pl.DataFrame, test: pl.DataFrame, metric: str) -> np.ndarray:
     """Predicted `metric` for each test run (NaN where the training rows had none)."""
     rows = train.filter(pl.col(metric).is_not_null() & (pl.col(metric) > 0))
+    # one code per factor level seen in either frame, the same for both
+    both = pl.concat([train.select(FACTORS), test.select(FACTORS)])
+    codes = {f: {v: float(i) for i, v in enumerate(sorted(both[f].cast(pl.String).unique()))} for f in FACTORS}
     model = HistGradientBoostingRegressor(
         loss="absolute_error",
         max_iter=100,
@@ -65,8 +60,8 @@ def predict_figure(train: pl.DataFrame, test: pl.DataFrame, metric: str) -> np.n
         min_samples_leaf=2,
         categorical_features=[True] * len(FACTORS) + [False] * len(CONTEXT),
         random_state=0,
-    ).fit(_matrix(rows), np.log(rows[metric].to_numpy()))
-    return np.exp(model.predict(_matrix(test)))
+    ).fit(_matrix(rows, codes), np.log(rows[metric].to_numpy()))
+    return np.exp(model.predict(_matrix(test, codes)))
 
 
 def _side(ratio: float, floor: float) -> int:
@@ -87,7 +82,6 @@ class HpccVerdict:
 
 def evaluate_hpcc(runs: pl.DataFrame, metrics: Sequence[str] = REPORTED, noise: float = NOISE) -> HpccVerdict:
     """Train on the other repetitions, predict HELD_OUT_REPS, compare the factor effects."""
-    _fit_codes(runs)
     held = pl.col("rep").is_in(list(HELD_OUT_REPS))
     train, test = runs.filter(~held), runs.filter(held)
     rows: list[dict[str, object]] = []

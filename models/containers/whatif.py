@@ -71,6 +71,14 @@ class Alternative:
     """Predicted throughput relative to the job's current configuration (> 1: faster)."""
     current: bool
 
+    def as_dict(self) -> dict[str, object]:
+        """The API's and the CLI's JSON: the configuration's set fields, the effect band, current."""
+        return {
+            "configuration": {k: v for k, v in vars(self.config).items() if v is not None},
+            "effect": {"p10": self.p10, "p50": self.p50, "p90": self.p90},
+            "current": self.current,
+        }
+
 
 def default_alternatives(current: ContainerConfig, cores_per_node: int | None) -> list[ContainerConfig]:
     """Every container count that divides the node (up to 32) × every affinity policy."""

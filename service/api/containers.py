@@ -95,15 +95,7 @@ def container_whatif(service: ServiceDep, body: WhatIfIn) -> Response:
     )
     out = {
         "model": used.source,
-        "alternatives": [
-            {
-                "configuration": {k: v for k, v in vars(a.config).items() if v is not None},
-                "describe": a.config.describe(),
-                "effect": {"p10": a.p10, "p50": a.p50, "p90": a.p90},
-                "current": a.current,
-            }
-            for a in rows
-        ],
+        "alternatives": [{**a.as_dict(), "describe": a.config.describe()} for a in rows],
         "caveat": CAVEAT,
     }
     return json_response(dumps(out))

@@ -50,6 +50,16 @@ class ContainerEffects:
         self._lock = threading.Lock()
         self._builtin: EffectModel | None = None
         self._factors: pl.DataFrame | None = None
+        self._runs: pl.DataFrame | None = None
+
+    def _published_runs(self) -> pl.DataFrame:
+        """The shipped runs, read from the tarball once for the built-in model and the factor view
+        (call with the lock held)."""
+        if self._runs is None:
+            from models.containers.published import load_published_runs
+
+            self._runs = load_published_runs().runs
+        return self._runs
 
     def current(self) -> EffectModel:
         """The model to answer with; NoModelError when there is none and no built-in is allowed."""
@@ -62,7 +72,7 @@ class ContainerEffects:
             if self._builtin is None:
                 from models.containers.whatif import train_effect_model  # scikit-learn: loaded on first use
 
-                model, card = train_effect_model(score=False)
+                model, card = train_effect_model(self._published_runs(), score=False)
                 self._builtin = EffectModel(model, "built-in (shipped published runs)", card)
             return self._builtin
 
@@ -73,9 +83,8 @@ class ContainerEffects:
             if self._factors is None:
                 from models.containers.effect import published_effects
                 from models.containers.evaluation import evaluate_held_out, factor_effects
-                from models.containers.published import load_published_runs
 
-                effects = published_effects(load_published_runs().runs).rows
+                effects = published_effects(self._published_runs()).rows
                 predictions = evaluate_held_out(effects).predictions
                 self._factors = factor_effects(predictions.filter(pl.col("model") == "ours"))
             return self._factors
@@ -112,6 +121,8 @@ class ContainerEffects:
         runtimes: Sequence[Mapping[str, RuntimeGuess]],
     ) -> list[dict[str, RuntimeGuess]]:
         """Each request's runtime guesses with the effect of the configuration each site would run."""
+        from models.containers.whatif import whatif
+
         forcing = [s for s in sites if s.placement.containers is not None and s.placement.containers.is_set]
         out = [dict(r) for r in runtimes]
         if not forcing:
@@ -122,7 +133,6 @@ class ContainerEffects:
             if not own.is_set:
                 continue
             used = used or self.current()
-            from models.containers.whatif import whatif
 
             site_configs = [own.overridden_by(s.placement.containers) for s in forcing]  # type: ignore[arg-type]
             wanted = [(s, c) for s, c in zip(forcing, site_configs, strict=True) if c != own]
