@@ -18,13 +18,17 @@ from dash.backends._fastapi import FastAPIDashServer
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from dashboards import containers as containers_view
-from dashboards import overview
-from dashboards.overview import AdviceSummary
+from dashboards import containers, ids, overview
+from dashboards.pages import AdviceSummary, Page, Sources, register_shell, shell
 from twin.advice.containers import ContainerEffects
+from twin.advice.live import Advisor
+from twin.queues import ModelSource
 from twin.view import TwinReader
 
-__all__ = ["TITLE", "create_dash"]
+__all__ = ["PAGES", "TITLE", "create_dash"]
+
+PAGES: tuple[Page, ...] = (overview.PAGE, containers.PAGE)
+"""Every page, in the header's order."""
 
 TITLE = "Continuum Twin"
 
@@ -79,12 +83,15 @@ def create_dash(
     url_prefix: str = "/",
     advice: AdviceSummary | None = None,
     containers: ContainerEffects | None = None,
+    advisor: Advisor | None = None,
+    models: ModelSource | None = None,
 ) -> dash.Dash:
     """A new Dash app showing `reader`'s twin (no import-time app, so each service instance and each
     test gets its own).
 
     `advice`: a site's advice by scheduler hook (the advice log's summary), shown under each site.
     `containers`: the container-effect model behind the containers view (`?view=containers`).
+    `advisor`, `models`: placement advice and the learned-model registry, for the pages that show them.
     `server`: True for an app of its own (serve or mount `dash_app.server`), or the service's
     FastAPI app to add the routes to. `url_prefix`: the path the page is reached at. Assets and
     scripts are served from this process (no CDN: the service may run without internet); plotly.js
@@ -115,9 +122,11 @@ def create_dash(
         # Mounted, the app sees paths relative to the mount point (see _AppRelativePath).
         routes_pathname_prefix=prefix if host is not None else "/",
     )
-    app.layout = overview.layout()
-    overview.register(app, reader, prefix=prefix, advice=advice)
-    containers_view.register(app, containers)
+    sources = Sources(reader=reader, advice=advice, containers=containers, advisor=advisor, models=models)
+    app.layout = shell(PAGES, before=overview.clocks(), summary_id=ids.SUMMARY)
+    register_shell(app, PAGES)
+    for page in PAGES:
+        page.register(app, sources)
     app.init_app(target)
     if host is None:
         target.add_middleware(_AppRelativePath)

@@ -21,15 +21,14 @@ from dash.development.base_component import Component
 
 from dashboards import ids
 from dashboards.figures import empty_figure
+from dashboards.pages import HIDDEN, Page, Sources
 from dashboards.parts import _attr
 from twin.advice.containers import AFFINITIES, ContainerEffects
 from twin.advice.request import ContainerSpec
 
-__all__ = ["VIEW", "is_shown", "layout", "register", "render_factors", "render_whatif", "whatif_query"]
+__all__ = ["PAGE", "VIEW", "is_shown", "layout", "register", "render_factors", "render_whatif", "whatif_query"]
 
 VIEW = "containers"
-HIDDEN = {"display": "none"}
-SHOWN: dict[str, str] = {}
 NODE_CORES = 32
 """The published runs' node: the what-if is for that node (the model has seen no other)."""
 COUNTS = (1, 2, 4, 8, 16, 32)
@@ -184,14 +183,6 @@ def render_factors(effects: ContainerEffects | None) -> tuple[str, go.Figure]:
 
 def register(app: dash.Dash, effects: ContainerEffects | None) -> None:
     @app.callback(
-        Output(ids.CONTAINERS_VIEW, "style"),
-        Output(ids.OVERVIEW_VIEW, "style"),
-        Input(ids.URL, "search"),
-    )
-    def _view(search: str | None) -> tuple[dict[str, str], dict[str, str]]:
-        return (SHOWN, HIDDEN) if is_shown(search) else (HIDDEN, SHOWN)
-
-    @app.callback(
         Output(ids.CONTAINERS_FORM, "children"),
         Output(ids.CONTAINERS_WHATIF_NOTE, "children"),
         Output(ids.CONTAINERS_WHATIF, "figure"),
@@ -215,3 +206,10 @@ def register(app: dash.Dash, effects: ContainerEffects | None) -> None:
             return (dash.no_update,) * 3
         note, fig = await asyncio.to_thread(render_factors, effects)
         return note, fig, _height(fig)
+
+
+def _register_page(app: dash.Dash, sources: Sources) -> None:
+    register(app, sources.containers)
+
+
+PAGE = Page(view=VIEW, label="Containers", section_id=ids.CONTAINERS_VIEW, layout=layout, register=_register_page)

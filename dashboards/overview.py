@@ -23,11 +23,9 @@ from typing import Any, NamedTuple
 
 import dash
 import plotly.graph_objects as go
-import polars as pl
 from dash import Input, Output, State, dcc, html
 from dash.development.base_component import Component
 
-from dashboards import containers as containers_view
 from dashboards import fmt, ids
 from dashboards.figures import (
     MANY_HOSTS,
@@ -40,6 +38,7 @@ from dashboards.figures import (
     node_history_figure,
     site_history_figure,
 )
+from dashboards.pages import AdviceSummary, Page, Sources
 from dashboards.parts import (
     MAX_QUEUE_ROWS,
     accuracy_stats,
@@ -60,11 +59,13 @@ from twin.view import NodeView, QueueForecast, SiteView, TwinReader
 
 __all__ = [
     "HISTORY_REFRESH_MS",
+    "PAGE",
     "REFRESH_MS",
     "Drilldown",
     "History",
     "Overview",
     "QueuePart",
+    "clocks",
     "layout",
     "register",
     "render_click",
@@ -383,7 +384,6 @@ def render_forecast(reader: TwinReader, search: str | None) -> QueuePart:
 # --- layout and wiring ---------------------------------------------------------------------------
 
 
-AdviceSummary = Callable[[str], pl.DataFrame]
 """A site's advice by hook (twin.advice.log.AdviceLog.summary); None where no advisor runs."""
 
 
@@ -417,90 +417,71 @@ def layout() -> Component:
     blank = empty_figure("")
     return html.Div(
         [
-            dcc.Location(id=ids.URL, refresh="callback-nav"),
-            dcc.Interval(id=ids.TICK, interval=REFRESH_MS),
-            dcc.Interval(id=ids.HISTORY_TICK, interval=HISTORY_REFRESH_FIRST_MS),
-            html.Header(
+            html.Section(id=ids.CARDS, className="cards"),
+            html.Section(
                 [
-                    html.H1("Continuum Twin"),
-                    html.Span(id=ids.SUMMARY, className="muted"),
-                    html.Nav(
-                        [dcc.Link("Twin", href="?"), dcc.Link("Containers", href="?view=containers")],
-                        id=ids.VIEWS,
-                        className="views",
+                    html.H2("Continuum"),
+                    dcc.Graph(
+                        id=ids.CONTINUUM,
+                        figure=empty_figure("loading…", height=420),
+                        config=dcc.Graph.Config(displayModeBar=False),
                     ),
-                ]
-            ),
-            html.Div(
-                [
-                    html.Section(id=ids.CARDS, className="cards"),
-                    html.Section(
-                        [
-                            html.H2("Continuum"),
-                            dcc.Graph(
-                                id=ids.CONTINUUM,
-                                figure=empty_figure("loading…", height=420),
-                                config=dcc.Graph.Config(displayModeBar=False),
-                            ),
-                            html.Div(id=ids.LINKS),
-                        ],
-                        className="panel",
-                    ),
-                    html.Section(
-                        [
-                            html.Div(id=ids.DRILL_HEAD),
-                            html.Nav(id=ids.RANGE, className="ranges"),
-                            html.Div(
-                                [
-                                    html.H3(id=ids.HOSTS_TITLE),
-                                    nodes_table(),
-                                    html.H3(id=ids.NODES_GRAPH_TITLE),
-                                    dcc.Graph(
-                                        id=ids.NODES_GRAPH, figure=blank, config=_GRAPH_CONFIG, style=sized(blank)
-                                    ),
-                                ],
-                                id=ids.HOSTS_SECTION,
-                                style=HIDDEN,
-                            ),
-                            html.Div(
-                                [
-                                    html.H3(id=ids.SITE_TITLE),
-                                    dcc.Graph(
-                                        id=ids.SITE_GRAPH, figure=blank, config=_GRAPH_CONFIG, style=sized(blank)
-                                    ),
-                                ],
-                                id=ids.SITE_SECTION,
-                                style=HIDDEN,
-                            ),
-                            html.Div(
-                                [
-                                    html.H3("Queue and forecast"),
-                                    html.Div(id=ids.FORECAST_SUMMARY),
-                                    html.Div(queue_table(), id=ids.QUEUE_BOX, style=HIDDEN),
-                                    dcc.Graph(
-                                        id=ids.FORECAST_GRAPH, figure=blank, config=_GRAPH_CONFIG, style=sized(blank)
-                                    ),
-                                    html.H3("How good the forecast has been"),
-                                    html.Div(id=ids.ACCURACY_STATS),
-                                    dcc.Graph(
-                                        id=ids.ACCURACY_GRAPH, figure=blank, config=_GRAPH_CONFIG, style=sized(blank)
-                                    ),
-                                ],
-                                id=ids.FORECAST_SECTION,
-                                style=HIDDEN,
-                            ),
-                            html.Div(id=ids.ADVICE_SECTION, style=HIDDEN),
-                        ],
-                        id=ids.DRILLDOWN,
-                        className="panel",
-                    ),
+                    html.Div(id=ids.LINKS),
                 ],
-                id=ids.OVERVIEW_VIEW,
+                className="panel",
             ),
-            containers_view.layout(),
+            html.Section(
+                [
+                    html.Div(id=ids.DRILL_HEAD),
+                    html.Nav(id=ids.RANGE, className="ranges"),
+                    html.Div(
+                        [
+                            html.H3(id=ids.HOSTS_TITLE),
+                            nodes_table(),
+                            html.H3(id=ids.NODES_GRAPH_TITLE),
+                            dcc.Graph(id=ids.NODES_GRAPH, figure=blank, config=_GRAPH_CONFIG, style=sized(blank)),
+                        ],
+                        id=ids.HOSTS_SECTION,
+                        style=HIDDEN,
+                    ),
+                    html.Div(
+                        [
+                            html.H3(id=ids.SITE_TITLE),
+                            dcc.Graph(id=ids.SITE_GRAPH, figure=blank, config=_GRAPH_CONFIG, style=sized(blank)),
+                        ],
+                        id=ids.SITE_SECTION,
+                        style=HIDDEN,
+                    ),
+                    html.Div(
+                        [
+                            html.H3("Queue and forecast"),
+                            html.Div(id=ids.FORECAST_SUMMARY),
+                            html.Div(queue_table(), id=ids.QUEUE_BOX, style=HIDDEN),
+                            dcc.Graph(id=ids.FORECAST_GRAPH, figure=blank, config=_GRAPH_CONFIG, style=sized(blank)),
+                            html.H3("How good the forecast has been"),
+                            html.Div(id=ids.ACCURACY_STATS),
+                            dcc.Graph(id=ids.ACCURACY_GRAPH, figure=blank, config=_GRAPH_CONFIG, style=sized(blank)),
+                        ],
+                        id=ids.FORECAST_SECTION,
+                        style=HIDDEN,
+                    ),
+                    html.Div(id=ids.ADVICE_SECTION, style=HIDDEN),
+                ],
+                id=ids.DRILLDOWN,
+                className="panel",
+            ),
         ],
-        className="ctwin",
+        id=ids.OVERVIEW_VIEW,
     )
+
+
+def clocks() -> list[Component]:
+    """The page-wide URL and the two refresh clocks, which every page's callbacks may listen to."""
+    return [
+        dcc.Location(id=ids.URL, refresh="callback-nav"),
+        dcc.Interval(id=ids.TICK, interval=REFRESH_MS),
+        dcc.Interval(id=ids.HISTORY_TICK, interval=HISTORY_REFRESH_FIRST_MS),
+    ]
 
 
 def register(app: dash.Dash, reader: TwinReader, *, prefix: str, advice: AdviceSummary | None = None) -> None:
@@ -583,3 +564,10 @@ def register(app: dash.Dash, reader: TwinReader, *, prefix: str, advice: AdviceS
     )
     def _click(click_data: dict[str, Any] | None, search: str | None) -> Any:
         return render_click(click_data, search)
+
+
+def _register_page(app: dash.Dash, sources: Sources) -> None:
+    register(app, sources.reader, prefix=app.config.requests_pathname_prefix, advice=sources.advice)
+
+
+PAGE = Page(view="", label="Twin", section_id=ids.OVERVIEW_VIEW, layout=layout, register=_register_page)

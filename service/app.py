@@ -144,7 +144,13 @@ def create_app(
     if ui:
         from dashboards.app import create_dash
 
-        dash_app = create_dash(service.twin, advice=service.advisor.log.summary, containers=service.advisor.containers)
+        dash_app = create_dash(
+            service.twin,
+            advice=service.advisor.log.summary,
+            containers=service.advisor.containers,
+            advisor=service.advisor,
+            models=service.models,
+        )
         app.mount("/", UiAuthMiddleware(dash_app.server, tokens, enabled="/" not in open_eps))
     serve = config.serve
     limits = RequestLimits(

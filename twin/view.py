@@ -68,6 +68,11 @@ class SiteView:
     jobs_running: int | None
     jobs_pending: int | None
     collectors: tuple[CollectorHealth, ...]
+    trace_wall_s: float | None = None
+    """For a replayed site: the wall-clock instant (unix s) at which `trace_time_s` was shown."""
+    trace_speed: float | None = None
+    """For a replayed site: trace seconds per wall second, from its last two trace instants (None
+    until there are two): with `trace_wall_s` it maps any wall instant to the site's trace clock."""
 
 
 @dataclass(frozen=True)

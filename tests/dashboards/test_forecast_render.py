@@ -13,8 +13,10 @@ from dash import dcc
 from dash.dash_table.DataTable import DataTable
 
 from dashboards import fmt, ids
+from dashboards.app import PAGES
 from dashboards.figures import MAX_GANTT_JOBS, MAX_POINTS, TRACE_TYPES, error_cdf_figure, forecast_figure
 from dashboards.overview import HIDDEN, SHOWN, layout, render_forecast, render_history, sized
+from dashboards.pages import shell
 from dashboards.parts import MAX_QUEUE_ROWS, QUEUE_PAGE_SIZE, queue_columns, queue_rows
 from telemetry.jobs import conform_jobs
 from telemetry.schema import Batch, Sample
@@ -222,8 +224,10 @@ def test_every_drill_down_graph_is_given_its_figures_height(reader: FakeReader) 
     history = render_history(reader, "?site=hpc1", now_s=NOW_S)
     assert history.site_figure_style == {"height": f"{history.site_figure.layout.height}px"} != {"height": "260px"}
     assert history.hosts_figure_style == {"height": "260px"}  # the blank figure's
-    graphs = [c for c in walk(layout()) if isinstance(c, dcc.Graph) and c.id != ids.CONTINUUM]
-    assert len(graphs) == 6 and all(g.style == {"height": f"{g.figure.layout.height}px"} for g in graphs)
+    overview_graphs = [c for c in walk(layout()) if isinstance(c, dcc.Graph) and c.id != ids.CONTINUUM]
+    assert len(overview_graphs) == 4
+    graphs = [c for c in walk(shell(PAGES)) if isinstance(c, dcc.Graph) and c.id != ids.CONTINUUM]  # every page's
+    assert len(graphs) >= 6 and all(g.style == {"height": f"{g.figure.layout.height}px"} for g in graphs)
     assert sized(go.Figure()) == {}
 
 

@@ -24,6 +24,7 @@ from dashboards import ids
 from dashboards.app import TITLE, create_dash
 from tests.browser import chromium
 from tests.conftest import free_port
+from tests.dashboards.served import served_twin
 from tests.dashboards.twin_double import continuum
 
 TIMEOUT_S = 10.0
@@ -333,41 +334,10 @@ SERVED_TOKEN: list[str] = []
 
 @pytest.fixture(scope="module")
 def served_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Its base URL; the first admin token it printed is in `SERVED_TOKEN[0]`."""
-    """`ctwin serve` itself, as a user starts it: a subprocess with its own store, on a free port."""
-    import subprocess
-    import sys
-
-    import httpx
-
-    work = tmp_path_factory.mktemp("serve")
-    config = work / "ctwin.yaml"
-    config.write_text(SERVE_CONFIG.format(port=free_port()))
-    port = free_port()
-    log = (work / "serve.log").open("w")
-    command = ["serve", "-c", str(config), "-d", str(work / "data"), "--port", str(port)]
-    proc = subprocess.Popen([sys.executable, "-m", "service.cli", *command], stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError(f"ctwin serve exited: {(work / 'serve.log').read_text()}")
-            time.sleep(0.1)
-        time.sleep(2.5)  # two collections: the CPU busy share needs two readings
-        lines = (work / "serve.log").read_text().splitlines()
-        SERVED_TOKEN[:] = [next(lines[i + 1].strip() for i, x in enumerate(lines) if "first API token" in x)]
-        yield url + "/"
-    finally:
-        proc.terminate()
-        code = proc.wait(30)
-        log.close()
-        assert code == 0, (work / "serve.log").read_text()
+    """`ctwin serve` itself, as a user starts it; its first admin token is in `SERVED_TOKEN[0]`."""
+    with served_twin(SERVE_CONFIG.format(port=free_port()), tmp_path_factory.mktemp("serve")) as served:
+        SERVED_TOKEN[:] = [served.token]
+        yield served.url
 
 
 def test_served_page_shows_this_host_live_and_drills_down(driver: Any, served_url: str) -> None:

@@ -14,7 +14,7 @@ from dashboards.overview import (
     HISTORY_REFRESH_MS,
     REFRESH_MS,
     SHOWN,
-    layout,
+    clocks,
     render_click,
     render_drilldown,
     render_history,
@@ -256,7 +256,7 @@ def test_history_refreshes_on_a_clock_of_its_own_slower_for_longer_ranges(reader
     periods = {r: render_drilldown(reader, f"?site=local&range={r}", now_s=NOW_S).history_refresh_ms for r in RANGES}
     assert periods == HISTORY_REFRESH_MS
     assert periods["1h"] == REFRESH_MS and periods["1h"] < periods["6h"] < periods["24h"]
-    intervals = {c.id: c.interval for c in walk(layout()) if getattr(c, "interval", None) is not None}
+    intervals = {c.id: c.interval for c in clocks() if getattr(c, "interval", None) is not None}
     assert intervals == {ids.TICK: REFRESH_MS, ids.HISTORY_TICK: max(HISTORY_REFRESH_MS.values())}
 
 
