@@ -15,10 +15,12 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import plotly.graph_objects as go
+import polars as pl
 
 from twin.view import SiteView
 
-__all__ = ["WALL", "SiteClock", "clock_of"]
+__all__ = ["WALL", "SiteClock", "clock_of", "label_time_axis"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,13 @@ class SiteClock:
         if not self.replay or self.speed is None:
             return wall_s
         return self.trace_ref_s + (wall_s - self.wall_ref_s) * self.speed
+
+    def frame(self, frame: pl.DataFrame, column: str = "ts_s") -> pl.DataFrame:
+        """`frame` with its wall-clock `column` (unix s) in this clock."""
+        if not self.replay or self.speed is None or column not in frame.columns:
+            return frame
+        mapped = self.trace_ref_s + (pl.col(column).cast(pl.Float64) - self.wall_ref_s) * self.speed
+        return frame.with_columns(mapped.alias(column))
 
     def now(self, wall_now_s: float | None = None) -> float:
         return self.at(time.time() if wall_now_s is None else wall_now_s)
@@ -77,3 +86,12 @@ def clock_of(site: SiteView | None) -> SiteClock:
     if site.trace_time_s is None or site.trace_wall_s is None:
         return SiteClock(replay=True, speed=None)
     return SiteClock(replay=True, wall_ref_s=site.trace_wall_s, trace_ref_s=site.trace_time_s, speed=site.trace_speed)
+
+
+def label_time_axis(figure: go.Figure, clock_name: str) -> None:
+    """Name the clock under the bottom time axis of `figure` (the last x axis of stacked subplots,
+    which share it); a figure without data (an empty state) is left as it is."""
+    if not figure.data:
+        return
+    axes = sorted((k for k in figure.layout.to_plotly_json() if k.startswith("xaxis")), key=lambda k: int(k[5:] or 1))
+    figure.layout[axes[-1] if axes else "xaxis"].title.text = clock_name

@@ -27,6 +27,7 @@ from dash import Input, Output, State, dcc, html
 from dash.development.base_component import Component
 
 from dashboards import fmt, ids
+from dashboards.clocks import clock_of, label_time_axis
 from dashboards.figures import (
     MANY_HOSTS,
     MAX_POINTS,
@@ -263,8 +264,9 @@ def render_history(reader: TwinReader, search: str | None, *, now_s: float) -> H
 
     Every history read asks for at most `MAX_POINTS` points per series, so the store aggregates a
     long range into steps on the server and no trace sent to the browser outgrows that budget
-    (24 h at 1-minute resolution is 1,440 points per host). History is in wall time for every site:
-    a replayed site's samples are stamped when they were collected, whatever trace instant they show."""
+    (24 h at 1-minute resolution is 1,440 points per host). The range is wall time (the samples
+    are stamped when collected); a replayed site's x axis is in its trace clock (dashboards.clocks),
+    labelled, so it agrees with its queue, forecast and card."""
     name, range_ = parse(search)
     blank = empty_figure("")
     shown = _shown(reader, name)
@@ -276,16 +278,19 @@ def render_history(reader: TwinReader, search: str | None, *, now_s: float) -> H
     # The revision names site and range: a new range resets the zoom, a refresh keeps it.
     revision = f"nodes-{name}-{range_}"
     hosts = len(shown.nodes)
+    clock = clock_of(shown.site)
+    if clock.replay and (span := clock.span_phrase(RANGES[range_])):
+        phrase = f"{phrase} ({span})"
     if hosts > MANY_HOSTS:  # one row per bucket, aggregated in the store, whatever the host count
         hosts_figure = _guarded(
             lambda: node_band_figure(
-                reader.node_history_band(name, start, end, max_points=MAX_POINTS), hosts, revision=revision
+                clock.frame(reader.node_history_band(name, start, end, max_points=MAX_POINTS)), hosts, revision=revision
             )
         )
     elif shown.hosts:
         hosts_figure = _guarded(
             lambda: node_history_figure(
-                reader.node_history(name, None, start, end, max_points=MAX_POINTS), revision=revision
+                clock.frame(reader.node_history(name, None, start, end, max_points=MAX_POINTS)), revision=revision
             )
         )
     else:
@@ -293,7 +298,8 @@ def render_history(reader: TwinReader, search: str | None, *, now_s: float) -> H
     site_figure = (
         _guarded(
             lambda: site_history_figure(
-                reader.site_history(name, start, end, max_points=MAX_POINTS), revision=f"site-{name}-{range_}"
+                clock.frame(reader.site_history(name, start, end, max_points=MAX_POINTS)),
+                revision=f"site-{name}-{range_}",
             )
         )
         if shown.history
@@ -301,6 +307,8 @@ def render_history(reader: TwinReader, search: str | None, *, now_s: float) -> H
     )
     site = shown.site
     replay_note = f" (replay now at {fmt.utc(site.trace_time_s)})" if site.is_replay and site.trace_time_s else ""
+    for figure in (hosts_figure, site_figure):
+        label_time_axis(figure, clock.name)
     return History(
         f"CPU and memory, {phrase}",
         hosts_figure,

@@ -351,6 +351,13 @@ def test_served_page_shows_this_host_live_and_drills_down(driver: Any, served_ur
     check_range(driver, "local", "24h", "last 24 hours")  # the real store, asked for a day
     check_graph_click(driver, "kth-sp2")
     forecast = check_forecast(driver, "kth-sp2")  # the replayed log's queue, simulated forward
+    from selenium.webdriver.common.by import By
+
+    _wait(  # the clock rule: a replayed site's history in its trace clock, named under the axis
+        driver,
+        lambda d: "trace time (replay ×600)" in d.find_element(By.ID, ids.SITE_GRAPH).text,
+        "the replay's history labelled in its trace clock",
+    )
     assert forecast["bars"] > 0 and all(s == "now" or s.startswith("in ") for s in forecast["starts"]), forecast
     assert "within ±1 h" in forecast["accuracy"] or "No forecast scored yet" in forecast["accuracy"]
     import httpx  # two answers through the Slurm wrapper's hook, one through the API: counted per hook

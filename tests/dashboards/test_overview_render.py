@@ -24,7 +24,7 @@ from dashboards.overview import (
 from dashboards.parts import site_href
 from dashboards.urlstate import DEFAULT_RANGE, RANGE_PHRASES, RANGES, RangeKey, drill_query, parse, selected_range
 from tests.dashboards.dom import text, walk, with_attr
-from tests.dashboards.twin_double import NOW_S, FakeReader
+from tests.dashboards.twin_double import NOW_S, REPLAY_SPEED, TRACE_TIME_S, FakeReader
 
 HOUR_S = RANGES["1h"]
 DAY_S = RANGES["24h"]
@@ -292,3 +292,23 @@ def test_the_advice_section_shows_each_hook_or_says_why_not() -> None:
     _, failed = render_advice(broken, "?site=hpc1", now_s=1030)
     assert "advice log unavailable: store closed" in str(failed)
     assert render_advice(None, "?site=hpc1", now_s=1030)[1] == []
+
+
+def test_a_replayed_sites_history_is_drawn_in_its_trace_clock_and_says_so(reader: FakeReader) -> None:
+    """Clock rule: the range is wall time, the axis the replay's trace clock (as its card and queue)."""
+    replay = render_history(reader, "?site=swf-replay&range=1h", now_s=NOW_S)
+    x = replay.site_figure.data[0].x
+    wall_last = reader.site_history("swf-replay", NOW_S - 3600, NOW_S)["ts_s"][-1]
+    assert x[-1] == pytest.approx((TRACE_TIME_S - (NOW_S - wall_last) * REPLAY_SPEED) * 1000.0)  # in trace ms
+    assert x[-1] - x[0] == pytest.approx(3600 * REPLAY_SPEED * 1000.0, rel=0.05)  # a wall hour: 600 trace hours
+    assert replay.site_title.startswith("Load and jobs, last hour (600 trace hours)")
+    axes = replay.site_figure.layout
+    assert axes.xaxis2.title.text == "trace time (replay ×600)" and not axes.xaxis.title.text  # bottom axis only
+    live = render_history(reader, "?site=local&range=1h", now_s=NOW_S)
+    assert live.hosts_figure.data[0].x[-1] == pytest.approx(NOW_S * 1000.0)
+    assert "UTC" in {
+        a.title.text
+        for k, a in live.hosts_figure.layout.to_plotly_json().items()
+        if k.startswith("xaxis")
+        for a in [live.hosts_figure.layout[k]]
+    }

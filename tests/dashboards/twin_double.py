@@ -18,6 +18,8 @@ from twin.view import CollectorHealth, ContainerView, LinkView, NodeView, QueueF
 GIB = 2.0**30
 NOW_S = 1_800_000_000.0
 """A fixed "now" for render functions (2027-01-15 08:00 UTC)."""
+REPLAY_SPEED = 600.0
+"""The replay's trace seconds per wall second."""
 TRACE_TIME_S = 1_170_000_000.0
 """The replayed site's trace instant (2007-01-28)."""
 
@@ -296,6 +298,8 @@ def continuum() -> FakeReader:
             "hpc",
             is_replay=True,
             trace_time_s=TRACE_TIME_S,
+            trace_wall_s=NOW_S,
+            trace_speed=REPLAY_SPEED,
             nodes_total=128,
             nodes_busy=100,
             cpus_total=128.0,
