@@ -124,12 +124,31 @@ def empty_figure(message: str = "no data yet", *, height: int = 260) -> go.Figur
 # --- the continuum graph -------------------------------------------------------------------------
 
 
+_RX = 0.8
+"""The circle's horizontal radius (vertical: 1): narrower than tall, so a label beside a node on
+the left or right still fits a phone-wide graph (a 311 px wide plot keeps ~75 px beside them)."""
+
+
 def _circle(names: Sequence[str]) -> dict[str, tuple[float, float]]:
-    """Positions on a unit circle, first name at the top; one site sits in the middle."""
+    """Positions on an ellipse, first name at the top; one site sits in the middle."""
     if len(names) == 1:
         return {names[0]: (0.0, 0.0)}
     step = 2 * math.pi / max(1, len(names))
-    return {n: (math.cos(math.pi / 2 - i * step), math.sin(math.pi / 2 - i * step)) for i, n in enumerate(names)}
+    return {n: (_RX * math.cos(math.pi / 2 - i * step), math.sin(math.pi / 2 - i * step)) for i, n in enumerate(names)}
+
+
+def _outward(x: float, y: float) -> str:
+    """Where a node's label goes: away from the middle. Links are chords of the circle, all inside
+    it, so a label outside never lies on a line (one below a node, the old place, crossed every link
+    leaving it downwards)."""
+    if abs(x) < 1e-9 and abs(y) < 1e-9:
+        return "bottom center"
+    angle = math.degrees(math.atan2(y, x / _RX))
+    if 45 <= angle <= 135:
+        return "top center"
+    if -135 <= angle <= -45:
+        return "bottom center"
+    return "middle right" if x > 0 else "middle left"
 
 
 def _site_size(site: SiteView) -> float:
@@ -172,6 +191,38 @@ def _link_hover(link: LinkView) -> str:
     )
 
 
+_NARROW_PX_PER_UNIT = (70.0, 123.0)
+"""Pixels per data unit (x, y) of the continuum graph on a phone-wide screen (a 291 × 376 px plot
+area at 400 px): label sizes are estimated there, the narrowest place they must not collide."""
+_LABEL_CHAR_PX, _LABEL_HEIGHT_PX, _LABEL_GAP_PX = 6.5, 18.0, 6.0
+_SPOTS = (0.5, 0.38, 0.62, 0.28, 0.72)
+"""Where along its link a label may sit (0 and 1 are the ends, under the sites' markers)."""
+
+
+def _link_label_spots(links: Sequence[LinkView], pos: Mapping[str, tuple[float, float]]) -> list[tuple[float, float]]:
+    """A place for each link's label, on its own line and clear of the labels placed before it:
+    links leaving one site meet there, and their middles can be closer than a label is wide. Sizes
+    are estimated for a narrow screen (where labels are largest in data units); when no spot is
+    clear, the one with the least overlap is taken."""
+    placed: list[tuple[float, float, float, float]] = []
+    spots = []
+    for link in links:
+        (x0, y0), (x1, y1) = pos[link.a], pos[link.b]
+        w = (len(_link_label(link)) * _LABEL_CHAR_PX + _LABEL_GAP_PX) / _NARROW_PX_PER_UNIT[0]
+        h = (_LABEL_HEIGHT_PX + _LABEL_GAP_PX) / _NARROW_PX_PER_UNIT[1]
+
+        def overlap(x: float, y: float, w: float = w, h: float = h) -> float:
+            return sum(
+                max(0.0, (w + pw) / 2 - abs(x - px)) * max(0.0, (h + ph) / 2 - abs(y - py)) for px, py, pw, ph in placed
+            )
+
+        candidates = [(x0 + t * (x1 - x0), y0 + t * (y1 - y0)) for t in _SPOTS]
+        best = min(candidates, key=lambda c: (overlap(*c) > 0, overlap(*c), candidates.index(c)))
+        placed.append((*best, w, h))
+        spots.append(best)
+    return spots
+
+
 def continuum_figure(sites: Sequence[SiteView], links: Sequence[LinkView], *, selected: str | None = None) -> go.Figure:
     """Every site as a node (colour = state, size = load) and every link as an edge labelled with its
     configured bandwidth and, when measured, its current rate.
@@ -205,21 +256,33 @@ def continuum_figure(sites: Sequence[SiteView], links: Sequence[LinkView], *, se
         )
     if links:
         mids = [((pos[lk.a][0] + pos[lk.b][0]) / 2, (pos[lk.a][1] + pos[lk.b][1]) / 2) for lk in links]
-        fig.add_trace(
+        fig.add_trace(  # the hover target of each link (an annotation has no rich hover)
             go.Scatter(
                 x=[m[0] for m in mids],
                 y=[m[1] for m in mids],
-                mode="markers+text",
-                text=[_link_label(lk) for lk in links],
-                textposition="top center",
-                textfont={"size": 11, "color": _MUTED},
+                mode="markers",
                 hovertext=[_link_hover(lk) for lk in links],
                 hoverinfo="text",
-                marker={"size": 7, "color": "white", "line": {"color": _MUTED, "width": 1}},
+                marker={"size": 14, "color": "rgba(255,255,255,0)"},
                 name="links",
                 showlegend=False,
             )
         )
+        for (lx, ly), link in zip(_link_label_spots(links, pos), links, strict=True):
+            # A boxed label on an opaque background on its link: it interrupts its own line (and any
+            # line crossing there) instead of being drawn over it, so it stays readable.
+            fig.add_annotation(
+                x=lx,
+                y=ly,
+                text=_link_label(link),
+                showarrow=False,
+                font={"size": 11, "color": _MUTED},
+                bgcolor="white",
+                bordercolor=STATE_COLOURS.get(link.state, _MUTED),
+                borderwidth=1,
+                borderpad=2,
+                opacity=1,
+            )
     if outside:
         fig.add_trace(
             go.Scatter(
@@ -227,7 +290,7 @@ def continuum_figure(sites: Sequence[SiteView], links: Sequence[LinkView], *, se
                 y=[pos[n][1] for n in outside],
                 mode="markers+text",
                 text=outside,
-                textposition="bottom center",
+                textposition=[_outward(*pos[n]) for n in outside],
                 hovertext=[f"{n}: a link endpoint, not a configured site" for n in outside],
                 hoverinfo="text",
                 marker={"size": 12, "color": "#d1d5db"},
@@ -245,8 +308,9 @@ def continuum_figure(sites: Sequence[SiteView], links: Sequence[LinkView], *, se
                 y=[pos[s.name][1] for s in group],
                 mode="markers+text",
                 name=state,
-                text=[f"<b>{s.name}</b><br>load {fmt.percent(s.load)}" for s in group],
-                textposition="bottom center",
+                text=[f"<b>{fmt.clip(s.name, 16)}</b><br>load {fmt.percent(s.load)}" for s in group],
+                textposition=[_outward(*pos[s.name]) for s in group],
+                cliponaxis=False,
                 customdata=[s.name for s in group],
                 hovertext=[_site_hover(s) for s in group],
                 hoverinfo="text",
@@ -264,11 +328,12 @@ def continuum_figure(sites: Sequence[SiteView], links: Sequence[LinkView], *, se
     fig.update_layout(
         template="plotly_white",
         height=420,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        margin={"l": 10, "r": 10, "t": 34, "b": 10},
         showlegend=True,
-        legend={"orientation": "h", "x": 0, "y": 1.06, "title": {"text": "state "}},
-        xaxis={"visible": False, "range": [-1.5, 1.5], "fixedrange": True},
-        yaxis={"visible": False, "range": [-1.45, 1.3], "fixedrange": True},
+        legend={"orientation": "h", "x": 0, "y": 1.08, "title": {"text": "state "}},
+        # room beside the ellipse for the left and right sites' labels, above it for the top one's
+        xaxis={"visible": False, "range": [-2.05, 2.05], "fixedrange": True},
+        yaxis={"visible": False, "range": [-1.5, 1.55], "fixedrange": True},
         clickmode="event",
         uirevision="continuum",
     )

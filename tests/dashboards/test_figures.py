@@ -65,8 +65,19 @@ def test_links_are_edges_labelled_with_bandwidth_and_rate(reader: FakeReader) ->
     edges = [t for t in fig.data if t.mode == "lines"]
     assert len(edges) == len(reader.links())
     assert [e.line.dash for e in edges] == ["solid", "dot", "dot"]  # ok, stale, down
-    labels = next(t for t in fig.data if t.name == "links").text
+    labels = tuple(a.text for a in fig.layout.annotations)  # boxed, on their lines
     assert labels == ("10 Gb/s · now 1.2 Gb/s", "1 Gb/s", "100 Gb/s")
+    assert all(a.bgcolor == "white" and a.borderwidth == 1 for a in fig.layout.annotations)
+    assert len(next(t for t in fig.data if t.name == "links").hovertext) == 3  # each link's hover target
+
+
+def test_site_labels_sit_outside_the_ring_of_links(reader: FakeReader) -> None:
+    """Links are chords of the sites' ellipse: a label on the outer side never lies on one."""
+    fig = continuum_figure(reader.sites(), reader.links())
+    for trace in (t for t in fig.data if t.customdata is not None):
+        for x, y, where in zip(trace.x, trace.y, trace.textposition, strict=True):
+            expected = "top" if y > 0.7 else "bottom" if y < -0.7 else ("right" if x > 0 else "left")
+            assert expected in where, (x, y, where)
 
 
 def test_a_link_to_an_unconfigured_endpoint_still_draws(reader: FakeReader) -> None:
