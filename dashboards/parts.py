@@ -98,6 +98,10 @@ def site_card(site: SiteView, *, selected: bool, prefix: str, range_: RangeKey =
         html.Dl([part for k, v in _facts(site) for part in (html.Dt(k), html.Dd(v))], className="facts"),
         html.Div(f"data {fmt.age(site.data_age_s)}", className="age"),
     ]
+    if not site.collectors:  # "starting" forever would read as a fault; say what it is instead
+        body[-1] = html.Div(
+            "no collectors: known from its configuration only (price, quota, provisioning delay)", className="age"
+        )
     if error:
         body.append(html.Div(f"last error: {fmt.clip(error)}", className="error", title=error))
     classes = f"card state-{site.state}" + (" selected" if selected else "")

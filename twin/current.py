@@ -95,7 +95,7 @@ class CurrentViews:
             jobs_pending=_int(pending),
             collectors=collectors,
             trace_wall_s=replay[0].ts_ns / 1e9 if replay else None,
-            trace_speed=_trace_speed(replay[0]) if replay else None,
+            trace_speed=spec.placement.clock_speed if replay else None,
         )
 
     # ------------------------------------------------------------------ hosts and containers
@@ -224,10 +224,3 @@ def _age(points: Mapping[str, Point], metric: str, now: float) -> float | None:
 
 def _int(value: float | None) -> int | None:
     return None if value is None else round(value)
-
-
-def _trace_speed(point: Point) -> float | None:
-    """Trace seconds per wall second between a replay's last two trace instants; None before the
-    second, or across a resume that stepped the trace clock back."""
-    rate = point.rate()
-    return rate if rate is not None and rate > 0 else None

@@ -71,8 +71,8 @@ class SiteView:
     trace_wall_s: float | None = None
     """For a replayed site: the wall-clock instant (unix s) at which `trace_time_s` was shown."""
     trace_speed: float | None = None
-    """For a replayed site: trace seconds per wall second, from its last two trace instants (None
-    until there are two): with `trace_wall_s` it maps any wall instant to the site's trace clock."""
+    """For a replayed site: trace seconds per wall second (its replay's configured `speed`): with
+    `trace_wall_s` it maps any wall instant to the site's trace clock."""
 
 
 @dataclass(frozen=True)

@@ -300,6 +300,7 @@ def continuum() -> FakeReader:
             trace_time_s=TRACE_TIME_S,
             trace_wall_s=NOW_S,
             trace_speed=REPLAY_SPEED,
+            collectors=(collector("swf-replay/replay", "replay", "ok", 2.0),),
             nodes_total=128,
             nodes_busy=100,
             cpus_total=128.0,
