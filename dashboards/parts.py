@@ -98,7 +98,7 @@ def site_card(site: SiteView, *, selected: bool, prefix: str, range_: RangeKey =
         html.Dl([part for k, v in _facts(site) for part in (html.Dt(k), html.Dd(v))], className="facts"),
         html.Div(f"data {fmt.age(site.data_age_s)}", className="age"),
     ]
-    if not site.collectors:  # "starting" forever would read as a fault; say what it is instead
+    if not site.collectors and not site.hosts:  # "starting" forever would read as a fault
         body[-1] = html.Div(
             "no collectors: known from its configuration only (price, quota, provisioning delay)", className="age"
         )
