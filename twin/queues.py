@@ -279,6 +279,19 @@ class QueueForecaster:
         chosen = base._learned if base._learned is not None else ("ave2" if predictor == "auto" else predictor)  # type: ignore[assignment]
         return self._run(site, base, chosen, extra)
 
+    def rerun(self, base: QueueBase, queue: pl.DataFrame, processors: int) -> QueueBase:
+        """A copy of `base` with another queue and capacity, forecast by the same simulator and
+        predictor as the base: what-ifs (twin.whatif). Neither cached nor recorded for scoring,
+        so live forecasts and their accuracy never see a hypothetical queue."""
+        copy = replace(base, queue=queue, processors=processors, _lock=threading.Lock())
+        chosen: PredictorName | Predictor
+        if base._learned is not None:
+            chosen = base._learned
+        else:
+            chosen = "ave2" if base.predictor_choice in ("auto", "learned") else base.predictor_choice  # type: ignore[assignment]
+        copy.forecast = self._run(base.site, copy, chosen, ())
+        return copy
+
     def accuracy(self, site: str) -> tuple[ForecastAccuracy, RuntimeAccuracy]:
         return self.scores.accuracy(site)
 
