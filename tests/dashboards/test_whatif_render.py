@@ -37,7 +37,7 @@ def test_no_change_yet_shows_the_form_and_todays_ranking_for_a_typical_job(r: Re
 
 def test_a_move_lists_the_affected_jobs_in_the_trace_clock_and_both_rankings(r: Replayed) -> None:
     base = r.twin.queues.base("kth")
-    job = str(base.forecast.jobs.sort("predicted_wait_s", descending=True)["job_id"][0])
+    job = str(base.forecast.jobs.sort("predicted_wait_s", descending=True, nulls_last=True)["job_id"][0])
     search = f"?view=whatif&change=move&from=kth&job={job}&to=kth2"
     form, summary, jobs, _job_form, ranking = render(r.advisor, search)
     choices = with_attr(form, ids.WHATIF_ATTR)
@@ -110,7 +110,7 @@ def test_the_url_is_parsed_leniently() -> None:
 
 def test_the_callback_answers_nothing_while_the_page_is_hidden(r: Replayed) -> None:
     app = dash.Dash(__name__)
-    PAGE.register(app, Sources(reader=r.twin, advisor=r.advisor))  # type: ignore[arg-type]
+    PAGE.register(app, Sources(reader=r.twin, advisor=r.advisor))
     callback = next(iter(app.callback_map.values()))["callback"]
     import asyncio
 
