@@ -115,3 +115,20 @@ def test_a_running_job_cannot_move(r: Replayed) -> None:
     running = r.twin.queues.base("kth").queue.filter(pl.col("state") == "RUNNING")["job_id"][0]
     with pytest.raises(InvalidScenarioError, match="only a queued job can move"):
         r.whatif.run([MoveJob(running, "kth", "kth2")])
+
+
+def test_a_what_if_is_not_scored_booked_logged_or_cached() -> None:
+    """Fresh twin: the scenario's forecasts stay out of the accuracy trackers and the base cache,
+    its rankings out of the herding ledger and the advice log."""
+    r = replayed()
+    live = {site: r.twin.queues.base(site) for site in ("kth", "kth2")}
+    job = _waiting_job(r, "kth")
+    opened = dict(r.twin.queues.forecasts._log._open["kth2"])
+    r.whatif.run([MoveJob(job, "kth", "kth2"), Nodes("kth", add=8)], JobRequest(cores=4, walltime_s=3600))
+    assert r.twin.queues.forecasts._log._open["kth2"] == opened and job not in opened
+    assert all(r.twin.queues.base(site) is base for site, base in live.items())
+    assert r.advisor.log.stats().advised == {}
+    assert all(r.advisor.ledger.booked_cores(s) == 0 for s in ("kth", "kth2", "cloud"))
+    assert r.advisor._profiles == {} or all(p.base is live[s] for s, p in r.advisor._profiles.items())
+    advice = r.advisor.advise(JobRequest(cores=4, walltime_s=3600))  # the real thing still books and logs
+    assert advice.recommended is not None and sum(r.advisor.log.stats().advised.values()) == 1

@@ -107,7 +107,10 @@ class WhatIf:
                         raise InvalidScenarioError(f"bandwidth must be > 0 and at most 1e6 Gb/s, not {gbps}")
                     i = _link_index(links, a, b)
                     links[i] = _with_bandwidth(links[i], gbps * 1e9)
-        scenario = {site: self.twin.queues.rerun(q.base, q.queue, q.processors) for site, q in queues.items()}
+        scenario = {
+            site: self.twin.queues.rerun(q.base, q.queue, q.processors, {_DRAIN: _FOREVER_S} if q.drained else None)
+            for site, q in queues.items()
+        }
         for site in down:  # a down site's queue is shown too: nothing there starts
             if site not in queues:
                 base = self._base_or_none(site)
