@@ -402,6 +402,7 @@ def render(advisor: Advisor | None, search: str | None) -> tuple[list[Component]
             + (f" at {', '.join(out.sites)}" if out.sites else "")
             + f": {out.earlier} start earlier, {later}."
         ),
+        *(html.P(note, className="muted") for note in out.notes),
     ]
     assert out.today is not None and out.scenario is not None
     ranking = [

@@ -115,6 +115,7 @@ class WhatIfOut(BaseModel):
     jobs: list[JobShiftOut]
     today: AdviceOut | None
     scenario: AdviceOut | None
+    notes: list[str] = Field(description="What the simulation assumed (how many cores a node is)")
 
 
 def comparison_to_dict(out: Comparison) -> dict[str, Any]:
@@ -128,6 +129,7 @@ def comparison_to_dict(out: Comparison) -> dict[str, Any]:
         "jobs": [vars(s) for s in out.jobs],
         "today": advice_to_dict(out.today) if out.today is not None else None,
         "scenario": advice_to_dict(out.scenario) if out.scenario is not None else None,
+        "notes": list(out.notes),
     }
 
 

@@ -56,6 +56,7 @@ def test_a_move_lists_the_affected_jobs_in_the_trace_clock_and_both_rankings(r: 
 def test_a_drain_delays_and_says_so(r: Replayed) -> None:
     _form, summary, jobs, _, _ = render(r.advisor, "?view=whatif&change=nodes&site=kth2&drain=16")
     assert "drain 16 node(s) at kth2" in text(summary) and "0 start earlier" in text(summary)
+    assert "a node is counted as 1 core" in text(summary)
     assert _rows(jobs) and all(" later " in row for row in _rows(jobs).values())
 
 

@@ -57,6 +57,7 @@ def test_moving_a_job_off_a_busy_site_makes_the_jobs_behind_it_start_earlier(r: 
 def test_draining_nodes_delays_and_adding_them_speeds_the_queue_up(r: Replayed) -> None:
     """Adding is not monotone per job either (EASY, as above): the queue as a whole waits less."""
     drained = r.whatif.run([Nodes("kth2", drain=40)])
+    assert drained.notes == ("kth2 configures no cores_per_node: a node is counted as 1 core",)
     assert drained.later >= 1
     assert all(s.shift_s is None or s.shift_s >= 0 for s in drained.jobs)
     assert all(s.job_id != "__drain__" for s in drained.jobs)

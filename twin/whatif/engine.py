@@ -61,6 +61,8 @@ class Comparison:
     later: int
     today: Advice | None
     scenario: Advice | None
+    notes: tuple[str, ...] = ()
+    """What the simulation assumed that a reader should know (how many cores a node is)."""
 
 
 @dataclass
@@ -90,6 +92,7 @@ class WhatIf:
         links = list(self.twin.links())
         down: dict[str, str] = {}
         moved: dict[str, tuple[str, str]] = {}
+        notes: list[str] = []
         for change in changes:
             self._check_sites(change)
             match change:
@@ -97,7 +100,7 @@ class WhatIf:
                     self._move(change, queues, down)
                     moved[change.job] = (change.from_site, change.to_site)
                 case Nodes():
-                    self._nodes(change, queues)
+                    notes += self._nodes(change, queues)
                 case SiteDown(site):
                     down[site] = "taken down in this what-if"
                 case LinkDown(a, b):
@@ -134,6 +137,7 @@ class WhatIf:
             later=sum(1 for s in affected if s.shift_s is None or s.shift_s > 0),
             today=today,
             scenario=scenario_advice,
+            notes=tuple(dict.fromkeys(notes)),
         )
 
     # ------------------------------------------------------------------ changes
@@ -189,14 +193,17 @@ class WhatIf:
         source.queue = source.queue.filter(ids != job)
         target.queue = pl.concat([target.queue, arrived.select(target.queue.columns)], how="vertical_relaxed")
 
-    def _nodes(self, change: Nodes, queues: dict[str, _Queue]) -> None:
+    def _nodes(self, change: Nodes, queues: dict[str, _Queue]) -> list[str]:
+        """Apply the change; the notes on what it assumed."""
         if (change.add > 0) == (change.drain > 0) or change.add < 0 or change.drain < 0:
             raise InvalidScenarioError("give either add=N or drain=N nodes, N > 0")
         q = self._queue(change.site, queues, f"cannot change the nodes of {change.site}")
-        per_node = self.twin.topology.site(change.site).placement.cores_per_node or 1
+        configured = self.twin.topology.site(change.site).placement.cores_per_node
+        per_node = configured or 1
+        notes = [] if configured else [f"{change.site} configures no cores_per_node: a node is counted as 1 core"]
         if change.add:
             q.processors += change.add * per_node
-            return
+            return notes
         cores = change.drain * per_node
         if cores + q.drained >= q.processors:
             raise InvalidScenarioError(
@@ -206,6 +213,7 @@ class WhatIf:
         q.drained += cores
         q.queue = q.queue.filter(pl.col("job_id").cast(pl.String) != _DRAIN)
         q.queue = pl.concat([_drain_row(q.queue, q.base, q.drained), q.queue], how="vertical_relaxed")
+        return notes
 
     # ------------------------------------------------------------------ comparison
     def _shifts(
