@@ -61,6 +61,13 @@ def test_draining_nodes_delays_and_adding_them_speeds_the_queue_up(r: Replayed) 
     assert drained.later >= 1
     assert all(s.shift_s is None or s.shift_s >= 0 for s in drained.jobs)
     assert all(s.job_id != "__drain__" for s in drained.jobs)
+    wide = r.whatif.run([Nodes("kth", drain=60)])  # 40 CPUs left: a wider job never starts, and says why
+    never = [s for s in wide.jobs if s.scenario_start_s is None]
+    assert never and all(s.note == "wider than the CPUs left in service" and s.shift_s is None for s in never)
+    procs = dict(
+        zip(*r.twin.queues.base("kth").forecast.jobs.select("job_id", "procs").to_dict().values(), strict=True)
+    )
+    assert all(procs[s.job_id] > 40 for s in never)
     added = r.whatif.run([Nodes("kth2", add=40)])
     assert added.earlier > 3 * added.later and sum(s.shift_s or 0 for s in added.jobs) < 0
 

@@ -242,6 +242,8 @@ class WhatIf:
                 seen.add(f"{origin}\0{job}")
                 then = None if site in down else start
                 note = "its site is down" if site in down else ""
+                if then is not None and q.drained and then >= now + _FOREVER_S // 2:
+                    then, note = None, "wider than the CPUs left in service"
                 if origin != site:
                     note = f"moved from {origin}"
                 today_start = before[1] if before else None
