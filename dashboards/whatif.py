@@ -287,7 +287,9 @@ def _shift(s: int | None, today: int | None) -> tuple[str, str]:
 def _jobs_table(out: Comparison, clocks: Mapping[str, str]) -> Component:
     if not out.sites:
         return html.P(
-            "No queue changes in this scenario: links only move data, so no job's start moves.", className="muted"
+            "No batch queue changes in this scenario, so no job's start moves (a link only moves data; a site"
+            " without a batch queue has no queued jobs).",
+            className="muted",
         )
     if not out.jobs:
         return html.P(f"No job's predicted start moves at {', '.join(out.sites)}.", className="muted")

@@ -53,6 +53,12 @@ def test_a_move_lists_the_affected_jobs_in_the_trace_clock_and_both_rankings(r: 
     assert "Under the scenario" in text(ranking)
 
 
+def test_a_cloud_site_down_moves_no_queue_and_says_why(r: Replayed) -> None:
+    _form, summary, jobs, _, ranking = render(r.advisor, "?view=whatif&change=down&site=cloud")
+    assert "0 job(s) affected" in text(summary) and "a site without a batch queue has no queued jobs" in text(jobs)
+    assert "excluded: down" in text(with_attr(ranking, ids.WHATIF_SITE_ATTR)["scenario:cloud"])
+
+
 def test_a_drain_delays_and_says_so(r: Replayed) -> None:
     _form, summary, jobs, _, _ = render(r.advisor, "?view=whatif&change=nodes&site=kth2&drain=16")
     assert "drain 16 node(s) at kth2" in text(summary) and "0 start earlier" in text(summary)
@@ -66,7 +72,7 @@ def test_a_site_down_is_excluded_with_its_reason_and_a_slower_link_lengthens_sta
     assert "excluded: down: taken down in this what-if" in text(after["scenario:kth2"])
     assert "excluded" not in text(after["today:kth2"])
     _, _, jobs, _, ranking = render(r.advisor, "?view=whatif&change=bandwidth&a=kth&b=kth2&gbps=0.1&gb=100")
-    assert "links only move data" in text(jobs)
+    assert "a link only moves data" in text(jobs)
     after = with_attr(ranking, ids.WHATIF_SITE_ATTR)
     assert text(after["today:kth2"]) != text(after["scenario:kth2"])
     changed = [c for c in walk(ranking) if getattr(c, "className", None) == "changed"]

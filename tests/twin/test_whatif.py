@@ -68,6 +68,7 @@ def test_draining_nodes_delays_and_adding_them_speeds_the_queue_up(r: Replayed) 
         zip(*r.twin.queues.base("kth").forecast.jobs.select("job_id", "procs").to_dict().values(), strict=True)
     )
     assert all(procs[s.job_id] > 40 for s in never)
+    assert wide.later >= len(never)  # never starting counts as later
     added = r.whatif.run([Nodes("kth2", add=40)])
     assert added.earlier > 3 * added.later and sum(s.shift_s or 0 for s in added.jobs) < 0
 

@@ -133,8 +133,8 @@ class WhatIf:
             now_s={site: q.base.now_s for site, q in sorted(queues.items())},
             jobs=tuple(affected[:limit]),
             affected=len(affected),
-            earlier=sum(1 for s in affected if s.shift_s is not None and s.shift_s < 0),
-            later=sum(1 for s in affected if s.shift_s is None or s.shift_s > 0),
+            earlier=sum(1 for s in affected if _sooner(s)),
+            later=sum(1 for s in affected if not _sooner(s)),
             today=today,
             scenario=scenario_advice,
             notes=tuple(dict.fromkeys(notes)),
@@ -254,6 +254,13 @@ class WhatIf:
                     shift = 0
                 out.append(JobShift(job, site, origin, today_start, then, shift, note))
         return out
+
+
+def _sooner(shift: JobShift) -> bool:
+    """Starts earlier, or starts at all where it could not today (nodes added)."""
+    if shift.shift_s is None:
+        return shift.today_start_s is None and shift.scenario_start_s is not None
+    return shift.shift_s < 0
 
 
 def _starts(base: QueueBase) -> list[tuple[str, int | None]]:
