@@ -129,3 +129,18 @@ def test_the_served_page_drains_a_replayed_site_and_takes_it_down(
         assert "excluded: down: taken down in this what-if" in driver.find_element(By.CSS_SELECTOR, cell).text
         today = driver.find_element(By.CSS_SELECTOR, f'[{ids.WHATIF_SITE_ATTR}="today:kth-sp2"]').text
         assert "taken down" not in today
+
+
+def test_on_a_narrow_screen_the_view_never_scrolls_sideways(url: str, twin: Replayed) -> None:
+    from selenium.webdriver.common.by import By
+
+    from tests.browser import chromium
+
+    job = str(twin.twin.queues.base("kth").forecast.jobs["job_id"][0])
+    with chromium("--window-size=400,1800", logging_prefs={"browser": "SEVERE"}) as narrow:
+        narrow.set_window_size(400, 1800)
+        narrow.get(url + f"?view=whatif&change=move&from=kth&job={job}&to=kth2")
+        cell = f'[{ids.WHATIF_SITE_ATTR}="scenario:kth2"]'
+        _wait(narrow, lambda d: d.find_elements(By.CSS_SELECTOR, cell), "the scenario's ranking", timeout=60)
+        scroll, inner = narrow.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+        assert scroll <= inner, f"the what-if view scrolls sideways at 400 px: {scroll} > {inner}"
