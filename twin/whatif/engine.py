@@ -228,7 +228,6 @@ class WhatIf:
             for job, start in _starts(q.base):
                 today_rows[f"{site}\0{job}"] = (site, start, q.base.now_s)
         out: list[JobShift] = []
-        seen: set[str] = set()
         for site, q in queues.items():
             after = scenario.get(site)
             now = (after or q.base).now_s
@@ -239,13 +238,12 @@ class WhatIf:
                 came = moved.get(job)
                 origin = came[0] if came is not None and came[1] == site else site
                 before = today_rows.get(f"{origin}\0{job}")
-                seen.add(f"{origin}\0{job}")
                 then = None if site in down else start
                 note = "its site is down" if site in down else ""
                 if then is not None and q.drained and then >= now + _FOREVER_S // 2:
                     then, note = None, "wider than the CPUs left in service"
                 if origin != site:
-                    note = f"moved from {origin}"
+                    note = "; ".join(n for n in (f"moved from {origin}", note) if n)
                 today_start = before[1] if before else None
                 shift = None
                 if then is not None and today_start is not None and before is not None:
