@@ -151,6 +151,8 @@ def column_unit(name: str, kind: str) -> str:
     """A column's unit; a samples `value` is in its metric's unit (the manifest's `metrics`)."""
     if kind == "samples":
         return {"time": "timestamp (wall clock UTC)", "value": "per metric, see metrics"}.get(name, "label")
+    if kind == "jobs" and name == "nodes":
+        return ""  # the job's node names, comma-separated (the advice request's `nodes` is a count)
     if name in _JOB_UNITS:
         return _JOB_UNITS[name]
     if name.endswith("_bytes"):
