@@ -96,3 +96,24 @@ def test_the_page_is_registered(service: Any, source: ExportSource) -> None:
 
     assert PAGES[-1].view == "export" and PAGES[-1].label == "Export"
     assert Sources(reader=service.twin, export=source).export is source
+
+
+def test_a_session_without_the_export_scope_is_refused() -> None:
+    from dash.backends import _fastapi
+    from starlette.requests import Request
+
+    from dashboards.export import _caller_may_export
+    from service.auth import TokenInfo
+
+    def with_token(scopes: tuple[str, ...] | None) -> bool:
+        state = {} if scopes is None else {"token": TokenInfo(id="a1b2c3d4", name="t", scopes=scopes, created_s=0.0)}
+        request = Request({"type": "http", "method": "POST", "path": "/", "headers": [], "state": state})
+        reset = _fastapi._current_request_var.set(request)  # type: ignore[arg-type]
+        try:
+            return _caller_may_export()
+        finally:
+            _fastapi._current_request_var.reset(reset)
+
+    assert with_token(("read",)) is False
+    assert with_token(("read", "export")) is True and with_token(("admin",)) is True
+    assert with_token(None) is True  # the UI without auth (loopback): no token to check
