@@ -15,7 +15,7 @@ import hmac
 import json
 import time
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -45,6 +45,7 @@ __all__ = [
     "pseudonymise",
     "replay_clocks",
     "salt_fingerprint",
+    "stored_replay_clocks",
     "vocabulary_type",
 ]
 
@@ -225,6 +226,23 @@ def replay_clocks(sites: Iterable[_ShownSite]) -> list[ReplayClock]:
         for s in sites
         if s.is_replay and s.trace_wall_s is not None and s.trace_time_s is not None and s.trace_speed
     ]
+
+
+REPLAY_CLOCK_METRIC = "batch_replay_trace_time_seconds"
+"""The replay's shown trace instant, stamped with the wall time it was shown at."""
+
+
+def stored_replay_clocks(store: Store, speeds: Mapping[str, float]) -> list[ReplayClock]:
+    """The clocks of the replayed sites in `speeds` (site -> configured replay speed) from the
+    store alone (an offline `ctwin export`): each site's newest trace-time reading is the origin."""
+    if not speeds:
+        return []
+    newest: dict[str, tuple[int, float]] = {}
+    for row in store.latest(Selection(metrics=(REPLAY_CLOCK_METRIC,))).iter_rows(named=True):
+        site = json.loads(row["labels"] or "{}").get("site")
+        if site in speeds and (site not in newest or row["ts_ns"] > newest[site][0]):
+            newest[site] = (row["ts_ns"], row["value"])
+    return [ReplayClock(site, ts / 1e9, value, speeds[site]) for site, (ts, value) in sorted(newest.items())]
 
 
 def _iso(seconds: float | None) -> str | None:

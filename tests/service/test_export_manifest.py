@@ -21,7 +21,14 @@ from service.app import create_app
 from service.auth import TokenStore
 from service.config import parse_config
 from telemetry.catalog import catalog
-from telemetry.export import NAMESPACES, TYPE_VOCABULARY, ReplayClock, export_jobs, pseudonymise
+from telemetry.export import (
+    NAMESPACES,
+    TYPE_VOCABULARY,
+    ReplayClock,
+    export_jobs,
+    pseudonymise,
+    stored_replay_clocks,
+)
 from telemetry.jobs import JOB_SCHEMA
 
 CONFIG = """
@@ -181,3 +188,13 @@ def test_export_jobs_without_clocks_says_wall_only(served: tuple, tmp_path: Path
     assert manifest.clocks == {"default": "wall clock UTC (a live site)", "replayed": []}
     assert manifest.time_bounds is not None and manifest.time_bounds["resolved_from"]["start"] == "requested"
     assert manifest.time_bounds["wall_utc"]["start_s"] == 0
+
+
+def test_an_offline_export_reads_the_replay_clock_from_the_store(served: tuple) -> None:
+    _, _, service = served
+    (stored,) = stored_replay_clocks(service.store, {"kth": 3600.0})
+    kth = service.twin.site("kth")
+    assert stored.site == "kth" and stored.speed == 3600.0
+    # the same mapping as the twin's, up to the readings between the two origins
+    assert stored.trace_of(kth.trace_wall_s) == pytest.approx(kth.trace_time_s, abs=3600 * 2.0)
+    assert stored_replay_clocks(service.store, {}) == [] and stored_replay_clocks(service.store, {"mars": 1.0}) == []
