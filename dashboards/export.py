@@ -43,7 +43,7 @@ from telemetry.export import (
     vocabulary_type,
 )
 from telemetry.jobs import JOB_SCHEMA
-from telemetry.stores.base import Selection, Store
+from telemetry.stores.base import ProgressCallback, Selection, Store
 from twin.view import TwinReader
 
 __all__ = ["PAGE", "VIEW", "Choice", "ExportSource", "build", "choice_of", "export_query", "layout", "render_preview"]
@@ -152,15 +152,31 @@ def _columns(choice: Choice) -> list[tuple[str, str]]:
     return list(_SAMPLE_COLUMNS)
 
 
-def build(source: ExportSource, choice: Choice, clocks: Sequence[ReplayClock], now_s: float, out: Path) -> Path:
+def build(
+    source: ExportSource,
+    choice: Choice,
+    clocks: Sequence[ReplayClock],
+    now_s: float,
+    out: Path,
+    progress: ProgressCallback | None = None,
+) -> Path:
     """Export `choice` into `out`; returns the dataset's path (its manifest is beside it)."""
     stamp = int(now_s)
     path = out / f"{choice.table}-{choice.site or 'all'}-{stamp}.{choice.format}"
     if choice.table == "samples":
-        export_samples(source.store, _selection(choice, now_s), path, choice.format, clocks=clocks)
+        export_samples(source.store, _selection(choice, now_s), path, choice.format, progress, clocks=clocks)
     elif choice.table == "advice":
         lo, hi = _wall_bounds(choice, now_s)
-        export_advice(source.store, path, choice.format, source.salt, created_from_s=lo, created_to_s=hi, clocks=clocks)
+        export_advice(
+            source.store,
+            path,
+            choice.format,
+            source.salt,
+            created_from_s=lo,
+            created_to_s=hi,
+            progress=progress,
+            clocks=clocks,
+        )
     else:
         lo_s, hi_s = _job_bounds(choice, clocks, now_s)
         export_jobs(
@@ -171,6 +187,7 @@ def build(source: ExportSource, choice: Choice, clocks: Sequence[ReplayClock], n
             site=choice.site,
             submitted_from_s=lo_s,
             submitted_to_s=hi_s,
+            progress=progress,
             clocks=clocks,
         )
     return path
@@ -200,7 +217,10 @@ def layout() -> Component:
             html.Button(
                 "Download dataset + manifest (zip)", id=ids.EXPORT_BUTTON, n_clicks=0, className="export-button"
             ),
+            html.Progress(id=ids.EXPORT_PROGRESS, max="1", value="0", style=HIDDEN),
             html.Div(id=ids.EXPORT_STATUS, className="muted"),
+            dcc.Store(id=ids.EXPORT_TICKET),
+            dcc.Interval(id=ids.EXPORT_TICK, interval=400, disabled=True),
             dcc.Download(id=ids.EXPORT_DOWNLOAD),
         ],
         id=ids.EXPORT_VIEW,
@@ -305,17 +325,41 @@ def _caller_may_export() -> bool:
     return token is None or (callable(allows) and bool(allows("export")))
 
 
-def download(reader: TwinReader, source: ExportSource | None, search: str | None) -> tuple[Any, str]:
-    """The zip for dcc.Download and a status line; an empty or refused export says why."""
+PROGRESS: dict[str, float] = {}
+"""Running exports' progress (0..1) by ticket; an entry lives while its export runs."""
+
+
+def progress_of(ticket: str | None) -> tuple[dict[str, str], str, str]:
+    """The progress bar's style and value and a status line for the export `ticket`."""
+    done = PROGRESS.get(ticket or "")
+    if done is None:
+        return HIDDEN, "0", ""
+    return {}, f"{done:.2f}", f"Exporting… {done:.0%}"
+
+
+def download(
+    reader: TwinReader, source: ExportSource | None, search: str | None, ticket: str | None = None
+) -> tuple[Any, str]:
+    """The zip for dcc.Download and a status line; an empty or refused export says why. Progress
+    goes to PROGRESS[ticket] while it runs (the export functions' progress hook)."""
     if source is None:
         return dash.no_update, "No store behind this page: nothing to export."
     views = reader.sites()
     choice, _ = choice_of(search, [s.name for s in views])
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="ctwin-export-") as tmp:
-        path = build(source, choice, replay_clocks(views), time.time(), Path(tmp))
-        manifest = ExportManifest(**json.loads(manifest_path(path).read_text(encoding="utf-8")))
-        payload = zipped(path)
+    key = ticket or ""
+    PROGRESS[key] = 0.0
+
+    def hook(fraction: float) -> None:
+        PROGRESS[key] = fraction
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="ctwin-export-") as tmp:
+            path = build(source, choice, replay_clocks(views), time.time(), Path(tmp), hook)
+            manifest = ExportManifest(**json.loads(manifest_path(path).read_text(encoding="utf-8")))
+            payload = zipped(path)
+    finally:
+        PROGRESS.pop(key, None)
     name = path.with_suffix(path.suffix + ".zip").name
     took = time.perf_counter() - started
     status = f"Exported {manifest.rows:,} rows in {took:.1f} s: {name} (sha256 {manifest.sha256[:12]}…)."
@@ -333,19 +377,43 @@ def register(app: dash.Dash, reader: TwinReader, source: ExportSource | None) ->
             return dash.no_update, dash.no_update
         return await asyncio.to_thread(render_preview, reader, source, search)
 
+    # a click makes a ticket in the browser and starts polling its progress
+    app.clientside_callback(
+        "function(n) { return [n + '-' + Math.random().toString(36).slice(2), false]; }",
+        Output(ids.EXPORT_TICKET, "data"),
+        Output(ids.EXPORT_TICK, "disabled"),
+        Input(ids.EXPORT_BUTTON, "n_clicks"),
+        prevent_initial_call=True,
+    )
+
     @app.callback(
         Output(ids.EXPORT_DOWNLOAD, "data"),
         Output(ids.EXPORT_STATUS, "children"),
-        Input(ids.EXPORT_BUTTON, "n_clicks"),
+        Output(ids.EXPORT_TICK, "disabled", allow_duplicate=True),
+        Output(ids.EXPORT_PROGRESS, "style", allow_duplicate=True),
+        Input(ids.EXPORT_TICKET, "data"),
         State(ids.URL, "search"),
         prevent_initial_call=True,
     )
-    async def _download(n_clicks: int, search: str | None) -> Any:
-        if not n_clicks or not PAGE.shown(search):
-            return dash.no_update, dash.no_update
+    async def _download(ticket: str | None, search: str | None) -> Any:
+        if not ticket or not PAGE.shown(search):
+            return dash.no_update, dash.no_update, True, HIDDEN
         if not _caller_may_export():  # on the request's context, before the worker thread
-            return dash.no_update, REFUSED
-        return await asyncio.to_thread(download, reader, source, search)
+            return dash.no_update, REFUSED, True, HIDDEN
+        sent, status = await asyncio.to_thread(download, reader, source, search, ticket)
+        return sent, status, True, HIDDEN
+
+    @app.callback(
+        Output(ids.EXPORT_PROGRESS, "style"),
+        Output(ids.EXPORT_PROGRESS, "value"),
+        Output(ids.EXPORT_STATUS, "children", allow_duplicate=True),
+        Input(ids.EXPORT_TICK, "n_intervals"),
+        State(ids.EXPORT_TICKET, "data"),
+        prevent_initial_call=True,
+    )
+    def _progress(_n: int, ticket: str | None) -> Any:
+        style, value, status = progress_of(ticket)
+        return style, value, status or dash.no_update
 
 
 def _register_page(app: dash.Dash, sources: Sources) -> None:

@@ -72,6 +72,8 @@ def test_choose_preview_and_download_a_documented_dataset(
     _wait(driver, lambda d: "Exported" in d.find_element(By.ID, ids.EXPORT_STATUS).text, "the export's status")
     _wait(driver, lambda d: [p for p in downloads.glob("*.zip")], "the downloaded zip", timeout=30)
     (zipped,) = downloads.glob("*.zip")
+    assert not driver.find_element(By.ID, ids.EXPORT_PROGRESS).is_displayed()  # the bar goes when it is done
+    assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
     with zipfile.ZipFile(zipped) as archive:
         archive.extractall(tmp_path / "out")
     (data,) = (tmp_path / "out").glob("*.csv")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,3 +118,20 @@ def test_a_session_without_the_export_scope_is_refused() -> None:
     assert with_token(("read",)) is False
     assert with_token(("read", "export")) is True and with_token(("admin",)) is True
     assert with_token(None) is True  # the UI without auth (loopback): no token to check
+
+
+def test_the_export_reports_progress_under_its_ticket(service: Any, source: ExportSource, tmp_path: Path) -> None:
+    from dashboards.export import PROGRESS, progress_of
+
+    seen: list[float] = []
+    choice, _ = choice_of("?view=export&table=samples&site=local&range=1h", ["local"])
+    build(source, choice, [], time.time(), tmp_path, seen.append)
+    assert seen and seen[-1] == 1.0 and seen == sorted(seen)
+    PROGRESS["t-1"] = 0.42
+    try:
+        assert progress_of("t-1") == ({}, "0.42", "Exporting… 42%")
+    finally:
+        del PROGRESS["t-1"]
+    assert progress_of("t-1")[0] == {"display": "none"}  # no export running under it: no bar
+    download(service.twin, source, "?view=export&table=jobs&site=kth", "t-2")
+    assert "t-2" not in PROGRESS  # a finished export leaves nothing behind
