@@ -172,9 +172,9 @@ def _metric_units(names: Iterable[str]) -> dict[str, dict[str, str]]:
     for name in sorted(set(names)):
         if name in catalog:
             m = catalog.get(name)
-            out[name] = {"unit": _METRIC_UNITS.get(m.unit, m.unit or "1"), "type": m.type, "help": m.help}
+            out[name] = {"unit": _METRIC_UNITS.get(m.unit, m.unit or "1"), "type": m.type}
         else:
-            out[name] = {"unit": "unknown (not in the ctwin catalog)", "type": "unknown", "help": ""}
+            out[name] = {"unit": "unknown (not in the ctwin catalog)", "type": "unknown"}
     return out
 
 
@@ -324,7 +324,8 @@ class ExportManifest:
     time_bounds: dict[str, Any] | None = None
     clocks: dict[str, Any] | None = None
     metrics: dict[str, dict[str, str]] | None = None
-    """A samples export: each metric's unit, type and help, from the one catalog."""
+    """A samples export: each metric's unit and type, from the one catalog (help texts stay in
+    telemetry/catalog: left out so the manifest still fits an HTTP response header)."""
     type_vocabulary: dict[str, str] | None = None
     manifest_version: int = FORMAT_VERSION
 
