@@ -274,7 +274,11 @@ def _bounds(
         "start": "requested" if start_s is not None else "data",
         "end": "requested" if end_s is not None else "data",
     }
-    out: dict[str, Any] = {"resolved_from": source, "half_open": True, "trace": {}}
+    out: dict[str, Any] = {
+        "resolved_from": source,
+        "interval": "[start, end): start inclusive, end exclusive",
+        "trace": {},
+    }
     replayed = [c for c in clocks if site is None or c.site == site]
     if clock_of_bounds == "wall":
         out["wall_utc"] = {"start_s": lo, "end_s": hi, "start": _iso(lo), "end": _iso(hi)}
@@ -383,7 +387,7 @@ def export_samples(
         time_bounds=_bounds(
             None if selection.start_ns is None else selection.start_ns / ns,
             None if selection.end_ns is None else selection.end_ns / ns,
-            (secs(row["lo"]), secs(row["hi"])),
+            (secs(row["lo"]), _after(secs(row["hi"]))),
             "wall",
             clocks,
         ),
@@ -491,6 +495,11 @@ def export_jobs(
     )
     manifest_path(path).write_text(manifest.to_json() + "\n", encoding="utf-8")
     return manifest
+
+
+def _after(seconds: float | None) -> float | None:
+    """An exclusive end just after the last row's instant (1 µs: float64 keeps it at unix times)."""
+    return None if seconds is None else seconds + 1e-6
 
 
 def _num(value: object) -> float | None:
@@ -612,7 +621,7 @@ def export_advice(
         ctwin_version=ctwin_version(),
         time_bounds={
             "column": "created_s",
-            **_bounds(created_from_s, created_to_s, (_num(lo), _num(hi)), "wall", clocks),
+            **_bounds(created_from_s, created_to_s, (_num(lo), _after(_num(hi))), "wall", clocks),
         },
         clocks=_clocks_section(clocks),
         type_vocabulary=TYPE_VOCABULARY,

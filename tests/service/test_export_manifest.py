@@ -175,6 +175,7 @@ def test_the_advice_to_job_join_in_the_manifest_joins_rows(served: tuple) -> Non
     assert advice_manifest["rows"] == advice.height >= 1
     assert {c["name"]: c["unit"] for c in advice_manifest["schema"]}["created_s"].startswith("unix_s (wall")
     assert advice_manifest["time_bounds"]["wall_utc"]["start_s"] == advice["created_s"].min()
+    assert advice_manifest["time_bounds"]["wall_utc"]["end_s"] > advice["created_s"].max()  # type: ignore[operator]
     join = next(j for j in advice_manifest["joins"] if j["name"] == "advice_to_job")
     joined = advice.join(jobs, left_on=join["left"]["columns"], right_on=join["right"]["columns"], suffix="_job")
     assert joined.height == 1 and joined["advice_id"][0] == advice_id
