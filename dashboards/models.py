@@ -57,7 +57,7 @@ RANGES: dict[str, tuple[int, int]] = {"6h": (6 * 3600, 900), "24h": (86400, 3600
 _COLORS = {"runtime": "#1f77b4", "wait": "#ff7f0e", "advice": "#2ca02c"}
 _GRAPH_CONFIG = dcc.Graph.Config(displayModeBar=False)
 _BLANK = empty_figure("loading…")
-TRAIN_HINT = "run `ctwin models train --log KTH-SP2` (or without --log, on the store's job history)"
+TRAIN_HINT = "run `ctwin models train --log …`, or without --log to train on the store's job history"
 
 Chosen = tuple[str, str]
 

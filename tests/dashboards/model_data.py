@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -15,6 +16,9 @@ from telemetry.jobs import conform_jobs
 from twin.advice.log import AdviceLog
 from twin.advice.outcome import Advice, Band, SiteOutcome
 from twin.advice.request import JobRequest
+
+if TYPE_CHECKING:
+    from twin.advice.live import Advisor
 
 
 @dataclass
@@ -55,6 +59,53 @@ def trained_registry(directory: Path, jobs: int = 3000) -> ModelRegistry:
     save_model(model, directory, card)
     registry = ModelRegistry(directory, poll_s=0.0)
     return registry
+
+
+def advised(t0_s: float, outcomes: Sequence[tuple[float, float, float]]) -> tuple[Advisor, Clock]:
+    """A real Advisor over a real two-site twin, fresh at `t0_s`: one job advised per outcome
+    `(joined_at_s, realised_wait_s, realised_run_s)` at t0, reported as run where it was advised,
+    and joined at `joined_at_s` when its job is seen ending. The predictions are the Advisor's own."""
+    from telemetry.pipeline import CollectorStats
+    from telemetry.schema import Batch, Sample
+    from twin.advice.herding import HerdingLedger
+    from twin.advice.live import Advisor
+    from twin.advice.rank import AdvicePolicy
+    from twin.live import build_twin
+    from twin.topology import CollectorSpec, LinkSpec, Placement, SiteSpec, Topology
+
+    clock = Clock(t0_s)
+    names = ("home", "hpc1")
+    sites = tuple(
+        SiteSpec(n, "hpc", collectors=(CollectorSpec(f"{n}/slurm", "slurm", 30.0),), placement=Placement(speed=1.0))
+        for n in names
+    )
+    stats = {f"{n}/slurm": CollectorStats(f"{n}/slurm", collections=1, last_success_s=t0_s) for n in names}
+    twin = build_twin(
+        Topology(sites, (LinkSpec("home", "hpc1", bandwidth_bps=10e9, latency_s=0.01),)), None, stats, clock=clock
+    )
+    ns = int(t0_s * 1e9)
+    samples = [
+        Sample("batch_cpus", v, {"site": n, "state": st}, ns)
+        for n in names
+        for st, v in (("allocated", 0), ("idle", 64))
+    ]
+    twin.state.write(Batch.from_samples(samples))
+    advisor = Advisor(
+        twin, AdviceLog(None, clock), HerdingLedger(600.0, clock), AdvicePolicy(default_home="home"), clock=clock
+    )
+    for i, (joined_at, r_wait, r_run) in enumerate(outcomes):
+        clock.now = t0_s
+        answer = advisor.advise(JobRequest(cores=1, walltime_s=7200))
+        site = answer.recommended or "home"
+        advisor.report(answer.advice_id, site, f"j{i}")
+        clock.now = joined_at
+        start = int(t0_s + r_wait)
+        job = {"site": site, "job_id": f"j{i}", "user": "u", "state": "COMPLETED", "submit_s": int(t0_s),
+               "start_s": start, "end_s": start + int(r_run), "req_walltime_s": 7200, "alloc_cores": 1,
+               "observed_s": int(joined_at)}  # fmt: skip
+        advisor.log.observe(site, conform_jobs(pl.DataFrame([job])).collect())
+    clock.now = max([t0_s, *(o[0] for o in outcomes)])
+    return advisor, clock
 
 
 def joined_log(
