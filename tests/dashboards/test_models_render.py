@@ -5,7 +5,6 @@ rule fires on a real shift of the realised runtimes and stays quiet without one.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
