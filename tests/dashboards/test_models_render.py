@@ -5,6 +5,7 @@ rule fires on a real shift of the realised runtimes and stays quiet without one.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -36,7 +37,9 @@ def _shifted(n: int = 40) -> list[tuple[float, float, float]]:
     return [(at, w, r if at < NOW - 6 * 3600 else 900.0 + (i % 5) * 20) for i, (at, w, r) in enumerate(_steady(n))]
 
 
-def _page(registry: ModelRegistry | None, outcomes: list[tuple[float, float, float]] | None, search: str) -> dict:  # type: ignore[type-arg]
+def _page(
+    registry: ModelRegistry | None, outcomes: list[tuple[float, float, float]] | None, search: str
+) -> dict[str, Any]:
     advisor = advised(T0, outcomes)[0] if outcomes is not None else None
     return render(Sources(reader=continuum(), advisor=advisor, models=registry), search, now_s=NOW)
 
