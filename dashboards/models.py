@@ -264,6 +264,7 @@ def scatter_figure(pairs: pl.DataFrame, kind: str) -> go.Figure:
     x = np.maximum(part["realised_s"].to_numpy(), 1.0)
     y = np.maximum(part["predicted_s"].to_numpy(), 1.0)
     lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+    span = [np.log10(lo) - 0.2, np.log10(hi) + 0.2]  # the same decades on both axes: y = x is the diagonal
     fig = go.Figure(
         [
             go.Scatter(
@@ -284,8 +285,8 @@ def scatter_figure(pairs: pl.DataFrame, kind: str) -> go.Figure:
         template="plotly_white",
         height=420,
         margin={"l": 60, "r": 10, "t": 10, "b": 50},
-        xaxis={"type": "log", "title": "realised (s, log)"},
-        yaxis={"type": "log", "title": "predicted p50 (s, log)"},
+        xaxis={"type": "log", "title": "realised (s, log)", "range": span},
+        yaxis={"type": "log", "title": "predicted p50 (s, log)", "range": span},
         legend={"orientation": "h", "y": 1.08},
     )
     return fig
