@@ -57,7 +57,7 @@ RANGES: dict[str, tuple[int, int]] = {"6h": (6 * 3600, 900), "24h": (86400, 3600
 _COLORS = {"runtime": "#1f77b4", "wait": "#ff7f0e", "advice": "#2ca02c"}
 _GRAPH_CONFIG = dcc.Graph.Config(displayModeBar=False)
 _BLANK = empty_figure("loading…")
-TRAIN_HINT = "run `ctwin models train --log …`, or without --log to train on the store's job history"
+TRAIN_HINT = "run `ctwin train --log …`, or without --log to train on the store's job history"
 
 Chosen = tuple[str, str]
 
@@ -160,7 +160,7 @@ def _card(kind: str, loaded: Any | None, error: str | None) -> Component:
     else:
         body = [html.Dl([part for k, v in _facts(loaded) for part in (html.Dt(k), html.Dd(v))])]
     if error:
-        body.append(html.P(f"A newer artefact was refused: {fmt.clip(error)}", className="muted"))
+        body.append(html.P(fmt.clip(error), className="muted"))
     return html.Div([head, *body], className="model-card", **attrs)
 
 
@@ -170,7 +170,13 @@ def cards(models: Any | None) -> tuple[list[Component], dict[str, Any | None]]:
         return [note], dict.fromkeys(CARDED)
     errors = getattr(models, "errors", {}) or {}
     loaded = {kind: models.current(kind) for kind in CARDED}
-    return [_card(k, loaded[k], errors.get(k) or errors.get("*")) for k in CARDED], loaded
+
+    def problem(kind: str) -> str | None:
+        if errors.get(kind):
+            return f"A newer artefact was refused: {errors[kind]}"
+        return f"The registry cannot read its directory: {errors['*']}" if errors.get("*") else None
+
+    return [_card(k, loaded[k], problem(k)) for k in CARDED], loaded
 
 
 # ---------------------------------------------------------------------------------------- pairs

@@ -1,5 +1,5 @@
 """Real inputs for the models page: a registry holding a really trained runtime model (a small
-gradient-boosting fit on the first KTH-SP2 jobs, scored on the rest like `ctwin models train`),
+gradient-boosting fit on the first KTH-SP2 jobs, scored on the rest like `ctwin train`),
 and a real AdviceLog whose answers were reported and joined to jobs that ended."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class Clock:
 
 
 def trained_registry(directory: Path, jobs: int = 3000) -> ModelRegistry:
-    """`ctwin models train`'s steps on a slice of KTH-SP2: held-out scores of the model fitted on
+    """`ctwin train`'s steps on a slice of KTH-SP2: held-out scores of the model fitted on
     the first 80%, then the model fitted on all rows, saved with its card."""
     from models.estimators import RuntimeQuantileRegressor
     from models.evaluation import evaluate_split

@@ -22,6 +22,8 @@ from tests.dashboards.twin_double import continuum
 
 pytestmark = pytest.mark.integration
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -69,3 +71,46 @@ def test_the_page_shows_cards_drift_and_accuracy_and_follows_the_url(driver: Any
     driver.find_element(By.CSS_SELECTOR, f"#{ids.VIEWS} a[href='?']").click()
     _wait(driver, lambda d: d.find_element(By.ID, ids.OVERVIEW_VIEW).is_displayed(), "the overview back")
     assert not driver.find_element(By.ID, ids.MODELS_VIEW).is_displayed()
+
+
+SERVE_CONFIG = """
+sites:
+  - name: kth-sp2
+    kind: hpc
+    collectors: [{type: replay, trace: KTH-SP2-1996-2.1-cln.swf.gz, interval: 1s, speed: 600, start_offset: 30d}]
+"""
+
+
+def test_served_page_says_no_model_then_shows_the_one_ctwin_models_train_wrote(
+    driver: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """`ctwin serve` as a user starts it: the page says no model is trained, then `ctwin models
+    train` writes one into the service's model directory and the page shows its card (hot reload)."""
+    import gzip
+    import subprocess
+    import sys
+
+    from selenium.webdriver.common.by import By
+
+    from tests.dashboards.served import served_twin
+
+    lines = gzip.decompress((ROOT / "collectors" / "traces" / "KTH-SP2-1996-2.1-cln.swf.gz").read_bytes()).decode()
+    body = [line for line in lines.splitlines() if line.strip() and not line.startswith(";")][:3000]
+    log = tmp_path / "KTH-SP2-1996-2.1-cln.swf"
+    log.write_text("\n".join([line for line in lines.splitlines() if line.startswith(";")] + body) + "\n")
+    (tmp_path / "work").mkdir()
+    with served_twin(SERVE_CONFIG, tmp_path / "work", settle_s=0.5) as served:
+        driver.get(served.url + "?view=models")
+        cards = lambda d: d.find_element(By.ID, ids.MODELS_CARDS).text  # noqa: E731
+        _wait(driver, lambda d: "No runtime model trained yet" in cards(d), "the no-model empty state", timeout=60)
+        assert "ctwin train" in cards(driver)
+        scatter = driver.find_element(By.ID, ids.MODELS_SCATTER).text
+        assert "no finished job joined yet" in scatter
+        out = tmp_path / "work" / "data" / "models"
+        train = [sys.executable, "-m", "service.cli", "train", "--log", str(log), "--out", str(out), "--json"]
+        subprocess.run(train, check=True, capture_output=True, timeout=240)
+        time.sleep(2.5)  # the registry looks again at most every 2 s
+        driver.get(served.url + "?view=models&kind=runtime")
+        _wait(driver, lambda d: "3,000 jobs of KTH-SP2" in cards(d), "the trained model's card", timeout=60)
+        assert "No wait model" not in cards(driver)

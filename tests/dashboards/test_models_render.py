@@ -53,7 +53,7 @@ def test_the_runtime_card_shows_the_trained_artefact(registry: ModelRegistry) ->
     assert loaded.card.artefact in runtime and loaded.card.artefact_sha256[:16] in runtime
     assert "3,000 jobs of KTH-SP2" in runtime and "RuntimeQuantileRegressor" in runtime
     assert "newest 20%, KTH-SP2" in runtime and "median |error|" in runtime
-    assert "No wait model trained yet" in text(cards["wait"]) and "ctwin models train" in text(cards["wait"])
+    assert "No wait model trained yet" in text(cards["wait"]) and "ctwin train" in text(cards["wait"])
 
 
 def test_steady_predictions_raise_no_alarm_and_draw_a_line_per_kind(registry: ModelRegistry) -> None:
@@ -92,7 +92,7 @@ def test_the_drift_rule_itself(registry: ModelRegistry) -> None:
 
 def test_empty_states_say_why() -> None:
     out = _page(None, None, "?view=models&kind=wait&range=6h")
-    assert "no model registry" in text(out["cards"]) and "ctwin models train" in text(out["cards"])
+    assert "no model registry" in text(out["cards"]) and "ctwin train" in text(out["cards"])
     assert "No advisor" in out["accuracy_note"]
     assert "no finished job joined yet" in out["accuracy"].layout.annotations[0].text
     assert "no finished job joined yet" in out["scatter"].layout.annotations[0].text
