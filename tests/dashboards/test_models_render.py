@@ -115,3 +115,19 @@ def _errors(site: str) -> tuple[int, ...]:
 def test_a_hand_edited_link_falls_back_to_the_defaults() -> None:
     assert chosen("?view=models&kind=bogus&range=99y") == ("runtime", "24h")
     assert chosen("?view=models&kind=wait&range=7d") == ("wait", "7d")
+
+
+def test_the_callback_answers_nothing_while_the_page_is_hidden(registry: ModelRegistry) -> None:
+    import asyncio
+
+    import dash
+
+    from dashboards.app import create_dash
+
+    advisor, _ = advised(T0, _steady(10))
+    app = create_dash(continuum(), advisor=advisor, models=registry)
+    cb = next(cb for key, cb in app.callback_map.items() if f"{ids.MODELS_FORM}.children" in key)
+    answer = cb["callback"].__wrapped__
+    assert asyncio.run(answer("?view=containers")) == (dash.no_update,) * 9
+    shown = asyncio.run(answer("?view=models&kind=wait"))
+    assert len(shown) == 9 and "wait model predictions joined" in shown[6]
