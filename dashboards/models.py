@@ -44,13 +44,18 @@ __all__ = ["KINDS", "PAGE", "RANGES", "VIEW", "Chosen", "chosen", "models_query"
 
 VIEW = "models"
 KINDS = ("runtime", "wait", "forecast", "advice")
-CARDED = ("runtime", "wait")
-"""The kinds with a trained artefact (and so a card) in the registry."""
+CARDED = ("runtime", "wait", "container_effect")
+"""The kinds of artefact (each with a card) the registry serves."""
+NOTES = {
+    "wait": "The twin does not serve this model yet: the wait line below scores the queue simulation's waits.",
+    "container_effect": "Used by the containers page and the advice's container choice.",
+}
 LABELS = {
     "runtime": "runtime model",
     "wait": "wait model",
     "forecast": "queue forecasts",
     "advice": "advice (turnaround)",
+    "container_effect": "container-effect model",
 }
 RANGES: dict[str, tuple[int, int]] = {"6h": (6 * 3600, 900), "24h": (86400, 3600), "7d": (7 * 86400, 6 * 3600)}
 """Range key → (window, bin width), seconds."""
@@ -58,6 +63,8 @@ _COLORS = {"runtime": "#1f77b4", "wait": "#ff7f0e", "advice": "#2ca02c"}
 _GRAPH_CONFIG = dcc.Graph.Config(displayModeBar=False)
 _BLANK = empty_figure("loading…")
 TRAIN_HINT = "run `ctwin train --log …`, or without --log to train on the store's job history"
+
+CONTAINER_HINT = "run `ctwin containers train`; until then the containers page uses its built-in effects"
 
 Chosen = tuple[str, str]
 
@@ -155,10 +162,13 @@ def _card(kind: str, loaded: Any | None, error: str | None) -> Component:
     attrs = _attr(ids.MODELS_ATTR, kind)
     head = html.Strong(LABELS[kind])
     if loaded is None:
-        why = f"No {kind} model trained yet ({TRAIN_HINT})."
+        hint = CONTAINER_HINT if kind == "container_effect" else TRAIN_HINT
+        why = f"No {LABELS[kind]} trained yet ({hint})."
         body: list[Component] = [html.P(why, className="muted")]
     else:
         body = [html.Dl([part for k, v in _facts(loaded) for part in (html.Dt(k), html.Dd(v))])]
+        if kind in NOTES:
+            body.append(html.P(NOTES[kind], className="muted"))
     if error:
         body.append(html.P(fmt.clip(error), className="muted"))
     return html.Div([head, *body], className="model-card", **attrs)
@@ -203,7 +213,8 @@ def _drifts(
     for kind in ("runtime", "wait", "advice"):
         part = pairs.filter(pl.col("kind") == kind)
         earlier, recent = split_recent(part, start, end)
-        card = getattr(loaded.get(kind), "card", None)
+        # only the runtime artefact makes the predictions scored here (twin.queues): its card is the baseline
+        card = getattr(loaded.get(kind), "card", None) if kind == "runtime" else None
         baseline = card_baseline(card)
         if baseline is not None:
             out.append(drift(kind, abs_errors(recent), baseline, "card's held-out median error"))

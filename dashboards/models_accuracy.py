@@ -38,7 +38,8 @@ FLOOR_S = 60.0
 """Relative errors divide by max(realised, this): a job that waited 0 s has no relative error."""
 RULE = (
     f"Drift alarm: the median |predicted − realised| of the newest {RECENT_SHARE:.0%} of the window is more than"
-    f" {DRIFT_FACTOR}× its baseline: the artefact card's held-out median error (runtime, wait), else the earlier"
+    f" {DRIFT_FACTOR}× its baseline: the runtime artefact card's held-out median error (the model making those"
+    f" predictions), else the earlier"
     f" {1 - RECENT_SHARE:.0%} of the window; at least {MIN_RECENT} recent pairs are needed."
 )
 

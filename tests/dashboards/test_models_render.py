@@ -53,6 +53,7 @@ def test_the_runtime_card_shows_the_trained_artefact(registry: ModelRegistry) ->
     assert loaded.card.artefact in runtime and loaded.card.artefact_sha256[:16] in runtime
     assert "3,000 jobs of KTH-SP2" in runtime and "RuntimeQuantileRegressor" in runtime
     assert "newest 20%, KTH-SP2" in runtime and "median |error|" in runtime
+    assert "ctwin containers train" in text(cards["container_effect"])
     assert "No wait model trained yet" in text(cards["wait"]) and "ctwin train" in text(cards["wait"])
 
 
@@ -61,6 +62,7 @@ def test_steady_predictions_raise_no_alarm_and_draw_a_line_per_kind(registry: Mo
     assert [d.alarm for d in out["drifts"]] == [False, False, False, False]
     runtime = out["drifts"][0]
     assert runtime.baseline_from.startswith("card") and runtime.n_recent >= 5
+    assert out["drifts"][1].baseline_from == "earlier window"  # the wait artefact does not make these predictions
     assert {t.name for t in out["accuracy"].data} == {"runtime model", "wait model", "advice (turnaround)"}
     scatter = out["scatter"]
     assert scatter.layout.xaxis.type == scatter.layout.yaxis.type == "log"
