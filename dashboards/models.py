@@ -27,6 +27,8 @@ from dashboards import fmt, ids
 from dashboards.clocks import label_time_axis
 from dashboards.figures import empty_figure, error_cdf_figure
 from dashboards.models_accuracy import (
+    MIN_RECENT,
+    RECENT_SHARE,
     RULE,
     Drift,
     abs_errors,
@@ -195,19 +197,35 @@ def _outcomes(sources: Sources, since_s: float) -> pl.DataFrame:
     return log.outcomes(since_s) if log is not None else pl.DataFrame(schema=OUTCOME_SCHEMA)
 
 
-def _forecast_errors(reader: TwinReader) -> list[float]:
-    """Every batch site's scored forecast errors, oldest first within a site (the tracker keeps no times)."""
-    errors: list[float] = []
+def _forecast_errors(reader: TwinReader) -> dict[str, list[float]]:
+    """Each batch site's scored forecast errors, oldest first (the tracker keeps no times)."""
+    errors: dict[str, list[float]] = {}
     for site in reader.sites():
         try:
-            errors.extend(float(e) for e in reader.queue_forecast(site.name).recent_errors_s)
+            errors[site.name] = [float(e) for e in reader.queue_forecast(site.name).recent_errors_s]
         except (KeyError, LookupError):
             continue
     return errors
 
 
+def _forecast_drift(by_site: dict[str, list[float]]) -> Drift:
+    """Per site, its newest RECENT_SHARE of scored forecasts against its earlier ones (sites differ
+    too much to pool); the worst site's verdict."""
+    verdicts = []
+    for site, errors in by_site.items():
+        cut = len(errors) - max(1, round(len(errors) * RECENT_SHARE)) if errors else 0
+        before = [abs(e) for e in errors[:cut]]
+        d = drift("forecast", [abs(e) for e in errors[cut:]], float(np.median(before)) if before else None,
+                  f"earlier scored forecasts at {site}")  # fmt: skip
+        ratio = (d.recent_s or 0.0) / max(d.baseline_s or 0.0, 1.0) if d.baseline_s is not None else -1.0
+        verdicts.append((d.alarm, d.n_recent >= MIN_RECENT, ratio, d))
+    if not verdicts:
+        return drift("forecast", [], None, "earlier scored forecasts")
+    return max(verdicts, key=lambda v: v[:3])[3]
+
+
 def _drifts(
-    pairs: pl.DataFrame, forecast: list[float], loaded: dict[str, Any], start: float, end: float
+    pairs: pl.DataFrame, forecast: dict[str, list[float]], loaded: dict[str, Any], start: float, end: float
 ) -> list[Drift]:
     out = []
     for kind in ("runtime", "wait", "advice"):
@@ -221,10 +239,7 @@ def _drifts(
         else:
             before = abs_errors(earlier)
             out.append(drift(kind, abs_errors(recent), float(np.median(before)) if before else None, "earlier window"))
-    cut = len(forecast) - max(1, round(len(forecast) * 0.25)) if forecast else 0
-    before = [abs(e) for e in forecast[:cut]]
-    out.append(drift("forecast", [abs(e) for e in forecast[cut:]], float(np.median(before)) if before else None,
-                     "earlier scored forecasts"))  # fmt: skip
+    out.append(_forecast_drift(forecast))
     return out
 
 
@@ -318,8 +333,9 @@ def render(sources: Sources, search: str | None, now_s: float | None = None) -> 
     start = end - window_s
     card_nodes, loaded = cards(sources.models)
     pairs = _outcomes(sources, start).filter(pl.col("ts_s") < end)
-    forecast = _forecast_errors(sources.reader)
-    drifts = _drifts(pairs, forecast, loaded, start, end)
+    by_site = _forecast_errors(sources.reader)
+    forecast = [e for errors in by_site.values() for e in errors]
+    drifts = _drifts(pairs, by_site, loaded, start, end)
     alarms = [html.Div([_badge(d) for d in drifts], className="drifts"), html.P(RULE, className="muted")]
     joined = pairs.filter(pl.col("kind") == "runtime").height
     if sources.advisor is None:

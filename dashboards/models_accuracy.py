@@ -40,7 +40,8 @@ RULE = (
     f"Drift alarm: the median |predicted − realised| of the newest {RECENT_SHARE:.0%} of the window is more than"
     f" {DRIFT_FACTOR}× its baseline: the runtime artefact card's held-out median error (the model making those"
     f" predictions), else the earlier"
-    f" {1 - RECENT_SHARE:.0%} of the window; at least {MIN_RECENT} recent pairs are needed."
+    f" {1 - RECENT_SHARE:.0%} of the window (forecasts: of each site's scored list, the worst site shown);"
+    f" at least {MIN_RECENT} recent pairs are needed."
 )
 
 

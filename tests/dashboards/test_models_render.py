@@ -133,3 +133,13 @@ def test_the_callback_answers_nothing_while_the_page_is_hidden(registry: ModelRe
     assert asyncio.run(answer("?view=containers")) == (dash.no_update,) * 9
     shown = asyncio.run(answer("?view=models&kind=wait"))
     assert len(shown) == 9 and "wait model predictions joined" in shown[6]
+
+
+def test_forecast_drift_compares_each_site_with_its_own_past() -> None:
+    """Two steady sites, one far less accurate: pooled in order they would look like a shift."""
+    from dashboards.models import _forecast_drift
+
+    steady = {"a": [60.0, -60.0] * 20, "b": [3600.0, -3600.0] * 20}
+    assert not _forecast_drift(steady).alarm
+    worse = {"a": [60.0] * 30 + [900.0] * 10, "b": [3600.0] * 40}
+    assert _forecast_drift(worse).alarm and _forecast_drift(worse).baseline_from.endswith("at a")
