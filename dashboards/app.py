@@ -18,7 +18,7 @@ from dash.backends._fastapi import FastAPIDashServer
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from dashboards import containers, ids, overview
+from dashboards import containers, hosts, ids, overview
 from dashboards.pages import AdviceSummary, Page, Sources, register_shell, shell
 from twin.advice.containers import ContainerEffects
 from twin.advice.live import Advisor
@@ -27,7 +27,7 @@ from twin.view import TwinReader
 
 __all__ = ["PAGES", "TITLE", "create_dash"]
 
-PAGES: tuple[Page, ...] = (overview.PAGE, containers.PAGE)
+PAGES: tuple[Page, ...] = (overview.PAGE, containers.PAGE, hosts.PAGE)
 """Every page, in the header's order."""
 
 TITLE = "Continuum Twin"
