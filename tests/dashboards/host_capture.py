@@ -36,8 +36,9 @@ def is_counter(metric: str) -> bool:
     return metric in catalog and catalog.get(metric).type == "counter"
 
 
-def capture_twin(tmp_path: Path, now_s: float) -> tuple[Twin, DuckDBStore]:
-    """The capture as `MINUTES` one-minute collections ending at `now_s` at host HOST of site SITE."""
+def capture_twin(tmp_path: Path, now_s: float, hosts: tuple[str, ...] = (HOST,)) -> tuple[Twin, DuckDBStore]:
+    """The capture as `MINUTES` one-minute collections ending at `now_s` at each of `hosts` of
+    site SITE (the i-th host's counters growing i + 1 times as fast)."""
     store = DuckDBStore(tmp_path / "hosts.duckdb")
     topology = Topology(
         (
@@ -56,9 +57,10 @@ def capture_twin(tmp_path: Path, now_s: float) -> tuple[Twin, DuckDBStore]:
     samples = []
     for k in range(MINUTES):
         ts_ns = int((now_s - 1 - 60 * (MINUTES - 1 - k)) * 1e9)  # the last a second before now
-        for s in base:
-            value = s.value * (1 + GROWTH * k) if is_counter(s.metric) else s.value
-            samples.append(Sample(s.metric, value, {**s.labels, "site": SITE, "host": HOST}, ts_ns))
+        for i, host in enumerate(hosts):
+            for s in base:
+                value = s.value * (1 + GROWTH * (i + 1) * k) if is_counter(s.metric) else s.value
+                samples.append(Sample(s.metric, value, {**s.labels, "site": SITE, "host": host}, ts_ns))
     batch = Batch.from_samples(samples)
     store.append(batch)
     twin.state.write(batch)
