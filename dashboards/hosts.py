@@ -162,7 +162,7 @@ def _figure(title_y: str, *, tickformat: str | None = None) -> go.Figure:
         height=_HEIGHT,
         margin={"l": 55, "r": 10, "t": 10, "b": 40},
         hovermode="x unified",
-        legend={"orientation": "h", "x": 0, "y": -0.25},
+        legend={"orientation": "v", "x": 1.02, "y": 1, "font": {"size": 11}},
         yaxis={"title": title_y, "tickformat": tickformat, "rangemode": "tozero"},
         xaxis={"type": "date"},
     )
@@ -231,7 +231,8 @@ def _mirrored(frame: pl.DataFrame, up: str, down: str, dev: pl.Expr, empty: str,
     part = part.filter(~pl.col("dev").is_in(list(skip)))
     if part.is_empty():
         return empty_figure(empty, height=_HEIGHT)
-    fig = _figure("bytes/s (below 0: " + ("write" if up == _DISK[0] else "transmit") + ")")
+    fig = _figure("bytes/s")
+    fig.update_yaxes(tickformat=".2s")
     for (metric, dev), series in part.sort("ts_s").group_by("metric", "dev", maintain_order=True):
         sign = 1.0 if metric == up else -1.0
         what = ("read" if metric == _DISK[0] else "write") if up == _DISK[0] else ("rx" if metric == up else "tx")
@@ -252,7 +253,7 @@ def psi_figure(frame: pl.DataFrame) -> go.Figure:
     psi = _of(frame, list(_PSI))
     if psi.is_empty():
         return empty_figure("no pressure (PSI) series: kernel without /proc/pressure on this host", height=_HEIGHT)
-    fig = _figure("share of time some task waited", tickformat=".0%")
+    fig = _figure("time waiting", tickformat=".1%")
     for metric, name in _PSI.items():
         part = psi.filter(pl.col("metric") == metric).sort("ts_s")
         if part.height:
@@ -344,7 +345,7 @@ def filesystems_table(frame: pl.DataFrame) -> Component:
                     html.Td(r["mount"]),
                     html.Td(r["device"]),
                     html.Td(r["fstype"]),
-                    html.Td(fmt.number(None if size is None else size / 2**30, 1) + " GiB", className="num"),
+                    html.Td(_bytes(size), className="num"),
                     html.Td([fmt.percent(used), bar], className="num"),
                 ],
                 **_attr(ids.HOSTS_ATTR, f"mount={r['mount']}"),
@@ -353,6 +354,16 @@ def filesystems_table(frame: pl.DataFrame) -> Component:
     return _table(
         ["mountpoint", "device", "type", "size", "used"], rows, numeric=["size", "used"], className="hosts-fs"
     )
+
+
+def _bytes(n: float | None) -> str:
+    if n is None:
+        return "–"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return ""  # unreachable
 
 
 def containers_table(containers: Sequence[ContainerView], host: str) -> Component:
@@ -447,13 +458,13 @@ def layout() -> Component:
                 [
                     _panel("CPU by mode", _graph(ids.HOSTS_CPU)),
                     _panel("Memory", _graph(ids.HOSTS_MEMORY)),
-                    _panel("Disk I/O", _graph(ids.HOSTS_DISK)),
+                    _panel("Disk I/O (read up, write down)", _graph(ids.HOSTS_DISK)),
                     _panel("Filesystems", html.Div(id=ids.HOSTS_FS)),
-                    _panel("Network", _graph(ids.HOSTS_NETWORK)),
-                    _panel("Pressure (PSI)", _graph(ids.HOSTS_PSI)),
+                    _panel("Network (receive up, transmit down)", _graph(ids.HOSTS_NETWORK)),
+                    _panel("Pressure (PSI): some task waiting", _graph(ids.HOSTS_PSI)),
                     _panel("Containers", html.Div(id=ids.HOSTS_CONTAINERS)),
                     _panel("GPUs", _graph(ids.HOSTS_GPU)),
-                    _panel("Fabric (InfiniBand)", _graph(ids.HOSTS_FABRIC)),
+                    _panel("Fabric: InfiniBand ports (receive up, transmit down)", _graph(ids.HOSTS_FABRIC)),
                 ],
                 className="host-panels",
             ),
