@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import plotly.graph_objects as go
 import pytest
@@ -117,3 +118,41 @@ def test_a_replayed_site_is_drawn_in_its_trace_clock(twin: Twin) -> None:
     assert last_ms == pytest.approx((TRACE_TIME_S - step_s * REPLAY_SPEED) * 1000)
     assert p.memory.layout.xaxis.title.text == f"trace time (replay ×{REPLAY_SPEED:,.0f})"
     assert "(600 trace hours)" in p.note and "times in trace time" in p.note
+
+
+def _panels_callback(client: Any, search: str) -> Any:
+    """The panels callback called the way the browser does."""
+    deps = client.get("/_dash-dependencies").json()
+    spec = next(d for d in deps if ids.HOSTS_CPU in d["output"])
+    outputs = [dict(zip(("id", "property"), o.rsplit(".", 1), strict=True)) for o in spec["output"][2:-2].split("...")]
+    body = {
+        "output": spec["output"],
+        "outputs": outputs,
+        "inputs": [
+            {"id": ids.URL, "property": "search", "value": search},
+            {"id": ids.HISTORY_TICK, "property": "n_intervals", "value": 0},
+        ],
+        "changedPropIds": [f"{ids.URL}.search"],
+        "state": [],
+    }
+    return client.post("/_dash-update-component", json=body)
+
+
+def test_the_panels_answer_nothing_while_the_page_is_hidden(tmp_path: Path) -> None:
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from dashboards.app import create_dash
+
+    live, store = capture_twin(tmp_path, time.time())  # the callback reads up to the wall clock's now
+    with TestClient(create_dash(live).server) as client:
+        hidden = _panels_callback(client, f"?site={SITE}&host={HOST}")
+        assert hidden.status_code in (200, 204), hidden.text
+        assert hidden.status_code == 204 or not hidden.json().get("response"), hidden.text  # all no_update
+        shown = _panels_callback(client, host_query(SITE, HOST))
+        assert shown.status_code == 200, shown.text
+        answer = shown.json()["response"]
+        assert answer[ids.HOSTS_NOTE]["children"].startswith(HOST)
+        assert len(answer[ids.HOSTS_CPU]["figure"]["data"]) == 8
+    store.close()
