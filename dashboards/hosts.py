@@ -271,12 +271,16 @@ def psi_figure(frame: pl.DataFrame) -> go.Figure:
 
 def gpu_figure(frame: pl.DataFrame, site: SiteView) -> go.Figure:
     """Per GPU, utilisation and device memory used, both as shares."""
-    gpu = _of(frame, list(_GPU)).with_columns(_label("index").alias("gpu"))
+    # nvidia_gpu_exporter labels a GPU by uuid only; our collector adds its index
+    index, uuid = _label("index"), _label("uuid")
+    gpu = _of(frame, list(_GPU)).with_columns(
+        pl.when(index != "").then(index).otherwise(uuid.str.slice(0, 8)).alias("gpu")
+    )
     if gpu.is_empty():
         types = {c.type for c in site.collectors}
         why = (
             "no GPU on this host (no nvidia_smi_* series)"
-            if types & {"gpu", "prometheus_scrape"}
+            if types & {"gpu", "prometheus"}
             else "no GPU collector at this site"
         )
         return empty_figure(why, height=_HEIGHT)
@@ -313,7 +317,7 @@ def fabric_figure(frame: pl.DataFrame, site: SiteView) -> go.Figure:
     types = {c.type for c in site.collectors}
     why = (
         "no fabric counters: no InfiniBand port on this host (node_infiniband_*)"
-        if types & {"interconnect", "prometheus_scrape"}
+        if types & {"interconnect", "prometheus"}
         else "no fabric collector at this site"
     )
     return _mirrored(frame, *_FABRIC, _label("device") + ":" + _label("port"), why)

@@ -32,13 +32,24 @@ def captured() -> list[Sample]:
     return rec.samples
 
 
+def gpu_captured() -> list[Sample]:
+    """nvidia_gpu_exporter's output over an H100 under load (tests/fixtures/nvidia-smi), read by
+    our Prometheus scrape collector: the series a scraped GPU host carries."""
+    from tests.collectors.test_gpu import Golden
+
+    return Golden("load").samples
+
+
 def is_counter(metric: str) -> bool:
     return metric in catalog and catalog.get(metric).type == "counter"
 
 
-def capture_twin(tmp_path: Path, now_s: float, hosts: tuple[str, ...] = (HOST,)) -> tuple[Twin, DuckDBStore]:
+def capture_twin(
+    tmp_path: Path, now_s: float, hosts: tuple[str, ...] = (HOST,), *, gpu: bool = False
+) -> tuple[Twin, DuckDBStore]:
     """The capture as `MINUTES` one-minute collections ending at `now_s` at each of `hosts` of
-    site SITE (the i-th host's counters growing i + 1 times as fast)."""
+    site SITE (the i-th host's counters growing i + 1 times as fast); `gpu`: the first host also
+    carries the scraped GPU capture, from a `prometheus` (scrape) collector."""
     store = DuckDBStore(tmp_path / "hosts.duckdb")
     topology = Topology(
         (
@@ -48,12 +59,14 @@ def capture_twin(tmp_path: Path, now_s: float, hosts: tuple[str, ...] = (HOST,))
                 collectors=(
                     CollectorSpec(f"{SITE}/node", "node", 60.0),
                     CollectorSpec(f"{SITE}/ib", "interconnect", 60.0),
+                    *((CollectorSpec(f"{SITE}/gpu", "prometheus", 60.0),) if gpu else ()),
                 ),
             ),
         )
     )
     twin = build_twin(topology, store, clock=lambda: now_s)
     base = captured()
+    gpus = gpu_captured() if gpu else []
     samples = []
     for k in range(MINUTES):
         ts_ns = int((now_s - 1 - 60 * (MINUTES - 1 - k)) * 1e9)  # the last a second before now
@@ -61,6 +74,8 @@ def capture_twin(tmp_path: Path, now_s: float, hosts: tuple[str, ...] = (HOST,))
             for s in base:
                 value = s.value * (1 + GROWTH * (i + 1) * k) if is_counter(s.metric) else s.value
                 samples.append(Sample(s.metric, value, {**s.labels, "site": SITE, "host": host}, ts_ns))
+        for s in gpus:
+            samples.append(Sample(s.metric, s.value, {**s.labels, "site": SITE, "host": hosts[0]}, ts_ns))
     batch = Batch.from_samples(samples)
     store.append(batch)
     twin.state.write(batch)

@@ -31,7 +31,7 @@ OTHER = "n0001"
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    twin, store = capture_twin(tmp_path_factory.mktemp("hosts"), time.time(), hosts=(HOST, OTHER))
+    twin, store = capture_twin(tmp_path_factory.mktemp("hosts"), time.time(), hosts=(HOST, OTHER), gpu=True)
     with serving(create_dash(twin).server) as base:
         yield base + "/"
     store.close()
@@ -59,7 +59,7 @@ def test_the_page_draws_every_panel_of_the_host(driver: Any, url: str, tmp_path:
     _wait(driver, lambda d: _traces(d, ids.HOSTS_MEMORY) == 4, "memory: used, buffers, cached, free")
     for graph in (ids.HOSTS_DISK, ids.HOSTS_NETWORK, ids.HOSTS_PSI, ids.HOSTS_FABRIC):
         _wait(driver, lambda d, g=graph: _traces(d, g) >= 2, f"{graph} drawn")
-    assert "no GPU collector at this site" in _text(driver, ids.HOSTS_GPU)
+    _wait(driver, lambda d: _traces(d, ids.HOSTS_GPU) == 2, "the GPU busy and its memory used")
     assert "no containers reported on this host" in _text(driver, ids.HOSTS_CONTAINERS)
     mounts = driver.find_elements(By.CSS_SELECTOR, f"#{ids.HOSTS_FS} tr[{ids.HOSTS_ATTR}]")
     assert {m.get_attribute(ids.HOSTS_ATTR) for m in mounts} >= {"mount=/", "mount=/boot"}
@@ -86,3 +86,4 @@ def test_choices_rewrite_the_url_and_the_panels_follow(driver: Any, url: str) ->
     _wait(driver, option, "the other host listed in the dropdown").click()
     _wait(driver, lambda d: f"host={OTHER}" in d.current_url and "range=6h" in d.current_url, "the host in the URL")
     _wait(driver, lambda d: _text(d, ids.HOSTS_NOTE).startswith(f"{OTHER} at {SITE}"), "the panels on the other host")
+    _wait(driver, lambda d: "no GPU on this host" in _text(d, ids.HOSTS_GPU), "the other host has no GPU")

@@ -88,6 +88,19 @@ def test_panels_without_data_say_why(twin: Twin) -> None:
     assert "no fabric counters: no InfiniBand port" in _message(later.fabric)
 
 
+def test_a_scraped_gpu_is_drawn_busy_and_with_its_memory_used(tmp_path: Path) -> None:
+    twin, store = capture_twin(tmp_path, NOW_S, gpu=True)
+    p = render_panels(twin, host_query(SITE, HOST), now_s=NOW_S)
+    traces = {t.name: t for t in p.gpu.data}
+    assert list(traces) == ["GPU 00000000 busy", "GPU 00000000 memory"]
+    assert traces["GPU 00000000 busy"].y[-1] == 1.0  # the capture under load: utilization.gpu 100 %
+    assert traces["GPU 00000000 memory"].y[-1] == pytest.approx(20780679168 / 85520809984)
+    store.close()
+    other, store = capture_twin(tmp_path / "no-gpu", NOW_S, hosts=(HOST, "n0001"), gpu=True)
+    assert _message(render_panels(other, host_query(SITE, "n0001"), now_s=NOW_S).gpu).startswith("no GPU on this host")
+    store.close()
+
+
 def test_bad_links_say_what_is_wrong(twin: Twin) -> None:
     assert render_panels(twin, "?view=hosts&site=nowhere", now_s=NOW_S).note == "No site named 'nowhere'."
     p = render_panels(twin, host_query(SITE, "ghost"), now_s=NOW_S)
