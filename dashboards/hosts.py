@@ -15,7 +15,6 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
-from urllib.parse import urlencode
 
 import dash
 import plotly.graph_objects as go
@@ -27,7 +26,7 @@ from dashboards import fmt, ids
 from dashboards.clocks import SiteClock, clock_of, label_time_axis
 from dashboards.figures import empty_figure
 from dashboards.pages import HIDDEN, Page, Sources, query
-from dashboards.parts import _attr, _table
+from dashboards.parts import _attr, _table, host_query
 from dashboards.urlstate import RANGE_PHRASES, RANGES, RangeKey, selected_range
 from telemetry.catalog import gpu as gm
 from telemetry.catalog import network as netm
@@ -89,12 +88,6 @@ GRAPHS = (
     ids.HOSTS_GPU,
     ids.HOSTS_FABRIC,
 )
-
-
-def host_query(site: str, host: str | None = None, range_: RangeKey | None = None) -> str:
-    """The link to a host's page (the overview's host table links here too)."""
-    params = {"view": VIEW, "site": site, **({"host": host} if host else {}), **({"range": range_} if range_ else {})}
-    return "?" + urlencode(params)
 
 
 def chosen(reader: TwinReader, search: str | None) -> tuple[SiteView | None, str | None, RangeKey, str]:

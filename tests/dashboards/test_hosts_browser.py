@@ -87,3 +87,14 @@ def test_choices_rewrite_the_url_and_the_panels_follow(driver: Any, url: str) ->
     _wait(driver, lambda d: f"host={OTHER}" in d.current_url and "range=6h" in d.current_url, "the host in the URL")
     _wait(driver, lambda d: _text(d, ids.HOSTS_NOTE).startswith(f"{OTHER} at {SITE}"), "the panels on the other host")
     _wait(driver, lambda d: "no GPU on this host" in _text(d, ids.HOSTS_GPU), "the other host has no GPU")
+
+
+def test_the_overview_host_table_links_to_the_host_page(driver: Any, url: str) -> None:  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    driver.get(url + f"?site={SITE}")
+    link = f'#{ids.NODES_TABLE} a[href="{host_query(SITE, OTHER)}"]'
+    _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, link), "the host's panels link in the hosts table")
+    driver.find_element(By.CSS_SELECTOR, link).click()
+    _wait(driver, lambda d: d.find_element(By.ID, ids.HOSTS_VIEW).is_displayed(), "the hosts page")
+    _wait(driver, lambda d: _text(d, ids.HOSTS_NOTE).startswith(f"{OTHER} at {SITE}"), "the linked host's panels")
