@@ -109,7 +109,9 @@ def chosen(reader: TwinReader, search: str | None) -> tuple[SiteView | None, str
     host = q.get("host")
     if host is None:
         if not hosts:
-            return site, None, range_, f"No host reports at site {site.name} (no node collector there)."
+            types = {c.type for c in site.collectors}
+            why = "none has reported yet" if types & {"node", "prometheus"} else "no node collector there"
+            return site, None, range_, f"No host reports at site {site.name} ({why})."
         return site, hosts[0], range_, ""
     if host not in hosts:
         return site, None, range_, f"No host named {host!r} at site {site.name}."

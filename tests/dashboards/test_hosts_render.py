@@ -106,6 +106,9 @@ def test_bad_links_say_what_is_wrong(twin: Twin) -> None:
     p = render_panels(twin, host_query(SITE, "ghost"), now_s=NOW_S)
     assert p.note == f"No host named 'ghost' at site {SITE}." and _message(p.cpu) == p.note
     assert render_panels(twin, "?view=hosts&range=7d", now_s=NOW_S).note.startswith(HOST)  # defaults
+    batch_only = render_panels(continuum(), "?view=hosts&site=hpc1", now_s=NOW_S)  # a Slurm site, no node collector
+    assert batch_only.note == "No host reports at site hpc1 (no node collector there)."
+    assert "No host reports" in text(batch_only.filesystems)
 
 
 def test_the_picker_links_keep_the_range_and_the_dropdown_lists_the_hosts(twin: Twin) -> None:
