@@ -474,6 +474,19 @@ def layout() -> Component:
     )
 
 
+PICK_JS = """
+function (host, search, options) {
+  const q = new URLSearchParams(search || "");
+  const none = window.dash_clientside.no_update;
+  if (q.get("view") !== "hosts" || !host || host === q.get("host")) return none;
+  if (!q.get("host") && options && options.length && options[0].value === host) return none;
+  q.set("host", host);
+  return "?" + q.toString();
+}
+"""
+"""The host dropdown's choice into the URL's `host`, keeping site and range."""
+
+
 def register(app: dash.Dash, reader: TwinReader, now: Callable[[], float] = time.time) -> None:
     page_shown = PAGE.shown
 
@@ -488,21 +501,16 @@ def register(app: dash.Dash, reader: TwinReader, now: Callable[[], float] = time
             return (dash.no_update,) * 3
         return await asyncio.to_thread(render_picker, reader, search)
 
-    @app.callback(
+    # Choosing a host rewrites the URL (the page's one state) and the panels follow the URL. In the
+    # browser: no server round trip, and the default host set by the picker changes nothing.
+    app.clientside_callback(
+        PICK_JS,
         Output(ids.URL, "search", allow_duplicate=True),
         Input(ids.HOSTS_HOST, "value"),
         State(ids.URL, "search"),
+        State(ids.HOSTS_HOST, "options"),
         prevent_initial_call=True,
     )
-    def _pick(host: str | None, search: str | None) -> Any:
-        """Choosing a host rewrites the URL (the page's one state); the panels follow the URL."""
-        q = query(search)
-        if not page_shown(search) or not host or host == q.get("host"):
-            return dash.no_update
-        site, current, _, _ = chosen(reader, search)
-        if site is None or host == current:  # the default host, shown already: keep the short URL
-            return dash.no_update
-        return host_query(site.name, host, selected_range(search) if "range" in q else None)
 
     @app.callback(
         Output(ids.HOSTS_NOTE, "children"),
