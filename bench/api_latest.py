@@ -89,8 +89,8 @@ def fill_twin(twin: Any, hosts: int, seed: int = 11) -> None:
             "node_cpu_count": float(rng.choice((32, 64, 128))),
             "node_cpu_busy_ratio": rng.random(),
             "node_load1": rng.uniform(0, 64),
-            "node_memory_total_bytes": total,
-            "node_memory_available_bytes": available,
+            "node_memory_MemTotal_bytes": total,
+            "node_memory_MemAvailable_bytes": available,
             "node_memory_used_ratio": 1 - available / total,
         }
         samples.extend(Sample(metric, value, labels, now) for metric, value in values.items())

@@ -343,10 +343,10 @@ def fill_twin(twin: Any, store: Any) -> int:
     extra = wide.with_columns(
         node_cpu_count=cpus,
         node_load1=pl.col(CPU) * cpus,
-        node_memory_total_bytes=total,
-        node_memory_available_bytes=total * (1 - pl.col(MEM)),
+        node_memory_MemTotal_bytes=total,
+        node_memory_MemAvailable_bytes=total * (1 - pl.col(MEM)),
     )
-    metrics = [CPU, MEM, "node_cpu_count", "node_load1", "node_memory_total_bytes", "node_memory_available_bytes"]
+    metrics = [CPU, MEM, "node_cpu_count", "node_load1", "node_memory_MemTotal_bytes", "node_memory_MemAvailable_bytes"]
     frame = extra.unpivot(on=metrics, index=["labels", "ts_ns"], variable_name="metric", value_name="value")
     twin.write(Batch(frame))
     return wide.height

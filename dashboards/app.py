@@ -18,7 +18,7 @@ from dash.backends._fastapi import FastAPIDashServer
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from dashboards import containers, export, ids, models, overview, whatif
+from dashboards import containers, export, hosts, ids, models, overview, whatif
 from dashboards.export import ExportSource
 from dashboards.pages import AdviceSummary, Page, Sources, register_shell, shell
 from twin.advice.containers import ContainerEffects
@@ -28,7 +28,7 @@ from twin.view import TwinReader
 
 __all__ = ["PAGES", "TITLE", "create_dash"]
 
-PAGES: tuple[Page, ...] = (overview.PAGE, whatif.PAGE, models.PAGE, export.PAGE, containers.PAGE)
+PAGES: tuple[Page, ...] = (overview.PAGE, hosts.PAGE, whatif.PAGE, models.PAGE, export.PAGE, containers.PAGE)
 """Every page, in the header's order."""
 
 TITLE = "Continuum Twin"

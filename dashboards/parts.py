@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 import polars as pl
 from dash import dcc, html
@@ -26,6 +27,7 @@ from twin.view import CollectorHealth, LinkView, NodeView, QueueForecast, SiteVi
 __all__ = [
     "accuracy_stats",
     "collectors_table",
+    "host_query",
     "links_table",
     "node_rows",
     "nodes_table",
@@ -208,6 +210,17 @@ def _gib(b: float | None) -> float | None:
     return None if b is None else b / GIB
 
 
+def host_query(site: str, host: str | None = None, range_: RangeKey | None = None) -> str:
+    """The link to a host's page (`?view=hosts`, dashboards.hosts)."""
+    params = {
+        "view": "hosts",
+        "site": site,
+        **({"host": host} if host else {}),
+        **({"range": range_} if range_ else {}),
+    }
+    return "?" + urlencode(params)
+
+
 def node_rows(nodes: Sequence[NodeView]) -> list[dict[str, Any]]:
     """The nodes table's data, one row per host (numbers stay numbers, so the table sorts them)."""
     return [
@@ -220,6 +233,7 @@ def node_rows(nodes: Sequence[NodeView]) -> list[dict[str, Any]]:
             "mem_total_gib": _gib(n.mem_total_bytes),
             "load1": n.load1,
             "age": fmt.age(n.data_age_s),
+            "panels": f"[panels]({host_query(n.site, n.host)})",
         }
         for n in sorted(nodes, key=lambda n: n.host)
     ]
@@ -242,6 +256,7 @@ def nodes_table() -> DataTable:
         {"id": "mem_total_gib", "name": "memory total (GiB)", "type": "numeric", "format": number(1)},
         {"id": "load1", "name": "load1", "type": "numeric", "format": number(2)},
         {"id": "age", "name": "data age"},
+        {"id": "panels", "name": "", "presentation": "markdown"},  # the host's own page
     ]
     state_colours = [
         {"if": {"filter_query": f'{{state}} = "{s}"', "column_id": "state"}, "color": c, "fontWeight": 600}
@@ -254,6 +269,7 @@ def nodes_table() -> DataTable:
         sort_action="native",
         filter_action="native",
         page_size=NODES_PAGE_SIZE,
+        markdown_options={"link_target": "_self"},
         style_as_list_view=True,
         style_cell={"fontFamily": _FONT, "fontSize": 13, "padding": "3px 8px", "textAlign": "right"},
         style_cell_conditional=[{"if": {"column_id": c}, "textAlign": "left"} for c in ("host", "state", "age")],
@@ -334,6 +350,7 @@ def queue_table() -> DataTable:
         sort_action="none",
         page_action="native",
         page_size=QUEUE_PAGE_SIZE,
+        markdown_options={"link_target": "_self"},
         style_as_list_view=True,
         style_cell={"fontFamily": _FONT, "fontSize": 13, "padding": "3px 8px", "textAlign": "right"},
         style_cell_conditional=[{"if": {"column_id": "job"}, "textAlign": "left"}],

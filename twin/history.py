@@ -5,10 +5,12 @@ one pass there, not a million rows moved to Python)."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import polars as pl
 
 from telemetry.catalog import batch as bm
+from telemetry.catalog import catalog
 from telemetry.catalog import node as nm
 from telemetry.stores.base import Selection, Store
 from twin.topology import Topology
@@ -18,6 +20,11 @@ __all__ = ["StoreHistory"]
 _HOST_HISTORY = {nm.CPU_BUSY_RATIO.name: "cpu_util", nm.MEM_USED_RATIO.name: "mem_used_frac"}
 """The per-host series the history views draw, and the column each becomes."""
 _SAMPLES = {"metric": pl.String, "labels": pl.String, "ts_ns": pl.Int64, "value": pl.Float64}
+
+
+def _is_counter(metric: str) -> bool:
+    """Counters are drawn as rates: the catalog says which; a scraped family by Prometheus' suffix."""
+    return catalog.get(metric).type == "counter" if metric in catalog else metric.endswith("_total")
 
 
 class StoreHistory:
@@ -53,6 +60,36 @@ class StoreHistory:
             (pl.col("ts_ns") / 1e9).alias("ts_s"),
             *(pl.col(metric).alias(column) for metric, column in _HOST_HISTORY.items()),
         ).cast(schema)  # type: ignore[arg-type]
+
+    def host_series(
+        self, site: str, host: str, metrics: tuple[str, ...], start_s: float, end_s: float, max_points: int = 500
+    ) -> pl.DataFrame:
+        schema = {"metric": pl.String, "labels": pl.String, "ts_s": pl.Float64, "value": pl.Float64}
+        if self.store is None or not metrics:
+            self.topology.site(site)
+            return pl.DataFrame(schema=schema)
+        window, step_ns = self._window(metrics, site, start_s, end_s, max_points)
+        selection = Selection(
+            metrics=metrics, labels={"site": site, "host": host}, start_ns=window.start_ns, end_ns=window.end_ns
+        )
+        # a counter's last value per bucket (its rate is then exact over the bucket), a gauge's mean
+        counters = tuple(m for m in metrics if _is_counter(m))
+        gauges = tuple(m for m in metrics if m not in counters)
+        frames = []
+        if gauges:
+            frames.append(self.store.query(replace(selection, metrics=gauges), step_ns=step_ns, agg="avg"))
+        if counters:
+            raw = self.store.query(replace(selection, metrics=counters), step_ns=step_ns, agg="last")
+            d_value = pl.col("value").diff().over("metric", "labels")
+            d_ts = pl.col("ts_ns").diff().over("metric", "labels") / 1e9
+            rate = pl.when(d_value >= 0).then(d_value / d_ts)  # a reset (restart) leaves a gap, not a dip
+            frames.append(raw.sort("metric", "labels", "ts_ns").with_columns(rate.alias("value")).drop_nulls("value"))
+        frame = pl.concat([f.select("metric", "labels", "ts_ns", "value") for f in frames])
+        return (
+            frame.select("metric", "labels", (pl.col("ts_ns") / 1e9).alias("ts_s"), "value")
+            .cast(schema)  # type: ignore[arg-type]
+            .sort("metric", "labels", "ts_s")
+        )
 
     def node_history_band(self, site: str, start_s: float, end_s: float, max_points: int = 2000) -> pl.DataFrame:
         cols = _HOST_HISTORY

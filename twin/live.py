@@ -71,6 +71,11 @@ class Twin:
     ) -> pl.DataFrame:
         return self.history.node_history(site, hosts, start_s, end_s, max_points)
 
+    def host_series(
+        self, site: str, host: str, metrics: tuple[str, ...], start_s: float, end_s: float, max_points: int = 500
+    ) -> pl.DataFrame:
+        return self.history.host_series(site, host, metrics, start_s, end_s, max_points)
+
     def node_history_band(self, site: str, start_s: float, end_s: float, max_points: int = 2000) -> pl.DataFrame:
         return self.history.node_history_band(site, start_s, end_s, max_points)
 

@@ -224,6 +224,15 @@ class TwinReader(Protocol):
         buckets per host: columns host (str), ts_s (float, bucket start), cpu_util, mem_used_frac."""
         ...
 
+    def host_series(
+        self, site: str, host: str, metrics: tuple[str, ...], start_s: float, end_s: float, max_points: int = 500
+    ) -> pl.DataFrame:
+        """One host's series of the named metrics over [start, end), downsampled in the store to at
+        most `max_points` buckets per series: columns metric, labels (the series' labels as JSON),
+        ts_s (bucket start), value. A counter is its per-second rate between buckets (a reset leaves
+        a gap), so a page draws node_cpu_seconds_total as CPU seconds per second by mode."""
+        ...
+
     def node_history_band(self, site: str, start_s: float, end_s: float, max_points: int = 2000) -> pl.DataFrame:
         """Across all of a site's hosts, per bucket: columns ts_s, cpu_util and mem_used_frac (the
         mean), and their `_min` / `_max` (of the samples in the bucket). For sites with many hosts:

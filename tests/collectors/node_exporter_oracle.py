@@ -2,7 +2,7 @@
 
 tests/fixtures/node_exporter/ holds the /proc and /sys files node_exporter's e2e test reads and
 the exposition it printed over them (see PROVENANCE.md there). A collector run on the same root
-must reproduce every series the two have in common.
+must reproduce every series the two have in common, under node_exporter's own names.
 """
 
 from __future__ import annotations
@@ -21,19 +21,6 @@ from tests.conftest import FIXTURES
 ROOT = FIXTURES / "node_exporter"
 E2E = ROOT / "e2e-output.txt.gz"
 
-# Where our name differs from node_exporter's: meminfo keys become names there, and our catalog
-# words the IB transmit-discards counter differently.
-OURS_TO_THEIRS = {
-    "node_memory_total_bytes": "node_memory_MemTotal_bytes",
-    "node_memory_free_bytes": "node_memory_MemFree_bytes",
-    "node_memory_available_bytes": "node_memory_MemAvailable_bytes",
-    "node_memory_buffers_bytes": "node_memory_Buffers_bytes",
-    "node_memory_cached_bytes": "node_memory_Cached_bytes",
-    "node_memory_shmem_bytes": "node_memory_Shmem_bytes",
-    "node_memory_swap_total_bytes": "node_memory_SwapTotal_bytes",
-    "node_memory_swap_free_bytes": "node_memory_SwapFree_bytes",
-}
-
 SeriesKey = tuple[str, frozenset[tuple[str, str]]]
 
 
@@ -50,7 +37,7 @@ def e2e_series() -> dict[SeriesKey, float]:
 
 
 def theirs(sample: Sample) -> SeriesKey:
-    return (OURS_TO_THEIRS.get(sample.metric, sample.metric), frozenset(sample.labels.items()))
+    return (sample.metric, frozenset(sample.labels.items()))
 
 
 @dataclass
@@ -83,5 +70,4 @@ def compare(samples: Iterable[Sample]) -> Comparison:
 
 def their_series(our_metric: str) -> set[frozenset[tuple[str, str]]]:
     """Label sets node_exporter printed for the counterpart of one of our metrics."""
-    name = OURS_TO_THEIRS.get(our_metric, our_metric)
-    return {labels for (n, labels) in e2e_series() if n == name}
+    return {labels for (n, labels) in e2e_series() if n == our_metric}

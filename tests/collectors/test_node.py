@@ -362,5 +362,5 @@ def test_derived_busy_and_memory_ratios_from_two_real_stat_readings(tmp_path: Pa
     second = Recorder()
     collector.gather(second)
     assert second.get("node_cpu_busy_ratio") == pytest.approx(0.3, abs=1e-12)
-    total, available = second.get("node_memory_total_bytes"), second.get("node_memory_available_bytes")
+    total, available = second.get("node_memory_MemTotal_bytes"), second.get("node_memory_MemAvailable_bytes")
     assert second.get("node_memory_used_ratio") == pytest.approx(1 - available / total)

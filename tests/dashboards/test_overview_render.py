@@ -93,6 +93,7 @@ def test_drill_down_shows_the_nodes_table_and_last_hour(reader: FakeReader) -> N
         "mem_total_gib": 16.0,
         "load1": 2.8,
         "age": "2 s ago",
+        "panels": "[panels](?view=hosts&site=local&host=this-host)",  # the host's own page
     }
     assert out.hosts[1]["cpu"] is None  # no CPU sample yet: an empty cell, not a zero
     assert out.site_style == HIDDEN

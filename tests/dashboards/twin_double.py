@@ -90,6 +90,8 @@ class FakeReader:
     """Per site, the forecast to answer or the exception to raise; a known site without an entry
     raises LookupError, like a batch site whose scheduler state has not arrived."""
     forecast_calls: list[str] = field(default_factory=list)
+    host_frames: dict[tuple[str, str], pl.DataFrame] = field(default_factory=dict)
+    """Per (site, host), the frame `host_series` answers (e.g. one read from a real store)."""
 
     def sites(self) -> list[SiteView]:
         return list(self.site_list)
@@ -125,6 +127,18 @@ class FakeReader:
         names = hosts or [n.host for n in self.nodes(site)]
         ts = self._times(start_s, end_s, max_points)
         return history_frame(names, ts)
+
+    def host_series(
+        self, site: str, host: str, metrics: tuple[str, ...], start_s: float, end_s: float, max_points: int = 500
+    ) -> pl.DataFrame:
+        """The frame set in `host_frames` (its metrics), else none."""
+        self.history_calls.append(("host", site, start_s, end_s, max_points))
+        if self.history_error is not None:
+            raise self.history_error
+        self.site(site)
+        schema = {"metric": pl.String, "labels": pl.String, "ts_s": pl.Float64, "value": pl.Float64}
+        frame = self.host_frames.get((site, host), pl.DataFrame(schema=schema))
+        return frame.filter(pl.col("metric").is_in(list(metrics)))
 
     def node_history_band(self, site: str, start_s: float, end_s: float, max_points: int = 2000) -> pl.DataFrame:
         self.history_calls.append(("band", site, start_s, end_s, max_points))

@@ -159,8 +159,8 @@ def test_prometheus_scrapes_ctwin_serve(tmp_path: Path) -> None:
                 t1 = time.monotonic()
                 try:
                     found = poll(
-                        "node_memory_total_bytes{site=local} in Prometheus",
-                        lambda: promql(prom_url, 'node_memory_total_bytes{site="local"}'),
+                        "node_memory_MemTotal_bytes{site=local} in Prometheus",
+                        lambda: promql(prom_url, 'node_memory_MemTotal_bytes{site="local"}'),
                         SCRAPE_DEADLINE,
                     )
                 except AssertionError as exc:
@@ -219,7 +219,7 @@ def test_serve_exits_zero_on_sigint_after_flushing(tmp_path: Path) -> None:
     port = free_port()
     with started([*serve_argv(port, config, data_dir), "--no-ui"], log, SERVE_ENV) as ctwin:
         poll("ctwin /readyz", lambda: answers(f"http://127.0.0.1:{port}/readyz", ctwin, log), START_DEADLINE)
-        poll("a first node sample", lambda: b"node_memory_total_bytes{" in _metrics(port), 10)
+        poll("a first node sample", lambda: b"node_memory_MemTotal_bytes{" in _metrics(port), 10)
         ctwin.send_signal(signal.SIGINT)
         try:
             code = ctwin.wait(STOP_DEADLINE)
@@ -242,6 +242,6 @@ def assert_flushed(log: Path, data_dir: Path) -> None:
     assert flushed and int(flushed.group(1)) > 0, f"no final flush in the log:\n{tail(log)}"
     store = DuckDBStore(data_dir / "ctwin.duckdb", read_only=True)
     try:
-        assert store.count(Selection(metrics=("node_memory_total_bytes",), labels={"site": "local"})) > 0
+        assert store.count(Selection(metrics=("node_memory_MemTotal_bytes",), labels={"site": "local"})) > 0
     finally:
         store.close()

@@ -226,7 +226,7 @@ def test_health_endpoints_and_metrics_are_open_on_loopback(served: tuple[TestCli
     assert client.get("/healthz").json() == {"status": "alive"}
     assert client.get("/readyz").json()["status"] == "ready"
     text = client.get("/metrics").text
-    assert 'node_memory_total_bytes{host="' in text and 'site="local"' in text
+    assert 'node_memory_MemTotal_bytes{host="' in text and 'site="local"' in text
     assert 'ctwin_site_up{kind="cloud",site="broken"} 0.0' in text
     assert 'ctwin_site_up{kind="edge",site="local"} 1.0' in text
     assert 'ctwin_collector_errors_total{collector="broken/prometheus",site="broken"}' in text

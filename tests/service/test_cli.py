@@ -40,7 +40,7 @@ def test_collect_once_json_shows_cpu_memory_network_and_containers() -> None:
     names = {s["metric"] for s in data["samples"]}
     for wanted in (
         "node_cpu_seconds_total",
-        "node_memory_total_bytes",
+        "node_memory_MemTotal_bytes",
         "node_network_receive_bytes_total",
         "container_cpu_usage_seconds_total",
         "container_memory_usage_bytes",
@@ -88,7 +88,7 @@ def test_run_until_sigterm_flushes_then_export(tmp_path: Path) -> None:
     store = DuckDBStore(tmp_path / "data" / "ctwin.duckdb", read_only=True)
     for metric in (
         "node_cpu_seconds_total",
-        "node_memory_total_bytes",
+        "node_memory_MemTotal_bytes",
         "node_network_receive_bytes_total",
         "container_cpu_usage_seconds_total",
         "ctwin_collector_last_success_timestamp_seconds",

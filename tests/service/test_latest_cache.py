@@ -35,8 +35,8 @@ def _twin(clock: Clock) -> Twin:
         Sample("node_cpu_count", 8, {"site": "edge", "host": "fresh"}, 1000 * S),
         Sample("node_cpu_busy_ratio", 0.25, {"site": "edge", "host": "fresh"}, 1000 * S),
         Sample("node_load1", float("nan"), {"site": "edge", "host": "fresh"}, 1000 * S),
-        Sample("node_memory_total_bytes", 2.0**34, {"site": "edge", "host": "older"}, 990 * S + 123_456_789),
-        Sample("node_memory_available_bytes", 2.0**33, {"site": "edge", "host": "older"}, 990 * S + 123_456_789),
+        Sample("node_memory_MemTotal_bytes", 2.0**34, {"site": "edge", "host": "older"}, 990 * S + 123_456_789),
+        Sample("node_memory_MemAvailable_bytes", 2.0**33, {"site": "edge", "host": "older"}, 990 * S + 123_456_789),
         Sample("node_cpu_count", 4, {"site": "cloud", "host": 'vm "é"/1'}, 995 * S),
         Sample("container_memory_usage_bytes", 1.5e9, {"site": "cloud", "host": "vm1", "container": 'a"b\\c'}, 997 * S),
         Sample(

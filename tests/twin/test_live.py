@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from telemetry.schema import Batch, Sample
@@ -114,3 +115,36 @@ def test_with_background_refresh_a_new_queue_is_folded_in_off_the_request_path()
     assert twin.queues.base("hpc").now_s == 970
     twin.state.write_jobs(queue(980, 1))
     assert twin.queues.base("hpc").now_s == 970  # closed: no more rebuilds in the background
+
+
+def test_host_series_gives_one_hosts_gauges_and_counter_rates_downsampled_in_the_store(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    topology = Topology((SiteSpec("edge", "edge", collectors=(CollectorSpec("edge/node", "node", 60.0),)),))
+    twin = build_twin(topology, store, clock=lambda: 3600.0)
+    samples = []
+    for t in range(0, 3600, 60):
+        for host in ("h1", "h2"):
+            mode_labels = {"site": "edge", "host": host, "cpu": "0"}
+            # user: 0.25 s/s; idle: 0.75 s/s until a counter reset at 1800 s (a restart)
+            samples.append(Sample("node_cpu_seconds_total", 0.25 * t, {**mode_labels, "mode": "user"}, t * S))
+            idle = 0.75 * (t if t < 1800 else t - 1800)
+            samples.append(Sample("node_cpu_seconds_total", idle, {**mode_labels, "mode": "idle"}, t * S))
+            samples.append(Sample("node_memory_MemTotal_bytes", 2.0**34, {"site": "edge", "host": host}, t * S))
+    store.append(Batch.from_samples(samples))
+    metrics = ("node_cpu_seconds_total", "node_memory_MemTotal_bytes")
+    frame = twin.host_series("edge", "h1", metrics, 0, 3600, max_points=6)  # 10-minute buckets
+    assert frame.columns == ["metric", "labels", "ts_s", "value"]
+    assert set(frame["labels"].str.json_path_match("$.host").to_list()) == {"h1"}
+    mem = frame.filter(pl.col("metric") == "node_memory_MemTotal_bytes")
+    assert mem.height == 6 and mem["value"].to_list() == [2.0**34] * 6
+    cpu = frame.filter(pl.col("metric") == "node_cpu_seconds_total")
+    mode = cpu["labels"].str.json_path_match("$.mode")
+    user = cpu.filter(mode == "user")
+    assert user["ts_s"].to_list() == [600, 1200, 1800, 2400, 3000]  # a rate needs the bucket before
+    assert user["value"].to_list() == pytest.approx([0.25] * 5)
+    idle = cpu.filter(mode == "idle")
+    assert 1800 not in idle["ts_s"].to_list() and idle["value"].to_list() == pytest.approx([0.75] * 4)
+    assert twin.host_series("edge", "nobody", metrics, 0, 3600).is_empty()
+    with pytest.raises(KeyError):
+        twin.host_series("nowhere", "h1", metrics, 0, 3600)
+    store.close()

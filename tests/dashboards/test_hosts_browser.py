@@ -1,0 +1,100 @@
+"""The hosts page in a real headless Chromium over a real twin whose store holds node_exporter's
+e2e capture read by our collectors (tests/dashboards/host_capture.py): every panel drawn or saying
+why not, the host chosen from the dropdown lands in the URL. Set CTWIN_SCREENSHOT_DIR to keep a
+picture of the page."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dashboards import ids
+from dashboards.app import create_dash
+from dashboards.hosts import host_query
+from tests.dashboards.host_capture import HOST, SITE, capture_twin
+from tests.dashboards.test_overview_browser import (  # noqa: F401
+    _wait,
+    driver,
+    save_element_screenshot,
+    serving,
+    severe_console_messages,
+)
+
+pytestmark = pytest.mark.integration
+OTHER = "n0001"
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    twin, store = capture_twin(tmp_path_factory.mktemp("hosts"), time.time(), hosts=(HOST, OTHER), gpu=True)
+    with serving(create_dash(twin).server) as base:
+        yield base + "/"
+    store.close()
+
+
+def _traces(d: Any, graph: str) -> int:
+    from selenium.webdriver.common.by import By
+
+    return len(d.find_elements(By.CSS_SELECTOR, f"#{graph} .scatterlayer .trace"))
+
+
+def _text(d: Any, element: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    return str(d.find_element(By.ID, element).text)
+
+
+def test_the_page_draws_every_panel_of_the_host(driver: Any, url: str, tmp_path: Path) -> None:  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    driver.get(url + host_query(SITE, HOST))
+    _wait(driver, lambda d: _traces(d, ids.HOSTS_CPU) == 8, "CPU by mode: 8 modes stacked", timeout=60)
+    assert not driver.find_element(By.ID, ids.OVERVIEW_VIEW).is_displayed()
+    assert _text(driver, ids.HOSTS_NOTE) == f"{HOST} at {SITE}, last hour; times in UTC."
+    _wait(driver, lambda d: _traces(d, ids.HOSTS_MEMORY) == 4, "memory: used, buffers, cached, free")
+    for graph in (ids.HOSTS_DISK, ids.HOSTS_NETWORK, ids.HOSTS_PSI, ids.HOSTS_FABRIC):
+        _wait(driver, lambda d, g=graph: _traces(d, g) >= 2, f"{graph} drawn")
+    _wait(driver, lambda d: _traces(d, ids.HOSTS_GPU) == 2, "the GPU busy and its memory used")
+    assert "no containers reported on this host" in _text(driver, ids.HOSTS_CONTAINERS)
+    mounts = driver.find_elements(By.CSS_SELECTOR, f"#{ids.HOSTS_FS} tr[{ids.HOSTS_ATTR}]")
+    assert {m.get_attribute(ids.HOSTS_ATTR) for m in mounts} >= {"mount=/", "mount=/boot"}
+    shots = Path(os.environ.get("CTWIN_SCREENSHOT_DIR") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    save_element_screenshot(driver, ids.HOSTS_VIEW, shots / "hosts-view.png")
+    assert (shots / "hosts-view.png").stat().st_size > 20_000
+    assert severe_console_messages(driver) == []
+
+
+def test_choices_rewrite_the_url_and_the_panels_follow(driver: Any, url: str) -> None:  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    driver.get(url + host_query(SITE, HOST))
+    _wait(driver, lambda d: _traces(d, ids.HOSTS_CPU) == 8, "CPU by mode", timeout=60)
+    driver.find_element(By.CSS_SELECTOR, f'[{ids.HOSTS_ATTR}="range=6h"]').click()
+    _wait(driver, lambda d: "range=6h" in d.current_url, "the range in the URL")
+    _wait(driver, lambda d: "last 6 hours" in _text(d, ids.HOSTS_NOTE), "the note on 6 h")
+    driver.find_element(By.ID, ids.HOSTS_HOST).click()
+
+    def option(d: Any) -> Any:
+        return next((o for o in d.find_elements(By.CSS_SELECTOR, "[role=option]") if o.text == OTHER), None)
+
+    _wait(driver, option, "the other host listed in the dropdown").click()
+    _wait(driver, lambda d: f"host={OTHER}" in d.current_url and "range=6h" in d.current_url, "the host in the URL")
+    _wait(driver, lambda d: _text(d, ids.HOSTS_NOTE).startswith(f"{OTHER} at {SITE}"), "the panels on the other host")
+    _wait(driver, lambda d: "no GPU on this host" in _text(d, ids.HOSTS_GPU), "the other host has no GPU")
+
+
+def test_the_overview_host_table_links_to_the_host_page(driver: Any, url: str) -> None:  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    driver.get(url + f"?site={SITE}")
+    link = f'#{ids.NODES_TABLE} a[href="{host_query(SITE, OTHER)}"]'
+    _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, link), "the host's panels link in the hosts table")
+    driver.find_element(By.CSS_SELECTOR, link).click()
+    _wait(driver, lambda d: d.find_element(By.ID, ids.HOSTS_VIEW).is_displayed(), "the hosts page")
+    _wait(driver, lambda d: _text(d, ids.HOSTS_NOTE).startswith(f"{OTHER} at {SITE}"), "the linked host's panels")
