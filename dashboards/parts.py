@@ -178,6 +178,7 @@ HOOK_NAMES = {
     "k8s-extender": "kube-scheduler extender",
     "multikueue": "MultiKueue dispatcher",
     "sbatch": "ctwin sbatch",
+    "dash": "advice page",
 }
 
 
