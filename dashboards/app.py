@@ -18,6 +18,7 @@ from dash.backends._fastapi import FastAPIDashServer
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from dashboards import advice as advice_page
 from dashboards import containers, ids, overview
 from dashboards.pages import AdviceSummary, Page, Sources, register_shell, shell
 from twin.advice.containers import ContainerEffects
@@ -27,7 +28,7 @@ from twin.view import TwinReader
 
 __all__ = ["PAGES", "TITLE", "create_dash"]
 
-PAGES: tuple[Page, ...] = (overview.PAGE, containers.PAGE)
+PAGES: tuple[Page, ...] = (overview.PAGE, containers.PAGE, advice_page.PAGE)
 """Every page, in the header's order."""
 
 TITLE = "Continuum Twin"
