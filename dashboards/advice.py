@@ -34,7 +34,7 @@ from twin.advice.live import Advisor
 from twin.advice.outcome import Advice, SiteOutcome
 from twin.advice.request import ContainerSpec, DataSpec, JobRequest, Objective
 from twin.errors import TwinError
-from twin.view import TwinReader
+from twin.view import SiteView, TwinReader
 
 __all__ = ["PAGE", "VIEW", "JobForm", "advice_query", "parse_job", "render_advice", "render_log"]
 
@@ -290,33 +290,27 @@ def _ages(ages: dict[str, float | None]) -> str:
     return ", ".join(f"{k} {fmt.age(v)}" for k, v in ages.items()) or fmt.UNKNOWN
 
 
-def _start(o: SiteOutcome, reader: TwinReader | None) -> str:
+def _start(o: SiteOutcome, views: dict[str, SiteView]) -> str:
     """The predicted start: UTC, and for a replayed site also in its trace clock."""
     if o.start_at_s is None:
         return fmt.UNKNOWN
     wall = fmt.utc(o.start_at_s)
-    view = _site_view(reader, o.site)
-    clock = clock_of(view)
+    clock = clock_of(views.get(o.site))
     if clock.replay and clock.mapped:
         return f"{wall} · trace {fmt.utc(clock.at(o.start_at_s))}"
     return wall
 
 
-def _site_view(reader: TwinReader | None, name: str) -> Any:
-    if reader is None:
-        return None
-    return next((s for s in reader.sites() if s.name == name), None)
-
-
 def advice_table(advice: Advice, reader: TwinReader | None = None) -> html.Table:
     head = ("site", "kind", "turnaround", "starts", "cost", "energy (kWh)", "CO2 (g)", "reason", "data ages")
+    views = {s.name: s for s in reader.sites()} if reader is not None else {}
     rows = []
     for o in advice.ranked:
         cells = [
             html.Td(html.Strong(o.site) if o.site == advice.recommended else o.site),
             html.Td(o.kind),
             html.Td(_band(o.turnaround_s and o.turnaround_s.scaled(1 / 3600), " h")),
-            html.Td(_start(o, reader)),
+            html.Td(_start(o, views)),
             html.Td(_band(o.cost, f" {advice.currency}")),
             html.Td(_band(o.energy_kwh, "", 3)),
             html.Td(_band(o.co2_g, "", 0)),
