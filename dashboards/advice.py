@@ -30,6 +30,7 @@ from dashboards.figures import empty_figure
 from dashboards.pages import HIDDEN, Page, Sources, query
 from dashboards.parts import HOOK_NAMES, _attr
 from models.containers.config import AFFINITIES
+from telemetry.schema import parse_duration
 from twin.advice.live import Advisor
 from twin.advice.outcome import Advice, SiteOutcome
 from twin.advice.request import ContainerSpec, DataSpec, JobRequest, Objective
@@ -54,7 +55,7 @@ FIELDS: tuple[tuple[str, str, FieldType], ...] = (
     ("cores", "cores", "number"),
     ("nodes", "nodes", "number"),
     ("gpus", "GPUs", "number"),
-    ("walltime", "walltime (s)", "number"),
+    ("walltime", "walltime (s, or 2h, 30m)", "text"),
     ("memory", "memory per node (GB)", "number"),
     ("input", "input (GB)", "number"),
     ("output", "output (GB)", "number"),
@@ -100,6 +101,19 @@ def _number(q: dict[str, str], key: str, label: str, *, lo: float, hi: float, in
     return value
 
 
+def _walltime(raw: str) -> float | None:
+    """Seconds, or "2h", "30m" as the API takes them (telemetry.schema.parse_duration)."""
+    if not raw.strip():
+        return None
+    try:
+        seconds = parse_duration(raw.strip())
+    except ValueError as exc:
+        raise ValueError(f"walltime: {exc}") from None
+    if seconds > MAX_WALLTIME_S:
+        raise ValueError(f"walltime must be at most 366 days, not {raw!r}")
+    return seconds
+
+
 def parse_job(search: str | None) -> JobForm:
     """The job the query string names (lenient about blanks, strict about nonsense)."""
     q = query(search)
@@ -108,7 +122,7 @@ def parse_job(search: str | None) -> JobForm:
         return JobForm(None, None, values)
     try:
         cores = _number(q, "cores", "cores", lo=1, hi=10_000_000, integer=True)
-        walltime = _number(q, "walltime", "walltime", lo=1, hi=MAX_WALLTIME_S, integer=False)
+        walltime = _walltime(q.get("walltime", ""))
         if cores is None or walltime is None:
             raise ValueError("a job needs cores and a walltime (seconds)")
         nodes = _number(q, "nodes", "nodes", lo=1, hi=1_000_000, integer=True)
@@ -270,7 +284,7 @@ def advice_figure(advice: Advice) -> go.Figure:
         barmode="stack",
         height=max(220, 34 * len(labels) + 110),
         margin={"l": 10, "r": 10, "t": 10, "b": 40},
-        legend={"orientation": "h", "y": -0.25},
+        legend={"orientation": "h", "y": -0.25, "traceorder": "normal"},
         yaxis={"autorange": "reversed", "automargin": True, "categoryorder": "array", "categoryarray": labels},
         xaxis={
             "title": "hours from now (each site's own clock: a replayed site's trace runs faster)",
@@ -284,6 +298,13 @@ def _band(b: Any, unit: str = "", digits: int = 2) -> str:
     if b is None:
         return fmt.UNKNOWN
     return f"{b.p50:,.{digits}f}{unit} ({b.p10:,.{digits}f}–{b.p90:,.{digits}f})"
+
+
+def _span(b: Any) -> str:
+    """A duration band as a person plans with it: `2 h 10 min (1 h 50 min–3 h)`."""
+    if b is None:
+        return fmt.UNKNOWN
+    return f"{fmt.duration(b.p50)} ({fmt.duration(b.p10)}–{fmt.duration(b.p90)})"
 
 
 def _ages(ages: dict[str, float | None]) -> str:
@@ -309,7 +330,7 @@ def advice_table(advice: Advice, reader: TwinReader | None = None) -> html.Table
         cells = [
             html.Td(html.Strong(o.site) if o.site == advice.recommended else o.site),
             html.Td(o.kind),
-            html.Td(_band(o.turnaround_s and o.turnaround_s.scaled(1 / 3600), " h")),
+            html.Td(_span(o.turnaround_s)),
             html.Td(_start(o, views)),
             html.Td(_band(o.cost, f" {advice.currency}")),
             html.Td(_band(o.energy_kwh, "", 3)),
@@ -339,7 +360,7 @@ def render_advice(advisor: Advisor | None, search: str | None, reader: TwinReade
     if advice.recommended is None:
         summary: Any = [html.Strong("No site can run this job. "), advice.summary]
     else:
-        summary = [html.Strong(f"Run at {advice.recommended}. "), advice.summary]
+        summary = [html.Strong(f"Recommended: {advice.recommended}. "), advice.summary]
     summary = html.Div(
         [
             html.P(summary),

@@ -64,7 +64,9 @@ def test_the_url_names_the_job_and_a_form_link_round_trips() -> None:
         ("?view=advice&cores=x&walltime=60", "cores must be a number"),
         ("?view=advice&cores=2.5&walltime=60", "cores must be a whole number"),
         ("?view=advice&cores=4", "a job needs cores and a walltime"),
-        ("?view=advice&cores=4&walltime=1e12", "walltime must be a number from 1"),
+        ("?view=advice&cores=4&walltime=400d", "walltime must be at most 366 days"),
+        ("?view=advice&cores=4&walltime=soon", "walltime: invalid duration 'soon'"),
+        ("?view=advice&cores=4&walltime=-5", "walltime: "),
         ("?view=advice&cores=4&walltime=60&objective=speed", "objective must be one of"),
         ("?view=advice&cores=4&walltime=60&affinity=numa", "affinity must be one of"),
     ],
@@ -78,7 +80,7 @@ def test_bad_input_is_a_message_not_a_traceback(advisor: Advisor, search: str, m
 
 def test_every_site_is_ranked_with_stacked_stages_and_whiskers(advisor: Advisor) -> None:
     links, summary, fig, table = render_advice(advisor, JOB, advisor.twin)
-    assert text(summary).startswith("Run at a.") and "3 of 3 sites can run it" in text(summary)
+    assert text(summary).startswith("Recommended: a.") and "3 of 3 sites can run it" in text(summary)
     stages = [t for t in fig.data if t.type == "bar"]
     assert [t.name for t in stages] == ["stage-in", "wait", "run", "stage-out"]
     assert fig.layout.barmode == "stack" and list(stages[0].y) == ["1. a", "2. b", "3. home"]
@@ -160,4 +162,4 @@ def test_callbacks_do_nothing_while_the_page_is_hidden(advisor: Advisor) -> None
     hidden = asyncio.run(advise["callback"].__wrapped__("?site=hpc1"))
     assert hidden == (dash.no_update,) * 6 and advisor.log.recent(1) == []
     shown = asyncio.run(advise["callback"].__wrapped__(JOB))
-    assert text(shown[1]).startswith("Run at a.") and len(advisor.log.recent(5)) == 1
+    assert text(shown[1]).startswith("Recommended: a.") and len(advisor.log.recent(5)) == 1
