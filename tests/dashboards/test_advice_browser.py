@@ -70,12 +70,15 @@ def test_the_form_asks_the_served_twin_and_the_ranking_follows_the_url(
     assert not driver.find_element(By.ID, ids.OVERVIEW_VIEW).is_displayed()
     assert "No advice handed out yet" in driver.find_element(By.ID, ids.ADVICE_LOG).text
 
+    objective = driver.find_element(By.ID, f"{ids.ADVICE_FIELD}-objective")
+    _wait(driver, lambda d: "turnaround" in objective.text, "the form filled from the URL (before typing)")
     for key, value in (("cores", "1"), ("walltime", "600"), ("input", "2")):
         box = driver.find_element(By.ID, f"{ids.ADVICE_FIELD}-{key}")
         box.clear()
         box.send_keys(value)
     submit = driver.find_element(By.ID, ids.ADVICE_SUBMIT)
-    _wait(driver, lambda d: "walltime=600" in str(submit.get_attribute("href")), "the form written into the link")
+    written = ("cores=1", "walltime=600", "input=2")
+    _wait(driver, lambda d: all(w in str(submit.get_attribute("href")) for w in written), "the form in the link")
     submit.click()
     _wait(driver, lambda d: _query(d).get("cores") == ["1"], "the job in the URL")
     _wait(driver, lambda d: _summary(d).startswith("Recommended: "), "a recommendation", TIMEOUT_S)
@@ -97,8 +100,7 @@ def test_the_form_asks_the_served_twin_and_the_ranking_follows_the_url(
     _wait(driver, lambda d: len(_rows(d, ids.ADVICE_LOG, ids.ADVICE_ID_ATTR)) == 2, "both answers in the log")
     newest = next(iter(_rows(driver, ids.ADVICE_LOG, ids.ADVICE_ID_ATTR).items()))
     assert "cost" in newest[1]
-    field = driver.find_element(By.ID, f"{ids.ADVICE_FIELD}-objective")
-    assert "cost" in field.text  # the form follows the URL
+    _wait(driver, lambda d: "cost" in objective.text, "the form following the URL")
 
     record = httpx.get(f"{served.url}v1/advice/{newest[0]}", headers=served.auth, timeout=10)
     assert record.status_code == 200 and record.json()["hook"] == "dash" and record.json()["objective"] == "cost"
