@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 import dash
 import plotly.graph_objects as go
-from dash import Input, Output, dcc, html
+from dash import Input, Output, State, dcc, html
 from dash.development.base_component import Component
 
 from dashboards import fmt, ids
@@ -41,6 +41,7 @@ __all__ = ["PAGE", "VIEW", "JobForm", "advice_query", "parse_job", "render_advic
 
 VIEW = "advice"
 OBJECTIVES: tuple[Objective, ...] = ("turnaround", "cost", "energy", "co2", "weighted")
+RISKS = ("p50", "p90")
 RUNTIMES = ("apptainer", "podman", "docker", "charliecloud")
 LOG_ROWS = 20
 GB = 1e9
@@ -69,6 +70,7 @@ CHOICES: tuple[tuple[str, str], ...] = (
     ("runtime", "container runtime"),
     ("affinity", "affinity"),
     ("objective", "objective"),
+    ("risk", "rank by"),
 )
 """Dropdown form fields: (query key, label)."""
 KEYS = tuple(k for k, _, _ in FIELDS) + tuple(k for k, _ in CHOICES)
@@ -137,6 +139,9 @@ def parse_job(search: str | None) -> JobForm:
         objective = q.get("objective") or "turnaround"
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
+        risk = q.get("risk") or "p50"
+        if risk not in RISKS:
+            raise ValueError(f"risk must be p50 (the median outcome) or p90 (risk-averse), not {risk!r}")
         container = ContainerSpec(
             runtime=q.get("runtime") or None,
             image=(q.get("image") or "").strip()[:512] or None,
@@ -155,6 +160,7 @@ def parse_job(search: str | None) -> JobForm:
         output=DataSpec((size_out or 0.0) * GB, q.get("output_site") or None),
         container=container,
         objective=objective,
+        risk=risk,  # type: ignore[arg-type]
     )
     return JobForm(request, None, values)
 
@@ -174,8 +180,8 @@ def _form() -> list[Component]:
         field = dcc.Input(id=_field_id(key), type=kind, debounce=False, min=0 if kind == "number" else None)
         boxes.append(html.Label([html.Span(label), field], className="field"))
     for key, label in CHOICES:
-        boxes.append(html.Label([html.Span(label), dcc.Dropdown(id=_field_id(key), clearable=key != "objective")],
-                                className="field"))  # fmt: skip
+        menu = dcc.Dropdown(id=_field_id(key), clearable=key not in ("objective", "risk"))
+        boxes.append(html.Label([html.Span(label), menu], className="field"))
     return boxes
 
 
@@ -421,8 +427,10 @@ def form_state(reader: TwinReader, search: str | None) -> tuple[list[Any], list[
         "runtime": [{"label": r, "value": r} for r in RUNTIMES],
         "affinity": [{"label": a, "value": a} for a in AFFINITIES],
         "objective": [{"label": o, "value": o} for o in OBJECTIVES],
+        "risk": [{"label": "the median (p50)", "value": "p50"}, {"label": "the p90 (risk-averse)", "value": "p90"}],
     }
-    shown = [values.get(k, "turnaround" if k == "objective" else None) for k in KEYS]
+    defaults = {"objective": "turnaround", "risk": "p50"}
+    shown = [values.get(k, defaults.get(k)) for k in KEYS]
     return shown, [options[k] for k, _ in CHOICES]
 
 
@@ -441,9 +449,16 @@ def register(app: dash.Dash, sources: Sources) -> None:
         values, options = form_state(sources.reader, search)
         return (*values, *options)
 
-    @app.callback(Output(ids.ADVICE_SUBMIT, "href"), *[Input(_field_id(k), "value") for k in KEYS])
-    def _link(*values: Any) -> str:
-        return advice_query(dict(zip(KEYS, values, strict=True)))
+    @app.callback(
+        Output(ids.ADVICE_SUBMIT, "href"),
+        *[Input(_field_id(k), "value") for k in KEYS],
+        State(ids.URL, "search"),
+    )
+    def _link(*values: Any) -> Any:
+        *fields, search = values
+        if not PAGE.shown(search):
+            return dash.no_update
+        return advice_query(dict(zip(KEYS, fields, strict=True)))
 
     @app.callback(
         Output(ids.ADVICE_OBJECTIVES, "children"),

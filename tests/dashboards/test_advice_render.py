@@ -43,10 +43,11 @@ def test_the_page_is_registered_after_the_others() -> None:
 
 
 def test_the_url_names_the_job_and_a_form_link_round_trips() -> None:
-    form = parse_job(JOB + "&objective=cost&memory=4&containers=2&affinity=cpu&runtime=podman")
+    form = parse_job(JOB + "&objective=cost&memory=4&containers=2&affinity=cpu&runtime=podman&risk=p90")
     job = form.request
     assert job is not None and form.error is None
     assert (job.cores, job.walltime_s, job.objective, job.memory_bytes) == (8, 3600, "cost", 4_000_000_000)
+    assert job.risk == "p90" and parse_job(JOB).request.risk == "p50"  # type: ignore[union-attr]
     assert (job.input.size_bytes, job.input.site, job.output.site) == (10e9, "home", None)
     assert (job.container.containers_per_node, job.container.affinity, job.container.runtime) == (2, "cpu", "podman")
     again = parse_job(advice_query(form.values))
@@ -69,6 +70,7 @@ def test_the_url_names_the_job_and_a_form_link_round_trips() -> None:
         ("?view=advice&cores=4&walltime=-5", "walltime: "),
         ("?view=advice&cores=4&walltime=60&objective=speed", "objective must be one of"),
         ("?view=advice&cores=4&walltime=60&affinity=numa", "affinity must be one of"),
+        ("?view=advice&cores=4&walltime=60&risk=p99", "risk must be p50"),
     ],
 )
 def test_bad_input_is_a_message_not_a_traceback(advisor: Advisor, search: str, message: str) -> None:
@@ -152,7 +154,7 @@ def test_a_replayed_sites_start_is_also_in_its_trace_clock() -> None:
 
 def test_the_form_follows_the_url_and_offers_the_twins_sites() -> None:
     values, options = form_state(continuum(), JOB)
-    assert values[0] == "8" and values[-1] == "turnaround"
+    assert values[0] == "8" and values[-2:] == ["turnaround", "p50"]
     assert [o["value"] for o in options[0]] == [s.name for s in continuum().sites()]
 
 
@@ -163,3 +165,13 @@ def test_callbacks_do_nothing_while_the_page_is_hidden(advisor: Advisor) -> None
     assert hidden == (dash.no_update,) * 6 and advisor.log.recent(1) == []
     shown = asyncio.run(advise["callback"].__wrapped__(JOB))
     assert text(shown[1]).startswith("Recommended: a.") and len(advisor.log.recent(5)) == 1
+
+
+def test_the_skeleton_has_every_field_and_starts_hidden() -> None:
+    from dashboards.advice import KEYS, layout
+
+    tree = layout()
+    found = {getattr(c, "id", None) for c in walk(tree)}
+    assert {f"{ids.ADVICE_FIELD}-{k}" for k in KEYS} <= found
+    assert {ids.ADVICE_SUBMIT, ids.ADVICE_GRAPH, ids.ADVICE_TABLE, ids.ADVICE_LOG, ids.ADVICE_SUMMARY} <= found
+    assert getattr(tree, "style", None) == {"display": "none"} and "Recent advice" in text(tree)
