@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -33,7 +33,7 @@ from models.containers.config import AFFINITIES
 from telemetry.schema import parse_duration
 from twin.advice.live import Advisor
 from twin.advice.outcome import Advice, SiteOutcome
-from twin.advice.request import ContainerSpec, DataSpec, JobRequest, Objective
+from twin.advice.request import ContainerSpec, DataSpec, JobRequest, Objective, Weights
 from twin.errors import TwinError
 from twin.view import SiteView, TwinReader
 
@@ -62,6 +62,10 @@ FIELDS: tuple[tuple[str, str, FieldType], ...] = (
     ("output", "output (GB)", "number"),
     ("image", "container image", "text"),
     ("containers", "containers per node", "number"),
+    ("w_turnaround", "weight of turnaround", "number"),
+    ("w_cost", "weight of cost", "number"),
+    ("w_energy", "weight of energy", "number"),
+    ("w_co2", "weight of CO2", "number"),
 )
 """Free-typed form fields: (query key, label, input type)."""
 CHOICES: tuple[tuple[str, str], ...] = (
@@ -139,6 +143,15 @@ def parse_job(search: str | None) -> JobForm:
         objective = q.get("objective") or "turnaround"
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
+        weights = Weights(
+            *(
+                default if (w := _number(q, f"w_{name}", f"weight of {name}", lo=0, hi=1000, integer=False)) is None
+                else w
+                for name, default in (("turnaround", 1.0), ("cost", 0.0), ("energy", 0.0), ("co2", 0.0))
+            )
+        )  # fmt: skip
+        if objective == "weighted" and not any(astuple(weights)):
+            raise ValueError("objective weighted needs a weight above 0 on at least one measure")
         risk = q.get("risk") or "p50"
         if risk not in RISKS:
             raise ValueError(f"risk must be p50 (the median outcome) or p90 (risk-averse), not {risk!r}")
@@ -161,6 +174,7 @@ def parse_job(search: str | None) -> JobForm:
         container=container,
         objective=objective,
         risk=risk,  # type: ignore[arg-type]
+        weights=weights,
     )
     return JobForm(request, None, values)
 

@@ -27,6 +27,7 @@ from twin.advice.herding import HerdingLedger
 from twin.advice.live import Advisor
 from twin.advice.log import AdviceLog
 from twin.advice.outcome import SiteOutcome
+from twin.advice.request import Weights
 
 JOB = "?view=advice&cores=8&walltime=3600&input=10&input_site=home"
 
@@ -48,6 +49,8 @@ def test_the_url_names_the_job_and_a_form_link_round_trips() -> None:
     assert job is not None and form.error is None
     assert (job.cores, job.walltime_s, job.objective, job.memory_bytes) == (8, 3600, "cost", 4_000_000_000)
     assert job.risk == "p90" and parse_job(JOB).request.risk == "p50"  # type: ignore[union-attr]
+    weighted = parse_job(JOB + "&objective=weighted&w_cost=0.5&w_co2=2").request
+    assert weighted is not None and weighted.weights == Weights(1.0, 0.5, 0.0, 2.0)
     assert (job.input.size_bytes, job.input.site, job.output.site) == (10e9, "home", None)
     assert (job.container.containers_per_node, job.container.affinity, job.container.runtime) == (2, "cpu", "podman")
     again = parse_job(advice_query(form.values))
@@ -71,6 +74,8 @@ def test_the_url_names_the_job_and_a_form_link_round_trips() -> None:
         ("?view=advice&cores=4&walltime=60&objective=speed", "objective must be one of"),
         ("?view=advice&cores=4&walltime=60&affinity=numa", "affinity must be one of"),
         ("?view=advice&cores=4&walltime=60&risk=p99", "risk must be p50"),
+        ("?view=advice&cores=4&walltime=60&w_cost=-1", "weight of cost must be a number from 0"),
+        ("?view=advice&cores=4&walltime=60&objective=weighted&w_turnaround=0", "needs a weight above 0"),
     ],
 )
 def test_bad_input_is_a_message_not_a_traceback(advisor: Advisor, search: str, message: str) -> None:
@@ -97,6 +102,13 @@ def test_every_site_is_ranked_with_stacked_stages_and_whiskers(advisor: Advisor)
     hrefs = [str(getattr(c, "href", "")) for c in walk(links)]
     cost = next(h for h in hrefs if "objective=cost" in h)
     assert parse_job(cost).request.objective == "cost" and "cores=8" in cost  # type: ignore[union-attr]
+
+
+def test_a_weighted_ranking_is_scored_with_the_weights_of_the_url(advisor: Advisor) -> None:
+    _l, summary, _f, table = render_advice(advisor, JOB + "&objective=weighted&w_turnaround=1&w_cost=1")
+    assert "ranked by weighted" in text(summary) and table is not None
+    logged = advisor.log.recent(1)[0]
+    assert logged["objective"] == "weighted" and logged["request"]["weights"]["cost"] == 1.0
 
 
 def test_an_answer_no_site_can_take_lists_every_reason(advisor: Advisor) -> None:
