@@ -68,6 +68,8 @@ FIELDS: tuple[tuple[str, str, FieldType], ...] = (
     ("w_co2", "weight of CO2", "number"),
 )
 """Free-typed form fields: (query key, label, input type)."""
+PLACEHOLDERS = {"walltime": "e.g. 2h", "w_turnaround": "1", "w_cost": "0", "w_energy": "0", "w_co2": "0"}
+"""What a blank field means."""
 CHOICES: tuple[tuple[str, str], ...] = (
     ("input_site", "input lives at"),
     ("output_site", "output goes to"),
@@ -191,7 +193,8 @@ def advice_query(values: dict[str, Any]) -> str:
 def _form() -> list[Component]:
     boxes: list[Component] = []
     for key, label, kind in FIELDS:
-        field = dcc.Input(id=_field_id(key), type=kind, debounce=False, min=0 if kind == "number" else None)
+        hint = PLACEHOLDERS.get(key)
+        field = dcc.Input(id=_field_id(key), type=kind, min=0 if kind == "number" else None, placeholder=hint)
         boxes.append(html.Label([html.Span(label), field], className="field"))
     for key, label in CHOICES:
         menu = dcc.Dropdown(id=_field_id(key), clearable=key not in ("objective", "risk"))
@@ -338,7 +341,7 @@ def _start(o: SiteOutcome, views: dict[str, SiteView]) -> str:
     wall = fmt.utc(o.start_at_s)
     clock = clock_of(views.get(o.site))
     if clock.replay and clock.mapped:
-        return f"{wall} · trace {fmt.utc(clock.at(o.start_at_s))}"
+        return f"{wall} · trace {fmt.utc(clock.at(o.start_at_s)).removesuffix(' UTC')}"
     return wall
 
 
