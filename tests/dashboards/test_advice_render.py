@@ -10,15 +10,8 @@ import dash
 import pytest
 
 from dashboards import ids
-from dashboards.advice import (
-    PAGE,
-    _start,
-    advice_query,
-    form_state,
-    parse_job,
-    render_advice,
-    render_log,
-)
+from dashboards.advice import PAGE, _start, render_advice, render_log
+from dashboards.advice_form import KEYS, advice_query, form_state, parse_job
 from dashboards.app import PAGES, create_dash
 from tests.dashboards.dom import text, walk, with_attr
 from tests.dashboards.twin_double import NOW_S, REPLAY_SPEED, TRACE_TIME_S, continuum
@@ -180,7 +173,7 @@ def test_callbacks_do_nothing_while_the_page_is_hidden(advisor: Advisor) -> None
 
 
 def test_the_skeleton_has_every_field_and_starts_hidden() -> None:
-    from dashboards.advice import KEYS, layout
+    from dashboards.advice import layout
 
     tree = layout()
     found = {getattr(c, "id", None) for c in walk(tree)}
