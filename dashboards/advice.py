@@ -86,7 +86,7 @@ def layout() -> Component:
             html.Nav(id=ids.ADVICE_OBJECTIVES, className="choices"),
             html.Div(id=ids.ADVICE_SUMMARY, className="advice-summary"),
             dcc.Graph(id=ids.ADVICE_GRAPH, figure=_BLANK, config=_GRAPH_CONFIG, style=_height(_BLANK)),
-            html.Div(id=ids.ADVICE_TABLE),
+            html.Div(id=ids.ADVICE_RANKING),
             html.H3("Recent advice"),
             html.P(
                 "The last answers of every hook (this page, the REST API, the scheduler hooks), with the"
@@ -335,7 +335,7 @@ def register(app: dash.Dash, sources: Sources) -> None:
         Output(ids.ADVICE_SUMMARY, "children"),
         Output(ids.ADVICE_GRAPH, "figure"),
         Output(ids.ADVICE_GRAPH, "style"),
-        Output(ids.ADVICE_TABLE, "children"),
+        Output(ids.ADVICE_RANKING, "children"),
         Output(ids.ADVICE_LOG, "children"),
         Input(ids.URL, "search"),
     )

@@ -19,7 +19,8 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dashboards import advice as advice_page
-from dashboards import containers, ids, overview
+from dashboards import containers, export, ids, overview, whatif
+from dashboards.export import ExportSource
 from dashboards.pages import AdviceSummary, Page, Sources, register_shell, shell
 from twin.advice.containers import ContainerEffects
 from twin.advice.live import Advisor
@@ -28,7 +29,7 @@ from twin.view import TwinReader
 
 __all__ = ["PAGES", "TITLE", "create_dash"]
 
-PAGES: tuple[Page, ...] = (overview.PAGE, containers.PAGE, advice_page.PAGE)
+PAGES: tuple[Page, ...] = (overview.PAGE, whatif.PAGE, export.PAGE, containers.PAGE, advice_page.PAGE)
 """Every page, in the header's order."""
 
 TITLE = "Continuum Twin"
@@ -86,6 +87,7 @@ def create_dash(
     containers: ContainerEffects | None = None,
     advisor: Advisor | None = None,
     models: ModelSource | None = None,
+    export: ExportSource | None = None,
 ) -> dash.Dash:
     """A new Dash app showing `reader`'s twin (no import-time app, so each service instance and each
     test gets its own).
@@ -93,6 +95,7 @@ def create_dash(
     `advice`: a site's advice by scheduler hook (the advice log's summary), shown under each site.
     `containers`: the container-effect model behind the containers view (`?view=containers`).
     `advisor`, `models`: placement advice and the learned-model registry, for the pages that show them.
+    `export`: the store and salt the export page writes datasets from (`?view=export`).
     `server`: True for an app of its own (serve or mount `dash_app.server`), or the service's
     FastAPI app to add the routes to. `url_prefix`: the path the page is reached at. Assets and
     scripts are served from this process (no CDN: the service may run without internet); plotly.js
@@ -123,7 +126,9 @@ def create_dash(
         # Mounted, the app sees paths relative to the mount point (see _AppRelativePath).
         routes_pathname_prefix=prefix if host is not None else "/",
     )
-    sources = Sources(reader=reader, advice=advice, containers=containers, advisor=advisor, models=models)
+    sources = Sources(
+        reader=reader, advice=advice, containers=containers, advisor=advisor, models=models, export=export
+    )
     app.layout = shell(PAGES, before=overview.clocks(), summary_id=ids.SUMMARY)
     register_shell(app, PAGES)
     for page in PAGES:

@@ -23,6 +23,7 @@ from dash.development.base_component import Component
 from dashboards import ids
 
 if TYPE_CHECKING:
+    from dashboards.export import ExportSource
     from twin.advice.containers import ContainerEffects
     from twin.advice.live import Advisor
     from twin.queues import ModelSource
@@ -51,6 +52,8 @@ class Sources:
     """Placement advice: every site ranked for a job, the advice log, its outcomes."""
     models: ModelSource | None = None
     """The learned-model registry: each kind's current artefact."""
+    export: ExportSource | None = None
+    """The store and pseudonymisation salt behind the export page."""
 
 
 def query(search: str | None) -> dict[str, str]:

@@ -143,6 +143,7 @@ def create_app(
         app.include_router(router)
     if ui:
         from dashboards.app import create_dash
+        from dashboards.export import ExportSource
 
         dash_app = create_dash(
             service.twin,
@@ -150,6 +151,7 @@ def create_app(
             containers=service.advisor.containers,
             advisor=service.advisor,
             models=service.models,
+            export=ExportSource(service.store, service.salt),
         )
         app.mount("/", UiAuthMiddleware(dash_app.server, tokens, enabled="/" not in open_eps))
     serve = config.serve

@@ -26,11 +26,11 @@ from service.cli_containers import containers_app
 from service.cli_dispatcher import dispatcher
 from service.cli_sbatch import SBATCH_CONTEXT, sbatch
 from service.cli_token import token_app
-from service.compose import build_collectors, build_service, open_store, resolve_salt
+from service.compose import build_collectors, build_service, open_store, replay_speeds, resolve_salt
 from service.config import ConfigError, LoadedConfig, load_config
 from service.datadir import secure_data_dir
 from service.timeparse import parse_time_ns
-from telemetry.export import export_advice, export_jobs, export_samples, manifest_path
+from telemetry.export import export_advice, export_jobs, export_samples, manifest_path, stored_replay_clocks
 from telemetry.filemodes import private_umask
 from telemetry.pipeline import Pipeline
 from telemetry.redact import install_log_redaction, redact
@@ -242,8 +242,9 @@ def export_samples_cmd(
     except (ValueError, QueryError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
     try:
+        clocks = stored_replay_clocks(store, replay_speeds(loaded))
         if as_json:
-            manifest = export_samples(store, selection, output, fmt_lit)
+            manifest = export_samples(store, selection, output, fmt_lit, clocks=clocks)
         else:
             with Progress(
                 TextColumn("exporting"),
@@ -254,7 +255,7 @@ def export_samples_cmd(
             ) as bar:
                 task = bar.add_task("export", total=1.0)
                 manifest = export_samples(
-                    store, selection, output, fmt_lit, progress=lambda f: bar.update(task, completed=f)
+                    store, selection, output, fmt_lit, progress=lambda f: bar.update(task, completed=f), clocks=clocks
                 )
     except QueryError as exc:
         raise _fail(str(exc)) from None
@@ -309,6 +310,7 @@ def export_jobs_cmd(
                 submitted_from_s=from_s,
                 submitted_to_s=to_s,
                 progress=lambda f: bar.update(task, completed=f),
+                clocks=stored_replay_clocks(store, replay_speeds(loaded)),
             )
     finally:
         store.close()
@@ -355,6 +357,7 @@ def export_advice_cmd(
                 created_from_s=from_s,
                 created_to_s=to_s,
                 progress=lambda f: bar.update(task, completed=f),
+                clocks=stored_replay_clocks(store, replay_speeds(loaded)),
             )
     finally:
         store.close()

@@ -281,11 +281,7 @@ def topology_of(loaded: LoadedConfig) -> Topology:
             by_site.setdefault(site.name, []).append(
                 CollectorSpec(push_collector_name(site.name), "push", site.push.interval)
             )
-    replay_speed = {
-        spec.site.name: float(getattr(spec.config, "speed", 1.0))
-        for spec in loaded.collectors
-        if spec.entry.type == "replay"
-    }
+    replay_speed = replay_speeds(loaded)
     sites = tuple(
         SiteSpec(
             s.name,
@@ -309,6 +305,15 @@ def topology_of(loaded: LoadedConfig) -> Topology:
         for link in loaded.config.links
     )
     return Topology(sites, links)
+
+
+def replay_speeds(loaded: LoadedConfig) -> dict[str, float]:
+    """Each replayed site's configured speed (trace seconds per wall second)."""
+    return {
+        spec.site.name: float(getattr(spec.config, "speed", 1.0))
+        for spec in loaded.collectors
+        if spec.entry.type == "replay"
+    }
 
 
 def placement_of(site: SiteConfig, clock_speed: float) -> Placement:

@@ -31,7 +31,7 @@ from service.api.errors import error_body
 
 __all__ = ["EXPENSIVE", "RequestLimits", "json_depth"]
 
-EXPENSIVE = re.compile(r"^(/v1/query|/v1/export/|/v1/advice|/v1/sites/[^/]+/(forecast|whatif)$)")
+EXPENSIVE = re.compile(r"^(/v1/query|/v1/export/|/v1/advice|/v1/whatif$|/v1/sites/[^/]+/(forecast|whatif)$)")
 """API paths whose answer costs a store scan, a simulation or a model call. The Dash twin's
 callbacks are not among them: a page fires several at once, and shedding one leaves a hole in it."""
 
@@ -112,7 +112,8 @@ class RequestLimits:
                 send,
                 503,
                 "overloaded",
-                f"{self.running_expensive} expensive requests (queries, exports, forecasts, advice) are running"
+                f"{self.running_expensive} expensive requests (queries, exports, forecasts, advice, what-ifs)"
+                f" are running"
                 f" and {len(self._waiting)} waiting, the most this service takes at once; retry after"
                 f" {self.retry_after_s} s",
                 [(b"retry-after", str(self.retry_after_s).encode())],

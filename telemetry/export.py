@@ -2,6 +2,10 @@
 
 The store streams the rows (DuckDB COPY, bounded memory); this module adds the manifest (query,
 row count, schema, time of export, file hash) so a dataset can be traced back to its selection.
+The manifest is the dataset's whole documentation: every column's type (one vocabulary for every
+table and format, TYPE_VOCABULARY) and unit (metric units from the one catalog), the ctwin
+version, the time bounds actually used (wall UTC and, for replayed sites, trace time), how the
+tables join (JOINS) and how a replayed site's trace clock maps to wall time (`clocks`).
 """
 
 from __future__ import annotations
@@ -10,34 +14,300 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Sequence
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import polars as pl
 
+from telemetry.catalog import catalog
 from telemetry.jobs import JOB_JOIN
 from telemetry.stores.base import ProgressCallback, Selection, Store
 
 __all__ = [
+    "JOINS",
+    "NAMESPACES",
     "PSEUDONYMISED",
+    "TYPE_VOCABULARY",
     "ExportManifest",
+    "ReplayClock",
     "advice_dataset",
+    "column_unit",
+    "ctwin_version",
     "export_advice",
     "export_jobs",
     "export_samples",
     "manifest_path",
     "pseudonymise",
+    "replay_clocks",
     "salt_fingerprint",
+    "stored_replay_clocks",
+    "vocabulary_type",
 ]
 
 PSEUDONYMISED: tuple[str, ...] = ("user", "group")
 """Job-history columns that identify people; exports replace them with salted hashes."""
-PSEUDONYM_METHOD = "HMAC-SHA256 keyed with a secret salt, first 16 hex digits, prefixed u_/g_"
+NAMESPACES: dict[str, str] = {"user": "ctwin:user", "group": "ctwin:group"}
+"""Each pseudonymised column hashes in its own namespace: a user and a group with the same name
+("alice" the user, "alice" the group) get unrelated pseudonyms, so neither reveals the other."""
+PSEUDONYM_METHOD = (
+    "HMAC-SHA256 keyed with a secret salt over '<namespace>\\0<name>', first 16 hex digits,"
+    " prefixed u_ (users) / g_ (groups)"
+)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+
+TYPE_VOCABULARY: dict[str, str] = {
+    "int64": "signed 64-bit integer",
+    "float64": "IEEE 754 double",
+    "string": "UTF-8 text (JSON text where the column says so)",
+    "bool": "true / false",
+    "timestamp_ns": "an instant, nanoseconds since the unix epoch, UTC (Parquet TIMESTAMP, CSV ISO-8601)",
+}
+"""The one set of type words every manifest uses, whatever the engine (polars, DuckDB) called it."""
+
+_CLOCK_UNIT = "unix_s"  # seconds since the unix epoch in the row's site clock (see `clocks`)
+_JOB_UNITS: dict[str, str] = {
+    **{c: _CLOCK_UNIT for c in ("submit_s", "eligible_s", "start_s", "end_s", "expected_start_s", "observed_s")},
+    **{c: "cores" for c in ("req_cores", "alloc_cores", "cores")},
+    **{c: "nodes" for c in ("req_nodes", "alloc_nodes", "nodes")},
+    "gpus": "gpus",
+    "req_mem_bytes": "bytes",
+    "req_walltime_s": "s",
+    "created_s": "unix_s (wall clock UTC)",
+    "predicted_cost": "cost units of the site's price list",
+    "predicted_co2_g": "g CO2e",
+    "ranks_per_container": "ranks",
+    "containers_per_node": "containers",
+    "threads_per_rank": "threads",
+    "feasible_sites": "sites",
+}
+_METRIC_UNITS = {"seconds": "s", "bytes": "bytes", "ratio": "ratio (0..1)", "celsius": "degC"}
+
+JOINS: list[dict[str, Any]] = [
+    {
+        "name": "advice_to_job",
+        "left": {"table": "advice", "columns": ["chosen_site", "job_id"]},
+        "right": {"table": "jobs", "columns": ["site", "job_id"]},
+        "meaning": "the job the caller reported running on the advice (its realised wait and run are the"
+        " job's start_s - submit_s and end_s - start_s); advice rows without a report have null keys",
+    },
+    {
+        "name": "advice_user_to_job_user",
+        "left": {"table": "advice", "columns": ["user"]},
+        "right": {"table": "jobs", "columns": ["user"]},
+        "meaning": "the same person: both use the user namespace with the same salt (same salt_fingerprint)",
+    },
+    {
+        "name": "pod_to_remote_job",
+        "left": {"table": "jobs", "columns": list(JOB_JOIN["left"])},
+        "right": {"table": "jobs", "columns": list(JOB_JOIN["right"])},
+        "meaning": "a pod on an interLink virtual node (remote_site, remote_job_id) is the job (site, job_id)"
+        " it became at the remote site, a row of the same history",
+    },
+    {
+        "name": "samples_to_jobs",
+        "left": {"table": "samples", "columns": ["site", "time"]},
+        "right": {"table": "jobs", "columns": ["site", "start_s", "end_s"]},
+        "meaning": "a site's telemetry while a job ran: sample time is wall clock; on a replayed site map it"
+        " to trace time with `clocks` before comparing with start_s/end_s (which are in trace time there)",
+    },
+]
+"""How exported tables join; every manifest carries all of them so one file documents the set."""
+
+
+def ctwin_version() -> str:
+    """The installed ctwin's version; from a source checkout, its pyproject.toml's."""
+    try:
+        return metadata.version("ctwin")
+    except metadata.PackageNotFoundError:
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        try:
+            return str(tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"])
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown (not installed)"
+
+
+def vocabulary_type(source: str) -> str:
+    """`source` (a polars or DuckDB type name) in TYPE_VOCABULARY."""
+    t = source.strip().upper()
+    if t.startswith(("INT", "UINT", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT")):
+        return "int64"
+    if t.startswith(("FLOAT", "DOUBLE", "REAL", "DECIMAL")):
+        return "float64"
+    if t.startswith(("STRING", "VARCHAR", "UTF8", "TEXT", "CATEGORICAL", "ENUM")):
+        return "string"
+    if t.startswith(("BOOL",)):
+        return "bool"
+    if t.startswith(("DATETIME", "TIMESTAMP")):
+        return "timestamp_ns"
+    raise ValueError(f"no vocabulary type for {source!r}")
+
+
+def column_unit(name: str, kind: str) -> str:
+    """A column's unit; a samples `value` is in its metric's unit (the manifest's `metrics`)."""
+    if kind == "samples":
+        return {"time": "timestamp (wall clock UTC)", "value": "per metric, see metrics"}.get(name, "label")
+    if kind == "jobs" and name == "nodes":
+        return ""  # the job's node names, comma-separated (the advice request's `nodes` is a count)
+    if name in _JOB_UNITS:
+        return _JOB_UNITS[name]
+    if name.endswith("_bytes"):
+        return "bytes"
+    if name.endswith("_s"):
+        return "s"
+    return ""
+
+
+def _schema(items: Iterable[tuple[str, str]], kind: str) -> list[dict[str, str]]:
+    return [{"name": n, "type": vocabulary_type(t), "source_type": t, "unit": column_unit(n, kind)} for n, t in items]
+
+
+def _metric_units(names: Iterable[str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for name in sorted(set(names)):
+        if name in catalog:
+            m = catalog.get(name)
+            out[name] = {"unit": _METRIC_UNITS.get(m.unit, m.unit or "1"), "type": m.type}
+        else:
+            out[name] = {"unit": "unknown (not in the ctwin catalog)", "type": "unknown"}
+    return out
+
+
+@dataclass(frozen=True)
+class ReplayClock:
+    """A replayed site's clock: trace_s = trace_origin_s + (wall_s - wall_origin_s) * speed."""
+
+    site: str
+    wall_origin_s: float
+    trace_origin_s: float
+    speed: float
+
+    def trace_of(self, wall_s: float) -> float:
+        return self.trace_origin_s + (wall_s - self.wall_origin_s) * self.speed
+
+    def wall_of(self, trace_s: float) -> float:
+        return self.wall_origin_s + (trace_s - self.trace_origin_s) / self.speed
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "site": self.site,
+            "clock": "trace",
+            "formula": "trace_s = trace_origin_s + (wall_s - wall_origin_s) * speed",
+            "wall_origin_s": self.wall_origin_s,
+            "trace_origin_s": self.trace_origin_s,
+            "speed": self.speed,
+            "applies_to": "jobs submit_s/eligible_s/start_s/end_s/expected_start_s/observed_s are trace time;"
+            " samples time and advice created_s are wall time",
+        }
+
+
+class _ShownSite(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def is_replay(self) -> bool: ...
+    @property
+    def trace_time_s(self) -> float | None: ...
+    @property
+    def trace_wall_s(self) -> float | None: ...
+    @property
+    def trace_speed(self) -> float | None: ...
+
+
+def replay_clocks(sites: Iterable[_ShownSite]) -> list[ReplayClock]:
+    """The clocks of the replayed sites among `sites` (twin SiteViews) whose mapping is known."""
+    return [
+        ReplayClock(s.name, s.trace_wall_s, s.trace_time_s, s.trace_speed)
+        for s in sites
+        if s.is_replay and s.trace_wall_s is not None and s.trace_time_s is not None and s.trace_speed
+    ]
+
+
+REPLAY_CLOCK_METRIC = "batch_replay_trace_time_seconds"
+"""The replay's shown trace instant, stamped with the wall time it was shown at."""
+
+
+def stored_replay_clocks(store: Store, speeds: Mapping[str, float]) -> list[ReplayClock]:
+    """The clocks of the replayed sites in `speeds` (site -> configured replay speed) from the
+    store alone (an offline `ctwin export`): each site's newest trace-time reading is the origin."""
+    if not speeds:
+        return []
+    newest: dict[str, tuple[int, float]] = {}
+    for row in store.latest(Selection(metrics=(REPLAY_CLOCK_METRIC,))).iter_rows(named=True):
+        site = json.loads(row["labels"] or "{}").get("site")
+        if site in speeds and (site not in newest or row["ts_ns"] > newest[site][0]):
+            newest[site] = (row["ts_ns"], row["value"])
+    return [ReplayClock(site, ts / 1e9, value, speeds[site]) for site, (ts, value) in sorted(newest.items())]
+
+
+def _iso(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
+
+
+def _clocks_section(clocks: Sequence[ReplayClock]) -> dict[str, Any]:
+    return {
+        "default": "wall clock UTC (a live site)",
+        "replayed": [c.describe() for c in clocks],
+    }
+
+
+def _bounds(
+    start_s: float | None,
+    end_s: float | None,
+    data: tuple[float | None, float | None],
+    clock_of_bounds: str,
+    clocks: Sequence[ReplayClock],
+    site: str | None = None,
+) -> dict[str, Any]:
+    """The time bounds used: the requested ones, or where none was given, those of the rows
+    exported (`resolved_from` says which), in wall UTC and in each replayed site's trace time."""
+    lo = start_s if start_s is not None else data[0]
+    hi = end_s if end_s is not None else data[1]
+    source = {
+        "start": "requested" if start_s is not None else "data",
+        "end": "requested" if end_s is not None else "data",
+    }
+    out: dict[str, Any] = {
+        "resolved_from": source,
+        "interval": "[start, end): start inclusive, end exclusive",
+        "trace": {},
+    }
+    replayed = [c for c in clocks if site is None or c.site == site]
+    if clock_of_bounds == "wall":
+        out["wall_utc"] = {"start_s": lo, "end_s": hi, "start": _iso(lo), "end": _iso(hi)}
+        for c in replayed:
+            out["trace"][c.site] = {
+                "start_s": None if lo is None else c.trace_of(lo),
+                "end_s": None if hi is None else c.trace_of(hi),
+            }
+    else:  # bounds in the site's own clock (job times): trace time on a replayed site
+        if site is not None and replayed:
+            c = replayed[0]
+            out["trace"][c.site] = {"start_s": lo, "end_s": hi}
+            wlo = None if lo is None else c.wall_of(lo)
+            whi = None if hi is None else c.wall_of(hi)
+            out["wall_utc"] = {"start_s": wlo, "end_s": whi, "start": _iso(wlo), "end": _iso(whi)}
+        else:
+            out["wall_utc"] = {"start_s": lo, "end_s": hi, "start": _iso(lo), "end": _iso(hi)}
+            if replayed:
+                out["note"] = "jobs of several sites: each site's times are in its own clock (see clocks)"
+    return out
+
+
+def _pseudonymisation(columns: Sequence[str], salt: str) -> dict[str, Any]:
+    return {
+        "columns": list(columns),
+        "namespaces": {c: NAMESPACES[c] for c in columns},
+        "method": PSEUDONYM_METHOD,
+        "salt_fingerprint": salt_fingerprint(salt),
+    }
 
 
 @dataclass(frozen=True)
@@ -53,7 +323,14 @@ class ExportManifest:
     bytes: int
     pseudonymisation: dict[str, Any] | None = None
     joins: list[dict[str, Any]] | None = None
-    """How rows of the file join each other (the job history: a pod to the remote job it became)."""
+    """How exported tables join (JOINS): advice to jobs, a pod to its remote job, samples to jobs."""
+    ctwin_version: str = ""
+    time_bounds: dict[str, Any] | None = None
+    clocks: dict[str, Any] | None = None
+    metrics: dict[str, dict[str, str]] | None = None
+    """A samples export: each metric's unit and type, from the one catalog (help texts stay in
+    telemetry/catalog: left out so the manifest still fits an HTTP response header)."""
+    type_vocabulary: dict[str, str] | None = None
     manifest_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:
@@ -78,26 +355,53 @@ def export_samples(
     path: Path,
     fmt: Literal["parquet", "csv"],
     progress: ProgressCallback | None = None,
+    clocks: Sequence[ReplayClock] = (),
 ) -> ExportManifest:
+    """Stream samples to `path`; the manifest names each metric's unit and the time bounds used."""
     started = time.perf_counter()
     result = store.export(selection, path, fmt, progress)
+    scan = pl.scan_parquet(result.path) if fmt == "parquet" else pl.scan_csv(result.path, try_parse_dates=True)
+    seen = scan.select(
+        pl.col("metric").unique().implode().alias("metrics"),
+        pl.col("time").min().alias("lo"),
+        pl.col("time").max().alias("hi"),
+    ).collect()
+    row = seen.row(0, named=True) if seen.height else {"metrics": [], "lo": None, "hi": None}
+
+    def secs(v: object) -> float | None:
+        return v.replace(tzinfo=v.tzinfo or UTC).timestamp() if isinstance(v, datetime) else None
+
+    ns = 1_000_000_000
     manifest = ExportManifest(
         file=result.path.name,
         format=fmt,
         rows=result.rows,
-        schema=[{"name": n, "type": t} for n, t in result.schema],
+        schema=_schema(result.schema, "samples"),
         query={"kind": "samples", **selection.describe()},
         exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
         duration_s=round(time.perf_counter() - started, 3),
         sha256=_sha256(result.path),
         bytes=result.path.stat().st_size,
+        joins=JOINS,
+        ctwin_version=ctwin_version(),
+        time_bounds=_bounds(
+            None if selection.start_ns is None else selection.start_ns / ns,
+            None if selection.end_ns is None else selection.end_ns / ns,
+            (secs(row["lo"]), _after(secs(row["hi"]))),
+            "wall",
+            clocks,
+        ),
+        clocks=_clocks_section(clocks),
+        metrics=_metric_units(row["metrics"] or []),
+        type_vocabulary=TYPE_VOCABULARY,
     )
     manifest_path(result.path).write_text(manifest.to_json() + "\n", encoding="utf-8")
     return manifest
 
 
-def _pseudonym(key: bytes, prefix: str, value: str) -> str:
-    return prefix + hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+def _pseudonym(key: bytes, namespace: str, prefix: str, value: str) -> str:
+    message = f"{namespace}\0{value}".encode()
+    return prefix + hmac.new(key, message, hashlib.sha256).hexdigest()[:16]
 
 
 def salt_fingerprint(salt: str) -> str:
@@ -108,7 +412,8 @@ def salt_fingerprint(salt: str) -> str:
 def pseudonymise(jobs: pl.DataFrame, salt: str, columns: Sequence[str] = PSEUDONYMISED) -> pl.DataFrame:
     """Replace user and group names with keyed hashes: stable for one salt (an analyst can still
     follow a user's jobs), not reversible without it, and unlinkable across salts. The hash is
-    keyed (HMAC), not a bare hash of salt+name, and computed once per distinct name."""
+    keyed (HMAC), not a bare hash of salt+name, computed once per distinct name, and each column
+    hashes in its own namespace (NAMESPACES), so a user and a group of one name differ."""
     if len(salt) < 16:
         raise ValueError("the pseudonymisation salt must be at least 16 characters")
     key = salt.encode("utf-8")
@@ -117,8 +422,9 @@ def pseudonymise(jobs: pl.DataFrame, salt: str, columns: Sequence[str] = PSEUDON
         if column not in jobs.columns:
             continue
         prefix = f"{column[0]}_"
+        namespace = NAMESPACES.get(column, f"ctwin:{column}")
         names = jobs[column].drop_nulls().unique().to_list()
-        mapping = {name: _pseudonym(key, prefix, str(name)) for name in names}
+        mapping = {name: _pseudonym(key, namespace, prefix, str(name)) for name in names}
         out = out.with_columns(pl.col(column).replace_strict(mapping, default=None, return_dtype=pl.String))
     return out
 
@@ -134,6 +440,7 @@ def export_jobs(
     submitted_from_s: int | None = None,
     submitted_to_s: int | None = None,
     progress: ProgressCallback | None = None,
+    clocks: Sequence[ReplayClock] = (),
 ) -> ExportManifest:
     """Write the job history (JOB_SCHEMA) with users and groups pseudonymised, plus a manifest.
     The salt never reaches the file or the manifest (only its fingerprint does)."""
@@ -151,11 +458,13 @@ def export_jobs(
         jobs.write_parquet(path, compression="zstd")
     if progress:
         progress(1.0)
+    lo = jobs["submit_s"].min() if jobs.height else None
+    hi = jobs["submit_s"].max() if jobs.height else None
     manifest = ExportManifest(
         file=path.name,
         format=fmt,
         rows=jobs.height,
-        schema=[{"name": n, "type": str(t)} for n, t in jobs.schema.items()],
+        schema=_schema(((n, str(t)) for n, t in jobs.schema.items()), "jobs"),
         query={
             "kind": "jobs",
             "site": site,
@@ -167,21 +476,34 @@ def export_jobs(
         duration_s=round(time.perf_counter() - started, 3),
         sha256=_sha256(path),
         bytes=path.stat().st_size,
-        pseudonymisation={
-            "columns": list(PSEUDONYMISED),
-            "method": PSEUDONYM_METHOD,
-            "salt_fingerprint": salt_fingerprint(salt),
+        pseudonymisation=_pseudonymisation(PSEUDONYMISED, salt),
+        joins=JOINS,
+        ctwin_version=ctwin_version(),
+        time_bounds={
+            "column": "submit_s",
+            **_bounds(
+                submitted_from_s,
+                submitted_to_s,
+                (_num(lo), None if hi is None else _num(hi) + 1),  # type: ignore[operator]
+                "site",
+                clocks,
+                site,
+            ),
         },
-        joins=[
-            {
-                **JOB_JOIN,
-                "meaning": "a pod on an interLink virtual node (remote_site, remote_job_id) is the job"
-                " (site, job_id) it became at the remote site, a row of the same history",
-            }
-        ],
+        clocks=_clocks_section(clocks),
+        type_vocabulary=TYPE_VOCABULARY,
     )
     manifest_path(path).write_text(manifest.to_json() + "\n", encoding="utf-8")
     return manifest
+
+
+def _after(seconds: float | None) -> float | None:
+    """An exclusive end just after the last row's instant (1 µs: float64 keeps it at unix times)."""
+    return None if seconds is None else seconds + 1e-6
+
+
+def _num(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _p50(band: object) -> float | None:
@@ -265,6 +587,7 @@ def export_advice(
     created_from_s: float | None = None,
     created_to_s: float | None = None,
     progress: ProgressCallback | None = None,
+    clocks: Sequence[ReplayClock] = (),
 ) -> ExportManifest:
     """Write the advice log joined with outcomes (advice_dataset), plus a manifest."""
     started = time.perf_counter()
@@ -281,17 +604,27 @@ def export_advice(
         frame.write_parquet(path, compression="zstd")
     if progress:
         progress(1.0)
+    lo = frame["created_s"].min() if frame.height else None
+    hi = frame["created_s"].max() if frame.height else None
     manifest = ExportManifest(
         file=path.name,
         format=fmt,
         rows=frame.height,
-        schema=[{"name": n, "type": str(t)} for n, t in frame.schema.items()],
+        schema=_schema(((n, str(t)) for n, t in frame.schema.items()), "advice"),
         query={"kind": "advice", "created_from_s": created_from_s, "created_to_s": created_to_s},
         exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
         duration_s=round(time.perf_counter() - started, 3),
         sha256=_sha256(path),
         bytes=path.stat().st_size,
-        pseudonymisation={"columns": ["user"], "method": PSEUDONYM_METHOD, "salt_fingerprint": salt_fingerprint(salt)},
+        pseudonymisation=_pseudonymisation(("user",), salt),
+        joins=JOINS,
+        ctwin_version=ctwin_version(),
+        time_bounds={
+            "column": "created_s",
+            **_bounds(created_from_s, created_to_s, (_num(lo), _after(_num(hi))), "wall", clocks),
+        },
+        clocks=_clocks_section(clocks),
+        type_vocabulary=TYPE_VOCABULARY,
     )
     manifest_path(path).write_text(manifest.to_json() + "\n", encoding="utf-8")
     return manifest

@@ -5,7 +5,10 @@
     ├── NoBatchQueueError     (also a LookupError: no batch queue state there)  → 409 no_batch_queue
     ├── NoModelError          (also a LookupError: no learned model loaded)     → 409 no_model
     ├── UnknownAdviceError    (also a KeyError: no advice with that id)         → 404 not_found
-    └── InvalidJobError       (also a ValueError: a job the twin cannot place)  → 400 bad_job
+    ├── UnknownJobError       (also a KeyError: no queued job of that id)      → 404 not_found
+    ├── UnknownLinkError      (also a KeyError: no link between those sites)   → 404 not_found
+    ├── InvalidJobError       (also a ValueError: a job the twin cannot place)  → 400 bad_job
+    └── InvalidScenarioError  (also a ValueError: a what-if that cannot be)    → 422 invalid_scenario
 
 Each keeps its builtin base, so callers that only know "KeyError: no such site" (the Dash pages)
 keep working, and every message says what was wrong and, where it can, how to fix it.
@@ -15,10 +18,13 @@ from __future__ import annotations
 
 __all__ = [
     "InvalidJobError",
+    "InvalidScenarioError",
     "NoBatchQueueError",
     "NoModelError",
     "TwinError",
     "UnknownAdviceError",
+    "UnknownJobError",
+    "UnknownLinkError",
     "UnknownSiteError",
 ]
 
@@ -59,3 +65,17 @@ class UnknownAdviceError(TwinError, KeyError):
 
 class InvalidJobError(TwinError, ValueError):
     code = "bad_job"
+
+
+class UnknownJobError(TwinError, KeyError):
+    code = "not_found"
+
+
+class UnknownLinkError(TwinError, KeyError):
+    code = "not_found"
+
+
+class InvalidScenarioError(TwinError, ValueError):
+    """A what-if change that cannot be applied (a running job moved, every node drained...)."""
+
+    code = "invalid_scenario"

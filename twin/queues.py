@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
@@ -33,11 +33,12 @@ from twin.forecasting import (
     PredictorName,
     forecast_queue,
     history_of,
+    predictor_for,
     queue_now_s,
 )
 from twin.learned import HypotheticalRuntimes, LearnedRuntime, RuntimeAccuracy, RuntimeTracker
 from twin.sim import Job
-from twin.sim.predictors import History, Predictor
+from twin.sim.predictors import History, Pinned, Predictor
 from twin.state import LiveState
 from twin.topology import Topology
 from twin.view import QueueForecast
@@ -278,6 +279,24 @@ class QueueForecaster:
         chosen: PredictorName | Predictor
         chosen = base._learned if base._learned is not None else ("ave2" if predictor == "auto" else predictor)  # type: ignore[assignment]
         return self._run(site, base, chosen, extra)
+
+    def rerun(
+        self, base: QueueBase, queue: pl.DataFrame, processors: int, pinned: Mapping[str, int] | None = None
+    ) -> QueueBase:
+        """A copy of `base` with another queue and capacity, forecast by the same simulator and
+        predictor as the base: what-ifs (twin.whatif). `pinned`: jobs whose run time is given,
+        not predicted. Neither cached nor recorded for scoring, so live forecasts and their
+        accuracy never see a hypothetical queue."""
+        copy = replace(base, queue=queue, processors=processors, _lock=threading.Lock())
+        chosen: PredictorName | Predictor
+        if base._learned is not None:
+            chosen = base._learned
+        else:
+            chosen = "ave2" if base.predictor_choice in ("auto", "learned") else base.predictor_choice  # type: ignore[assignment]
+        if pinned:
+            chosen = Pinned(predictor_for(chosen) if isinstance(chosen, str) else chosen, pinned)
+        copy.forecast = self._run(base.site, copy, chosen, ())
+        return copy
 
     def accuracy(self, site: str) -> tuple[ForecastAccuracy, RuntimeAccuracy]:
         return self.scores.accuracy(site)

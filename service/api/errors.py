@@ -15,10 +15,13 @@ from pydantic import BaseModel
 
 from twin.errors import (
     InvalidJobError,
+    InvalidScenarioError,
     NoBatchQueueError,
     NoModelError,
     TwinError,
     UnknownAdviceError,
+    UnknownJobError,
+    UnknownLinkError,
     UnknownSiteError,
 )
 
@@ -67,6 +70,9 @@ TWIN_STATUS: dict[type[TwinError], int] = {
     NoBatchQueueError: 409,
     NoModelError: 409,
     InvalidJobError: 400,
+    UnknownJobError: 404,
+    UnknownLinkError: 404,
+    InvalidScenarioError: 422,
 }
 """HTTP status of each refusal of the twin (twin/errors.py); the app's one handler renders them."""
 

@@ -1,4 +1,4 @@
-"""Dataset export: samples and the pseudonymised job history as Parquet or CSV downloads, each with
+"""Dataset export: samples, the pseudonymised job history and the advice log as Parquet or CSV downloads, each with
 its manifest (query, rows, schema, time, sha256) in the X-Ctwin-Manifest header."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from starlette.background import BackgroundTask
 from service.api.deps import BAD_REQUEST, EXPORT, NOT_FOUND, Responses, ServiceDep, SiteName, known_site, v1_router
 from service.api.errors import ApiError
 from service.api.params import selection_of, time_ns
-from telemetry.export import export_jobs, export_samples
+from telemetry.export import export_advice, export_jobs, export_samples, replay_clocks
 from telemetry.jobs import JOB_SCHEMA, JOB_STATES
 from telemetry.stores.base import QueryError
 
@@ -63,7 +63,7 @@ def export_samples_route(
     tmp = tempfile.TemporaryDirectory(prefix="ctwin-export-")
     path = Path(tmp.name) / f"samples-{int(time.time())}.{format}"
     try:
-        manifest = export_samples(service.store, selection, path, format)
+        manifest = export_samples(service.store, selection, path, format, clocks=replay_clocks(service.twin.sites()))
     except QueryError as exc:
         tmp.cleanup()
         raise ApiError(400, "bad_query", str(exc)) from None
@@ -102,6 +102,39 @@ def export_jobs_route(
             states=list(state),
             submitted_from_s=None if from_ns is None else from_ns // 1_000_000_000,
             submitted_to_s=None if to_ns is None else to_ns // 1_000_000_000,
+            clocks=replay_clocks(service.twin.sites()),
+        )
+    except BaseException:
+        tmp.cleanup()
+        raise
+    return download(path, manifest.to_json(), format, tmp)
+
+
+@router.get(
+    "/export/advice",
+    dependencies=EXPORT,
+    response_class=FileResponse,
+    responses={**BAD_REQUEST, **FILE},
+    summary="Download the advice log joined with outcomes (users pseudonymised as in the job export)",
+)
+def export_advice_route(
+    service: ServiceDep,
+    start: Annotated[str | None, Query(description="Created at or after")] = None,
+    end: Annotated[str | None, Query(description="Created before")] = None,
+    format: Literal["parquet", "csv"] = "parquet",
+) -> FileResponse:
+    from_ns, to_ns = time_ns(start, "start", None), time_ns(end, "end", None)
+    tmp = tempfile.TemporaryDirectory(prefix="ctwin-export-")
+    path = Path(tmp.name) / f"advice-{int(time.time())}.{format}"
+    try:
+        manifest = export_advice(
+            service.store,
+            path,
+            format,
+            service.salt,
+            created_from_s=None if from_ns is None else from_ns / 1_000_000_000,
+            created_to_s=None if to_ns is None else to_ns / 1_000_000_000,
+            clocks=replay_clocks(service.twin.sites()),
         )
     except BaseException:
         tmp.cleanup()

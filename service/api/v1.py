@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.api import advice, containers, export, forecasts, hosts, ingest, jobs, links, query, sites
+from service.api import advice, containers, export, forecasts, hosts, ingest, jobs, links, query, sites, whatif
 
 __all__ = ["ROUTERS"]
 
 ROUTERS: tuple[APIRouter, ...] = tuple(
-    m.router for m in (sites, hosts, links, query, export, forecasts, advice, containers, jobs, ingest)
+    m.router for m in (sites, hosts, links, query, export, forecasts, advice, containers, jobs, ingest, whatif)
 )

@@ -83,7 +83,7 @@ def test_the_form_asks_the_served_twin_and_the_ranking_follows_the_url(
     _wait(driver, lambda d: _query(d).get("cores") == ["1"], "the job in the URL")
     _wait(driver, lambda d: _summary(d).startswith("Recommended: "), "a recommendation", TIMEOUT_S)
     _wait(driver, lambda d: len(_bars(d)) >= 4, "stacked stage bars for the feasible sites", TIMEOUT_S)
-    sites = _rows(driver, ids.ADVICE_TABLE, ids.ADVICE_SITE_ATTR)
+    sites = _rows(driver, ids.ADVICE_RANKING, ids.ADVICE_SITE_ATTR)
     assert set(sites) == {"local", "kth-sp2", "broken"}, sites
     assert "excluded (down)" in sites["broken"] and list(sites)[-1] == "broken"  # feasible first
     assert "ranked by turnaround" in _summary(driver)

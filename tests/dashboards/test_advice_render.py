@@ -178,5 +178,5 @@ def test_the_skeleton_has_every_field_and_starts_hidden() -> None:
     tree = layout()
     found = {getattr(c, "id", None) for c in walk(tree)}
     assert {f"{ids.ADVICE_FIELD}-{k}" for k in KEYS} <= found
-    assert {ids.ADVICE_SUBMIT, ids.ADVICE_GRAPH, ids.ADVICE_TABLE, ids.ADVICE_LOG, ids.ADVICE_SUMMARY} <= found
+    assert {ids.ADVICE_SUBMIT, ids.ADVICE_GRAPH, ids.ADVICE_RANKING, ids.ADVICE_LOG, ids.ADVICE_SUMMARY} <= found
     assert getattr(tree, "style", None) == {"display": "none"} and "Recent advice" in text(tree)

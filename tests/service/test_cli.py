@@ -118,7 +118,12 @@ def test_run_until_sigterm_flushes_then_export(tmp_path: Path) -> None:
     assert manifest["rows"] == frame.height > 0
     assert set(frame["mode"].unique()) == {"idle"}
     assert json.loads((tmp_path / "cpu.parquet.manifest.json").read_text())["query"]["labels"] == {"mode": "idle"}
-    assert {"name": "time", "type": "TIMESTAMP_NS"} in manifest["schema"]
+    assert {
+        "name": "time",
+        "type": "timestamp_ns",
+        "source_type": "TIMESTAMP_NS",
+        "unit": "timestamp (wall clock UTC)",
+    } in (manifest["schema"])
 
     csv = tmp_path / "all.csv"
     res = ctwin("export", "samples", "--data-dir", str(tmp_path / "data"), "-o", str(csv))

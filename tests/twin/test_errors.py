@@ -6,7 +6,16 @@ from __future__ import annotations
 import pytest
 
 from service.api.errors import twin_status
-from twin.errors import InvalidJobError, NoBatchQueueError, NoModelError, UnknownAdviceError, UnknownSiteError
+from twin.errors import (
+    InvalidJobError,
+    InvalidScenarioError,
+    NoBatchQueueError,
+    NoModelError,
+    UnknownAdviceError,
+    UnknownJobError,
+    UnknownLinkError,
+    UnknownSiteError,
+)
 from twin.live import build_twin
 from twin.topology import SiteSpec, Topology
 
@@ -33,6 +42,9 @@ def test_forecasts_say_which_input_is_missing() -> None:
         (NoBatchQueueError("no queue"), 409, "no_batch_queue"),
         (NoModelError("no model"), 409, "no_model"),
         (InvalidJobError("too wide"), 400, "bad_job"),
+        (UnknownJobError("no job 7"), 404, "not_found"),
+        (UnknownLinkError("no link a-b"), 404, "not_found"),
+        (InvalidScenarioError("drains every node"), 422, "invalid_scenario"),
     ],
 )
 def test_each_refusal_has_one_status(error: Exception, status: int, code: str) -> None:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from tests.twin.sim_helpers import job
-from twin.sim import Ave2, Clairvoyant, History, RequestedTime, SimInputError, predict_all
+from twin.sim import Ave2, Clairvoyant, History, Job, RequestedTime, SimInputError, predict_all
+from twin.sim.predictors import BatchPredictor, Pinned, RuntimePrediction
 
 
 def test_ave2_is_the_floor_mean_of_the_users_last_two_completions_capped_at_the_request() -> None:
@@ -61,3 +62,27 @@ def test_predict_all_uses_a_batch_method_and_checks_its_answer() -> None:
     assert predict_all(RequestedTime(), jobs, History()).p50.tolist() == [5.0, 7.0]
     with pytest.raises(SimInputError, match="1 predictions for 2 jobs"):
         predict_all(batch, jobs, History())  # the second call answers one short
+
+
+def test_pinned_jobs_run_as_long_as_they_are_told_and_the_others_as_predicted() -> None:
+    class Banded:
+        name = "banded"
+
+        def predict(self, job: Job, history: History) -> float:
+            return 10.0
+
+        def observe(self, job: Job) -> None:
+            pass
+
+        def predict_batch(self, jobs: list[Job], history: History) -> RuntimePrediction:
+            n = len(jobs)
+            return RuntimePrediction(np.full(n, 10.0), np.full(n, 5.0), np.full(n, 20.0))
+
+    jobs = [Job("a", 0, None, 100, 1, user="u"), Job("hold", 0, None, 10**8, 4, user="x")]
+    pinned = Pinned(Banded(), {"hold": 10**8})
+    assert isinstance(pinned, BatchPredictor) and pinned.name == "banded"
+    out = pinned.predict_batch(jobs, History())
+    assert out.p50.tolist() == [10.0, 1e8] and out.p10 is not None and out.p90 is not None
+    assert out.p10.tolist() == [5.0, 1e8] and out.p90.tolist() == [20.0, 1e8]
+    assert Pinned(Ave2(), {"hold": 7}).predict(jobs[1], History()) == 7.0
+    assert Pinned(Ave2(), {"hold": 7}).predict(jobs[0], History()) == 100  # ave2 without history: the request

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
 
@@ -33,7 +33,7 @@ from twin.errors import InvalidJobError
 from twin.live import Twin
 from twin.queues import QueueBase
 from twin.topology import SiteSpec
-from twin.view import SiteView
+from twin.view import LinkView, SiteView
 
 __all__ = ["Advisor"]
 
@@ -116,6 +116,66 @@ class Advisor:
                 self.log.record(advice, request, hook)
                 out.append(advice)
         return out
+
+    def preview(
+        self,
+        request: JobRequest,
+        *,
+        bases: Mapping[str, QueueBase] | None = None,
+        links: Sequence[LinkView] | None = None,
+        down: Mapping[str, str] | None = None,
+    ) -> Advice:
+        """The ranking `advise` would answer now, without booking it or logging it (what-ifs,
+        twin.whatif). `bases` replace sites' cached bases (scenario copies), `links` the live link
+        views, and `down` marks sites down with the reason shown in the ranking."""
+        topology = self.twin.topology
+        home = self._home(request)
+        for data in (request.input, request.output):
+            if data.site is not None:
+                topology.site(data.site)
+        for name in request.constraints.allowed_sites:
+            topology.site(name)
+        today = self._bases()
+        used = {**today, **(bases or {})}
+        views = {v.name: v for v in self.twin.current.sites()}
+        runtimes = guess_runtimes([request], topology.sites, used, [home], self.speeds(today))
+        if self.containers is not None:
+            runtimes = self.containers.apply([request], topology.sites, runtimes)
+        planner = TransferPlanner(
+            self.twin.links() if links is None else links, probe_max_age_s=self.policy.max_data_age_s
+        )
+        egress = {s.name: s.placement.pricing.egress_per_gb for s in topology.sites}
+        now = self.clock()
+        outcomes = []
+        with self._lock:
+            for spec in topology.sites:
+                base = used.get(spec.name)
+                fresh = base is not None and base is not today.get(spec.name)
+                candidate = self._candidate(spec, views[spec.name], base, fresh=fresh)
+                if down and spec.name in down:
+                    candidate = replace(candidate, state="down", last_error=down[spec.name])
+                outcomes.append(
+                    evaluate(
+                        request,
+                        candidate,
+                        runtimes[0][spec.name],
+                        planner,
+                        home=home,
+                        wall_now_s=now,
+                        policy=self.policy,
+                        source_pricing=egress,
+                    )
+                )
+        currency = topology.sites[0].placement.pricing.currency if topology.sites else "EUR"
+        return rank(
+            request,
+            outcomes,
+            advice_id=f"preview-{int(now * 1000):011x}",
+            home=home,
+            wall_now_s=now,
+            policy=self.policy,
+            currency=currency,
+        )
 
     def report(self, advice_id: str, site: str, job_id: str, stage_in_s: float | None = None) -> dict[str, object]:
         """The caller ran the job at `site` as `job_id`; herding and the outcome join follow."""
@@ -200,7 +260,21 @@ class Advisor:
         self._profiles[site] = _Profiles(base, removed, applied, clean, booked)
         return booked
 
-    def _candidate(self, spec: SiteSpec, view: SiteView, base: QueueBase | None) -> Candidate:
+    def _fresh_profiles(self, base: QueueBase) -> dict[str, FreeProfile]:
+        """A scenario base's profiles with the site's live bookings applied, never cached (the
+        cache holds the live bases' profiles)."""
+        _, bookings = self.ledger.tail(base.site, 0)
+        timed = [b for b in bookings if b.start_s is not None and b.end_s is not None]
+        out = {}
+        for level, occ in base.forecast.occupancy.items():
+            profile = FreeProfile.of(occ, base.processors, base.now_s)
+            for b in timed:
+                assert b.start_s is not None and b.end_s is not None
+                profile = profile.reserve(b.start_s, b.end_s, b.cores)
+            out[level] = profile
+        return out
+
+    def _candidate(self, spec: SiteSpec, view: SiteView, base: QueueBase | None, *, fresh: bool = False) -> Candidate:
         now = self.clock()
         last_error = next((c.last_error for c in view.collectors if c.last_error), None)
         ages: dict[str, float | None] = {"state": view.data_age_s}
@@ -214,7 +288,7 @@ class Advisor:
             queue = QueueInputs(
                 now_s=base.now_s,
                 seen_wall_s=seen,
-                profiles=self._profiles_of(base),
+                profiles=self._fresh_profiles(base) if fresh else self._profiles_of(base),
                 pending=base.forecast.jobs.height,
                 predictor=base.forecast.predictor,
             )

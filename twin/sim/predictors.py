@@ -24,7 +24,7 @@ completed jobs).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -38,6 +38,7 @@ __all__ = [
     "BatchPredictor",
     "Clairvoyant",
     "History",
+    "Pinned",
     "Predictor",
     "RequestedTime",
     "RuntimePrediction",
@@ -123,6 +124,38 @@ def predict_all(predictor: Predictor, jobs: Sequence[Job], history: History) -> 
             raise SimInputError(f"predictor answered {len(out.p50)} predictions for {len(jobs)} jobs")
         return out
     return RuntimePrediction(np.array([predictor.predict(job, history) for job in jobs], dtype=np.float64))
+
+
+class Pinned:
+    """`inner`'s run times, except that the jobs in `pinned` run exactly as long as it says: a
+    what-if's placeholder (a drain holding cores for good) must not get a model's guess."""
+
+    def __init__(self, inner: Predictor, pinned: Mapping[str, int]) -> None:
+        self.inner = inner
+        self.pinned = dict(pinned)
+        self.name = getattr(inner, "name", type(inner).__name__)
+
+    def predict(self, job: Job, history: History) -> float:
+        if job.job_id in self.pinned:
+            return float(self.pinned[job.job_id])
+        return self.inner.predict(job, history)
+
+    def observe(self, job: Job) -> None:
+        self.inner.observe(job)
+
+    def predict_batch(self, jobs: Sequence[Job], history: History) -> RuntimePrediction:
+        out = predict_all(self.inner, jobs, history)
+        at = [(i, float(self.pinned[j.job_id])) for i, j in enumerate(jobs) if j.job_id in self.pinned]
+        if not at:
+            return out
+        arrays = [None if a is None else np.array(a, dtype=np.float64) for a in (out.p50, out.p10, out.p90)]
+        for i, seconds in at:
+            for a in arrays:
+                if a is not None:
+                    a[i] = seconds
+        p50, p10, p90 = arrays
+        assert p50 is not None
+        return RuntimePrediction(p50, p10, p90)
 
 
 def _requested(job: Job) -> int:
