@@ -6,10 +6,10 @@ The job lives in the query string (`?view=advice&cores=64&walltime=3600&objectiv
 ranking is computed from it, so a shared link reproduces the question (the answer is the twin's
 current one). The form only rewrites the link; nothing is asked until the URL names a job.
 
-The form and its URL are dashboards.advice_form. The Advisor has one path, `advise()`, which
-books the recommended slot against herding and logs the answer: the page uses it like the REST
-API does, with `hook="dash"`, so the advice log says which answers the page handed out (they can
-be reported back and joined like any other).
+The form and its URL are dashboards.advice_form. The ranking is `Advisor.preview`: the answer
+`POST /v1/advice` would give now, but neither booked against herding nor kept in the advice log,
+so opening or reloading a link (or a crawler following one) does not take a slot from real jobs
+nor count as advice handed out. The log below lists what the API and the scheduler hooks did.
 """
 
 from __future__ import annotations
@@ -89,8 +89,8 @@ def layout() -> Component:
             html.Div(id=ids.ADVICE_RANKING),
             html.H3("Recent advice"),
             html.P(
-                "The last answers of every hook (this page, the REST API, the scheduler hooks), with the"
-                " realised turnaround once the caller reported where the job ran and it ended.",
+                "The last answers handed out (REST API, ctwin advise, the scheduler hooks), with the realised"
+                " turnaround once the caller reported where the job ran and it ended.",
                 className="muted",
             ),
             html.Div(id=ids.ADVICE_LOG),
@@ -246,7 +246,7 @@ def render_advice(advisor: Advisor | None, search: str | None, reader: TwinReade
     if form.request is None:
         return links, "Fill in the job and press “Rank every site”: the ranking follows the link.", _BLANK, None
     try:
-        advice = advisor.advise(form.request, "dash")
+        advice = advisor.preview(form.request)
     except (TwinError, KeyError, ValueError) as exc:
         return links, html.Span(f"No advice: {exc}", className="error"), empty_figure("no advice"), None
     feasible = sum(o.feasible for o in advice.ranked)
@@ -259,7 +259,7 @@ def render_advice(advisor: Advisor | None, search: str | None, reader: TwinReade
             html.P(summary),
             html.P(
                 f"{feasible} of {len(advice.ranked)} sites can run it · ranked by {advice.objective} ({advice.risk})"
-                f" · asked {fmt.utc(advice.created_s)} · {advice.advice_id}",
+                f" · as of {fmt.utc(advice.created_s)} · a preview: not booked, not logged (POST /v1/advice books one)",
                 className="muted",
             ),
         ]
@@ -289,7 +289,7 @@ def render_log(advisor: Advisor | None, limit: int = LOG_ROWS) -> Component:
         return html.P("No advisor in this service, so no advice log.", className="muted")
     rows = advisor.log.recent(limit)
     if not rows:
-        return html.P("No advice handed out yet: ask for a job above, or through the API or a scheduler hook.",
+        return html.P("No advice handed out yet: nothing has asked through the API or a scheduler hook.",
                       className="muted")  # fmt: skip
     head = ("asked", "hook", "objective", "recommended", "predicted", "outcome", "realised", "error", "regret")
     body = []

@@ -178,7 +178,6 @@ HOOK_NAMES = {
     "k8s-extender": "kube-scheduler extender",
     "multikueue": "MultiKueue dispatcher",
     "sbatch": "ctwin sbatch",
-    "dash": "advice page",
 }
 
 

@@ -30,13 +30,12 @@ ADVICE_SCHEMA: dict[str, pl.DataType] = {
     "reported_s": pl.Float64(),
     "outcome": pl.String(),  # JSON: realised stage-in, wait, run, turnaround; errors; regret
     "joined_s": pl.Float64(),
-    "hook": pl.String(),  # how the answer was handed out: api, cli, k8s-extender, multikueue, sbatch, dash
+    "hook": pl.String(),  # how the answer was handed out: api, cli, k8s-extender, multikueue, sbatch
 }
 
-Hook = Literal["api", "cli", "k8s-extender", "multikueue", "sbatch", "dash"]
+Hook = Literal["api", "cli", "k8s-extender", "multikueue", "sbatch"]
 HOOKS: tuple[str, ...] = get_args(Hook)
-"""Where schedulers ask: the REST API, `ctwin advise`, the three scheduler hooks, and the Dash
-twin's advice page (`?view=advice`)."""
+"""Where schedulers ask: the REST API, `ctwin advise`, and the three scheduler hooks."""
 
 
 def empty_advice() -> pl.DataFrame:

@@ -98,10 +98,14 @@ def test_every_site_is_ranked_with_stacked_stages_and_whiskers(advisor: Advisor)
 
 
 def test_a_weighted_ranking_is_scored_with_the_weights_of_the_url(advisor: Advisor) -> None:
-    _l, summary, _f, table = render_advice(advisor, JOB + "&objective=weighted&w_turnaround=1&w_cost=1")
+    search = JOB + "&objective=weighted&w_turnaround=1&w_cost=1"
+    _l, summary, _f, table = render_advice(advisor, search)
     assert "ranked by weighted" in text(summary) and table is not None
-    logged = advisor.log.recent(1)[0]
-    assert logged["objective"] == "weighted" and logged["request"]["weights"]["cost"] == 1.0
+    request = parse_job(search).request
+    assert request is not None and request.weights == Weights(1.0, 1.0, 0.0, 0.0)
+    same = advisor.preview(request)
+    assert list(with_attr(table, ids.ADVICE_SITE_ATTR)) == [o.site for o in same.ranked]
+    assert same.objective == "weighted" and same.ranked[0].score is not None
 
 
 def test_an_answer_no_site_can_take_lists_every_reason(advisor: Advisor) -> None:
@@ -123,17 +127,23 @@ def test_an_unknown_site_and_a_missing_advisor_say_so(advisor: Advisor) -> None:
     assert "Fill in the job" in text(summary)
 
 
-def test_the_log_lists_the_pages_answers_newest_first_with_outcomes(advisor: Advisor) -> None:
+def test_the_page_previews_and_the_log_lists_what_was_handed_out(advisor: Advisor) -> None:
+    """The page's ranking is a preview (not booked, not logged); the log shows the answers the API
+    and the hooks handed out, newest first, and the realised outcome once joined."""
     assert "No advice handed out yet" in text(render_log(advisor))
-    first = render_advice(advisor, JOB)
+    render_advice(advisor, JOB)
+    assert advisor.log.recent(5) == [] and len(advisor.ledger) == 0  # a render books and logs nothing
+    job = parse_job(JOB).request
+    assert job is not None
+    handed = advisor.advise(job, "sbatch")
     advisor.clock.now += 5  # type: ignore[attr-defined]
-    render_advice(advisor, JOB + "&objective=cost")
+    advisor.advise(parse_job(JOB + "&objective=cost").request, "api")  # type: ignore[arg-type]
     log = with_attr(render_log(advisor), ids.ADVICE_ID_ATTR)
     newest, oldest = list(log.values())
-    assert "advice page" in text(newest) and "cost" in text(newest) and "not reported" in text(oldest)
-    advice_id = list(log)[1]
-    assert advice_id in text(first[1])
-    advisor.report(advice_id, "a", "7")
+    assert "REST API" in text(newest) and "cost" in text(newest)
+    assert "ctwin sbatch" in text(oldest) and "not reported" in text(oldest) and list(log)[1] == handed.advice_id
+    advisor.report(handed.advice_id, "a", "7")
+    assert "reported: a job 7" in text(with_attr(render_log(advisor), ids.ADVICE_ID_ATTR)[handed.advice_id])
     import polars as pl
 
     from telemetry.jobs import conform_jobs
@@ -142,7 +152,7 @@ def test_the_log_lists_the_pages_answers_newest_first_with_outcomes(advisor: Adv
              "start_s": int(WALL) + 60, "end_s": int(WALL) + 3660, "req_walltime_s": 3600, "alloc_cores": 8,
              "observed_s": int(WALL) + 3700}  # fmt: skip
     assert advisor.log.observe("a", conform_jobs(pl.DataFrame([ended])).collect()) == 1
-    joined = text(with_attr(render_log(advisor), ids.ADVICE_ID_ATTR)[advice_id])
+    joined = text(with_attr(render_log(advisor), ids.ADVICE_ID_ATTR)[handed.advice_id])
     assert "COMPLETED at a" in joined and "1 h" in joined and "+" in joined  # realised later than predicted
 
 
@@ -169,7 +179,7 @@ def test_callbacks_do_nothing_while_the_page_is_hidden(advisor: Advisor) -> None
     hidden = asyncio.run(advise["callback"].__wrapped__("?site=hpc1"))
     assert hidden == (dash.no_update,) * 6 and advisor.log.recent(1) == []
     shown = asyncio.run(advise["callback"].__wrapped__(JOB))
-    assert text(shown[1]).startswith("Recommended: a.") and len(advisor.log.recent(5)) == 1
+    assert text(shown[1]).startswith("Recommended: a.") and advisor.log.recent(5) == [] and len(advisor.ledger) == 0
 
 
 def test_the_skeleton_has_every_field_and_starts_hidden() -> None:

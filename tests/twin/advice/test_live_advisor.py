@@ -4,6 +4,7 @@ cached forecasts, bookings against herding, the advice log."""
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -120,7 +121,7 @@ def test_the_answer_is_in_wall_clock_with_data_ages_and_is_logged() -> None:
     assert next(o for o in stale.ranked if o.site == "a").excluded_because == "stale"
 
 
-def test_the_log_sums_up_each_sites_advice_by_hook_and_how_it_turned_out(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_log_sums_up_each_sites_advice_by_hook_and_how_it_turned_out(tmp_path: Path) -> None:
     """What the Dash twin shows under a site: per hook, answers recommending it, reported,
     followed, joined, the mean |turnaround error| and regret; the same numbers from memory and
     from the DuckDB store."""
@@ -157,7 +158,7 @@ def test_the_log_sums_up_each_sites_advice_by_hook_and_how_it_turned_out(tmp_pat
             store.close()
 
 
-def test_the_logs_recent_answers_come_newest_first_with_their_outcome(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_logs_recent_answers_come_newest_first_with_their_outcome(tmp_path: Path) -> None:
     """What the Dash advice page lists: the last N answers of every hook, newest first, the
     joined outcome decoded; the same from memory and from the DuckDB store."""
     from telemetry.stores.duckdb_store import DuckDBStore
@@ -169,7 +170,7 @@ def test_the_logs_recent_answers_come_newest_first_with_their_outcome(tmp_path) 
         assert advisor.log.recent(5) == []
         job = JobRequest(cores=8, walltime_s=3600)
         answers = []
-        for hook in ("sbatch", "dash", "api"):
+        for hook in ("sbatch", "cli", "api"):
             answers.append(advisor.advise(job, hook))
             clock.now += 1
         advisor.report(answers[0].advice_id, "a", "7")
@@ -179,7 +180,7 @@ def test_the_logs_recent_answers_come_newest_first_with_their_outcome(tmp_path) 
         assert advisor.log.observe("a", conform_jobs(pl.DataFrame([ended])).collect()) == 1
         rows = advisor.log.recent(2)
         assert [r["advice_id"] for r in rows] == [answers[2].advice_id, answers[1].advice_id]
-        assert [r["hook"] for r in rows] == ["api", "dash"] and rows[0]["ranked"][0]["site"] == "a"
+        assert [r["hook"] for r in rows] == ["api", "cli"] and rows[0]["ranked"][0]["site"] == "a"
         everything = advisor.log.recent(10)
         assert [r["advice_id"] for r in everything] == [a.advice_id for a in reversed(answers)]
         oldest = everything[-1]
