@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dashboards import advice as advice_page
-from dashboards import containers, export, ids, overview, whatif
+from dashboards import containers, export, ids, models, overview, whatif
 from dashboards.export import ExportSource
 from dashboards.pages import AdviceSummary, Page, Sources, register_shell, shell
 from twin.advice.containers import ContainerEffects
@@ -29,7 +29,7 @@ from twin.view import TwinReader
 
 __all__ = ["PAGES", "TITLE", "create_dash"]
 
-PAGES: tuple[Page, ...] = (overview.PAGE, whatif.PAGE, export.PAGE, containers.PAGE, advice_page.PAGE)
+PAGES: tuple[Page, ...] = (overview.PAGE, whatif.PAGE, models.PAGE, export.PAGE, containers.PAGE, advice_page.PAGE)
 """Every page, in the header's order."""
 
 TITLE = "Continuum Twin"

@@ -93,6 +93,19 @@ EXPORT_TICKET = "ctwin-export-ticket"
 """The running export's ticket (made in the browser on each click): keys its progress."""
 EXPORT_TICK = "ctwin-export-tick"
 EXPORT_PROGRESS = "ctwin-export-progress"
+# models page
+MODELS_VIEW = "ctwin-models"
+"""The models page (`?view=models&kind=runtime&range=24h`)."""
+MODELS_FORM = "ctwin-models-form"
+MODELS_CARDS = "ctwin-models-cards"
+MODELS_ALARMS = "ctwin-models-alarms"
+MODELS_ACCURACY = "ctwin-models-accuracy"
+MODELS_ACCURACY_NOTE = "ctwin-models-accuracy-note"
+MODELS_SCATTER = "ctwin-models-scatter"
+MODELS_SCATTER_NOTE = "ctwin-models-scatter-note"
+MODELS_ATTR = "data-model"
+"""HTML attribute on model cards (the kind), drift badges (the kind) and choice links (`kind=wait`)."""
+
 
 # advice page
 ADVICE_VIEW = "ctwin-advice-view"

@@ -34,12 +34,22 @@ from twin.advice.request import JobRequest
 from twin.advice.serialise import advice_to_dict, request_to_dict
 from twin.errors import InvalidJobError, UnknownAdviceError
 
-__all__ = ["AdviceLog", "AdviceStats"]
+__all__ = ["OUTCOME_SCHEMA", "AdviceLog", "AdviceStats"]
 
 log = logging.getLogger(__name__)
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
                       "BOOT_FAIL", "DEADLINE"})  # fmt: skip
+
+
+OUTCOME_SCHEMA: dict[str, pl.DataType] = {
+    "ts_s": pl.Float64(),  # wall clock, unix s: when the outcome was joined
+    "site": pl.String(),  # where the job ran
+    "kind": pl.String(),  # runtime, wait or advice (turnaround)
+    "predicted_s": pl.Float64(),  # the answer's p50 at that site
+    "realised_s": pl.Float64(),
+    "regret_s": pl.Float64(),  # advice rows only
+}
 
 
 @dataclass(frozen=True)
@@ -274,6 +284,41 @@ class AdviceLog:
         assert isinstance(result, pl.DataFrame)
         return result.cast(SUMMARY_SCHEMA) if result.width else pl.DataFrame(schema=SUMMARY_SCHEMA)  # type: ignore[arg-type]
 
+    def outcomes(self, since_s: float | None = None, *, lookback_s: float = 30 * 86400) -> pl.DataFrame:
+        """Realised vs predicted, one row per joined answer and quantity (OUTCOME_SCHEMA): kind
+        "runtime" (run), "wait" and "advice" (turnaround, with its regret), `ts_s` the wall instant
+        the outcome was joined. Joined at or after `since_s`; only answers created up to
+        `lookback_s` before it are read (a job runs for less than that), so the store is not scanned."""
+        self.flush()
+        if self.store is not None:
+            created_from = None if since_s is None else since_s - lookback_s
+            rows = self.store.advice(created_from_s=created_from).filter(pl.col("joined_s").is_not_null())
+            joined = rows.select("joined_s", "chosen_site", "outcome").iter_rows()
+        else:
+            with self._lock:
+                kept = list(self._memory.values())
+            joined = ((r["joined_s"], r["chosen_site"], r["outcome"]) for r in kept if r.get("joined_s") is not None)
+        out: list[tuple[float, str, str, float, float, float | None]] = []
+        for joined_s, site, text in joined:
+            if since_s is not None and joined_s < since_s:
+                continue
+            outcome = json.loads(text) if isinstance(text, str) else (text or {})
+            realised, predicted = outcome.get("realised") or {}, outcome.get("predicted") or {}
+            for kind, key in (("runtime", "run_s"), ("wait", "wait_s"), ("advice", "turnaround_s")):
+                r, p = realised.get(key), predicted.get(key)
+                if r is not None and p is not None:
+                    out.append(
+                        (
+                            float(joined_s),
+                            site,
+                            kind,
+                            float(p),
+                            float(r),
+                            outcome.get("regret_s") if kind == "advice" else None,
+                        )
+                    )
+        return pl.DataFrame(out, schema=OUTCOME_SCHEMA, orient="row").sort("ts_s", maintain_order=True)
+
     def recent(self, limit: int = 20, *, window_s: float = 7 * 86400.0) -> list[dict[str, Any]]:
         """The last `limit` answers, newest first, JSON columns decoded (as `get`): what the Dash
         advice page lists with their realised outcomes. From a store it reads the last `window_s`
@@ -287,8 +332,9 @@ class AdviceLog:
                 frame = self.store.advice()
             rows = list(frame.tail(limit).iter_rows(named=True))
         else:
-            rows = [dict(r) for r in sorted(self._memory.values(), key=lambda r: (r["created_s"], r["advice_id"]))]
-            rows = rows[-limit:]
+            with self._lock:
+                kept = [dict(r) for r in self._memory.values()]
+            rows = sorted(kept, key=lambda r: (r["created_s"], r["advice_id"]))[-limit:]
         rows.reverse()
         for row in rows:
             for key in ("request", "ranked", "data_ages", "outcome"):

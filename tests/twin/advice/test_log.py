@@ -55,3 +55,29 @@ def test_answers_wait_within_a_bound_and_the_failure_is_logged_once_per_episode(
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "No space left" in warnings[0].getMessage()
     assert any("written again" in r.getMessage() and "3 answers dropped" in r.getMessage() for r in caplog.records)
+
+
+def test_outcomes_pair_each_joined_answers_prediction_with_what_happened(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The models page's source: per joined answer, runtime, wait and turnaround predicted vs
+    realised, joined at or after `since_s`; the same from memory and from the DuckDB store."""
+    from telemetry.stores.duckdb_store import DuckDBStore
+    from tests.dashboards.model_data import Clock, joined_log
+
+    memory = joined_log(Clock(1e9), [(1e9 + 600 * i, 100.0, 1000.0, 150.0, 1200.0 + i) for i in range(3)])
+    rows = memory.outcomes()
+    assert rows.height == 9 and set(rows["kind"]) == {"runtime", "wait", "advice"}
+    runs = rows.filter(pl.col("kind") == "runtime")
+    assert runs["predicted_s"].to_list() == [1000.0] * 3 and runs["realised_s"].to_list() == [1200.0, 1201.0, 1202.0]
+    assert memory.outcomes(1e9 + 600).filter(pl.col("kind") == "runtime")["realised_s"].to_list() == [1201.0, 1202.0]
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    stored = AdviceLog(store, Clock(1e9))
+    for row in memory._memory.values():  # the same rows, through the store
+        store.append_advice(pl.DataFrame([row], schema=stored_schema()))
+    assert stored.outcomes(1e9 + 600).equals(memory.outcomes(1e9 + 600))
+    store.close()
+
+
+def stored_schema() -> dict[str, pl.DataType]:
+    from telemetry.advice import ADVICE_SCHEMA
+
+    return ADVICE_SCHEMA
