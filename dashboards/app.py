@@ -18,6 +18,7 @@ from dash.backends._fastapi import FastAPIDashServer
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from dashboards import advice as advice_page
 from dashboards import containers, export, hosts, ids, models, overview, whatif
 from dashboards.export import ExportSource
 from dashboards.pages import AdviceSummary, Page, Sources, register_shell, shell
@@ -28,7 +29,15 @@ from twin.view import TwinReader
 
 __all__ = ["PAGES", "TITLE", "create_dash"]
 
-PAGES: tuple[Page, ...] = (overview.PAGE, hosts.PAGE, whatif.PAGE, models.PAGE, export.PAGE, containers.PAGE)
+PAGES: tuple[Page, ...] = (
+    overview.PAGE,
+    advice_page.PAGE,
+    whatif.PAGE,
+    hosts.PAGE,
+    models.PAGE,
+    export.PAGE,
+    containers.PAGE,
+)
 """Every page, in the header's order."""
 
 TITLE = "Continuum Twin"

@@ -319,6 +319,29 @@ class AdviceLog:
                     )
         return pl.DataFrame(out, schema=OUTCOME_SCHEMA, orient="row").sort("ts_s", maintain_order=True)
 
+    def recent(self, limit: int = 20, *, window_s: float = 7 * 86400.0) -> list[dict[str, Any]]:
+        """The last `limit` answers, newest first, JSON columns decoded (as `get`): what the Dash
+        advice page lists with their realised outcomes. From a store it reads the last `window_s`
+        first (the advice table grows without bound) and the whole table only if that is short."""
+        if limit < 1:
+            return []
+        self.flush()
+        if self.store is not None:
+            frame = self.store.advice(created_from_s=self.clock() - window_s)
+            if frame.height < limit:
+                frame = self.store.advice()
+            rows = list(frame.tail(limit).iter_rows(named=True))
+        else:
+            with self._lock:
+                kept = [dict(r) for r in self._memory.values()]
+            rows = sorted(kept, key=lambda r: (r["created_s"], r["advice_id"]))[-limit:]
+        rows.reverse()
+        for row in rows:
+            for key in ("request", "ranked", "data_ages", "outcome"):
+                if isinstance(row.get(key), str):
+                    row[key] = json.loads(row[key])
+        return rows
+
     def stats(self) -> AdviceStats:
         with self._lock:
             errors, regrets = list(self._errors), list(self._regrets)

@@ -4,6 +4,7 @@ cached forecasts, bookings against herding, the advice log."""
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -120,7 +121,7 @@ def test_the_answer_is_in_wall_clock_with_data_ages_and_is_logged() -> None:
     assert next(o for o in stale.ranked if o.site == "a").excluded_because == "stale"
 
 
-def test_the_log_sums_up_each_sites_advice_by_hook_and_how_it_turned_out(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_log_sums_up_each_sites_advice_by_hook_and_how_it_turned_out(tmp_path: Path) -> None:
     """What the Dash twin shows under a site: per hook, answers recommending it, reported,
     followed, joined, the mean |turnaround error| and regret; the same numbers from memory and
     from the DuckDB store."""
@@ -155,3 +156,40 @@ def test_the_log_sums_up_each_sites_advice_by_hook_and_how_it_turned_out(tmp_pat
         advisor.log.close()
         if store is not None:
             store.close()
+
+
+def test_the_logs_recent_answers_come_newest_first_with_their_outcome(tmp_path: Path) -> None:
+    """What the Dash advice page lists: the last N answers of every hook, newest first, the
+    joined outcome decoded; the same from memory and from the DuckDB store."""
+    from telemetry.stores.duckdb_store import DuckDBStore
+
+    for store in (None, DuckDBStore(tmp_path / "r.duckdb")):
+        clock = Clock()
+        twin, _ = _twin(clock, {"home": 1.0, "a": 1.0}, {"home": 64})
+        advisor = Advisor(twin, AdviceLog(store, clock), HerdingLedger(600.0, clock), _policy(), clock=clock)
+        assert advisor.log.recent(5) == []
+        job = JobRequest(cores=8, walltime_s=3600)
+        answers = []
+        for hook in ("sbatch", "cli", "api"):
+            answers.append(advisor.advise(job, hook))
+            clock.now += 1
+        advisor.report(answers[0].advice_id, "a", "7")
+        ended = {"site": "a", "job_id": "7", "user": "x", "state": "COMPLETED", "submit_s": int(WALL),
+                 "start_s": int(WALL) + 10, "end_s": int(WALL) + 610, "req_walltime_s": 3600, "alloc_cores": 8,
+                 "observed_s": int(WALL) + 700}  # fmt: skip
+        assert advisor.log.observe("a", conform_jobs(pl.DataFrame([ended])).collect()) == 1
+        rows = advisor.log.recent(2)
+        assert [r["advice_id"] for r in rows] == [answers[2].advice_id, answers[1].advice_id]
+        assert [r["hook"] for r in rows] == ["api", "cli"] and rows[0]["ranked"][0]["site"] == "a"
+        everything = advisor.log.recent(10)
+        assert [r["advice_id"] for r in everything] == [a.advice_id for a in reversed(answers)]
+        oldest = everything[-1]
+        assert oldest["outcome"]["realised"]["run_s"] == 600 and oldest["outcome"]["regret_s"] is not None
+        assert advisor.log.recent(0) == []
+        advisor.log.close()
+        if store is not None:
+            store.close()
+
+
+def _policy() -> AdvicePolicy:
+    return AdvicePolicy(herding_ttl_s=600.0, default_home="home")
