@@ -318,9 +318,11 @@ def _caller_may_export() -> bool:
         from dash.backends._fastapi import get_current_request
 
         request = get_current_request()
-    except Exception:  # another backend, or no request: no token to check
-        return True
-    token = (getattr(request, "scope", {}).get("state") or {}).get("token") if request is not None else None
+    except Exception:  # another backend, or no request: nothing to check, so no download (fail closed)
+        return False
+    if request is None:
+        return False
+    token = (getattr(request, "scope", {}).get("state") or {}).get("token")
     allows = getattr(token, "allows", None)
     return token is None or (callable(allows) and bool(allows("export")))
 

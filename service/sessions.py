@@ -9,8 +9,10 @@ pasted token, admin included, for 30 days. Now the cookie carries only a random 
 - a session is bound to the token's id and creation time, and on every use the token is checked
   again in the TokenStore, which re-reads tokens.json at most once a second: a token revoked or
   expired by `ctwin token` in another process ends its sessions within a second;
-- it grants `read` only (what the dashboard needs) whatever the token's scopes: a leaked cookie can
-  show the dashboard, never export or administer, and the API (`/v1`) does not take it at all;
+- it grants `read` (what the dashboard needs), plus `export` when the token has it (the Export
+  page's download), never more: a leaked cookie can show the dashboard and download what the
+  token could export, never administer, advise or ingest, and the API (`/v1`) does not take it at
+  all;
 - it dies after `idle_s` unused (12 h) and at most `max_age_s` after sign-in (24 h), never later
   than the token's own expiry; `/logout` deletes it here, not only in the browser;
 - the cookie's name carries a per-install suffix (a hash of the tokens file's path), so two
@@ -38,7 +40,8 @@ if TYPE_CHECKING:
 __all__ = ["COOKIE_PREFIX", "SESSION_SCOPES", "SessionStore", "cookie_name_for"]
 
 COOKIE_PREFIX = "ctwin_session_"
-SESSION_SCOPES: tuple[ScopeName, ...] = ("read",)
+SESSION_SCOPES: tuple[ScopeName, ...] = ("read", "export")
+"""What a session may do at most; `read` is required (the dashboard), `export` kept if the token has it."""
 """What a browser session can do, at most (and never more than its token)."""
 DEFAULT_IDLE_S = 12 * 3600.0
 DEFAULT_MAX_AGE_S = 24 * 3600.0
@@ -93,9 +96,9 @@ class SessionStore:
     def create(self, info: TokenInfo) -> tuple[str, int]:
         """A new session for a verified token: its id (for the cookie only) and the cookie's
         max-age in whole seconds (the session's absolute end)."""
-        scopes = tuple(s for s in SESSION_SCOPES if info.allows(s))
-        if not scopes:
+        if not info.allows("read"):
             raise ValueError(f"token {info.id} has none of the session scopes {SESSION_SCOPES}")
+        scopes = tuple(s for s in SESSION_SCOPES if info.allows(s))
         now = self._clock()
         expires = now + self.max_age_s
         if info.expires_s is not None:

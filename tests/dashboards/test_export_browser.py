@@ -88,3 +88,74 @@ def test_choose_preview_and_download_a_documented_dataset(
     assert manifest["clocks"]["replayed"][0]["speed"] == 3600
     assert jobs["user"].drop_nulls().str.starts_with("u_").all()
     assert service.store.jobs(site="kth").height >= jobs.height
+
+
+SIGNED_IN_CONFIG = """
+auth: {open_endpoints: ["/healthz", "/readyz"]}
+sites:
+  - name: kth-sp2
+    kind: hpc
+    collectors: [{type: replay, trace: KTH-SP2-1996-2.1-cln.swf.gz, interval: 1s, speed: 600, start_offset: 30d}]
+"""
+
+
+def _token(served: Any, name: str, *scopes: str) -> str:
+    """A token made as an operator makes one: `ctwin token create` on the service's data dir."""
+    import subprocess
+    import sys
+
+    args = ["token", "create", name, "-d", str(served.work / "data"), "--json"]
+    for scope in scopes:
+        args += ["--scope", scope]
+    out = subprocess.run([sys.executable, "-m", "service.cli", *args], capture_output=True, text=True, check=True)
+    return str(json.loads(out.stdout)["token"])
+
+
+def _sign_in(d: Any, base: str, token: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    d.delete_all_cookies()
+    d.get(base + "?view=export&site=kth-sp2&range=all&format=csv")
+    _wait(d, lambda x: "/login" in x.current_url, "the redirect to /login")
+    field = d.find_element(By.NAME, "token")
+    field.send_keys(token)
+    field.submit()
+    _wait(d, lambda x: x.find_elements(By.ID, ids.EXPORT_BUTTON) and "view=export" in x.current_url, "the page")
+
+
+def test_served_twin_signed_in_exports_with_the_export_scope_only(
+    driver: Any,  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """`ctwin serve` with its UI behind sign-in: a session of an export token downloads the dataset,
+    a read-only session sees the page but is told why it cannot download."""
+    from selenium.webdriver.common.by import By
+
+    from tests.dashboards.served import served_twin
+
+    work = tmp_path_factory.mktemp("export-served")
+    downloads = work / "downloads"
+    downloads.mkdir()
+    with served_twin(SIGNED_IN_CONFIG, work) as served:
+        analyst, viewer = _token(served, "analyst", "read", "export"), _token(served, "viewer", "read")
+        try:
+            driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+            _sign_in(driver, served.url, viewer)
+            driver.find_element(By.ID, ids.EXPORT_BUTTON).click()
+            _wait(driver, lambda d: "export scope" in d.find_element(By.ID, ids.EXPORT_STATUS).text, "the refusal")
+            assert not list(downloads.glob("*.zip"))
+
+            _sign_in(driver, served.url, analyst)
+            driver.find_element(By.ID, ids.EXPORT_BUTTON).click()
+            _wait(driver, lambda d: "Exported" in d.find_element(By.ID, ids.EXPORT_STATUS).text, "the export's status")
+            _wait(driver, lambda d: list(downloads.glob("*.zip")), "the downloaded zip", timeout=30)
+        finally:
+            driver.delete_all_cookies()
+    (zipped,) = downloads.glob("*.zip")
+    with zipfile.ZipFile(zipped) as archive:
+        archive.extractall(work / "out")
+    (data,) = (work / "out").glob("*.csv")
+    manifest = json.loads((work / "out" / (data.name + ".manifest.json")).read_text())
+    jobs = pl.read_csv(data, schema_overrides=JOB_SCHEMA)
+    assert jobs.height == manifest["rows"] > 0 and set(jobs["site"].unique()) == {"kth-sp2"}
+    assert manifest["clocks"]["replayed"][0]["speed"] == 600

@@ -118,6 +118,7 @@ def test_a_session_without_the_export_scope_is_refused() -> None:
     assert with_token(("read",)) is False
     assert with_token(("read", "export")) is True and with_token(("admin",)) is True
     assert with_token(None) is True  # the UI without auth (loopback): no token to check
+    assert _caller_may_export() is False  # no request at all (not a callback): fail closed
 
 
 def test_the_export_reports_progress_under_its_ticket(service: Any, source: ExportSource, tmp_path: Path) -> None:

@@ -119,14 +119,17 @@ def store(tmp_path: Path) -> TokenStore:
     return TokenStore(tmp_path / "tokens.json", check_interval_s=0)
 
 
-def test_a_session_grants_read_only_and_is_bound_to_its_token(store: TokenStore) -> None:
+def test_a_session_grants_read_and_export_at_most_and_is_bound_to_its_token(store: TokenStore) -> None:
     info, _ = store.create("root", ["admin", "export"])
     sessions = SessionStore(store)
     session_id, max_age = sessions.create(info)
     principal = sessions.resolve(session_id)
     assert principal is not None and principal.id == info.id and principal.name == "root"
-    assert principal.scopes == ("read",)
-    assert not principal.allows("export") and not principal.allows("admin")
+    assert principal.scopes == ("read", "export")  # the Export page's download; never admin
+    assert principal.allows("export") and not principal.allows("admin") and not principal.allows("advise")
+    viewer, _ = store.create("viewer", ["read"])
+    seen = sessions.resolve(sessions.create(viewer)[0])
+    assert seen is not None and seen.scopes == ("read",) and not seen.allows("export")
     assert max_age == 24 * 3600
     assert sessions.resolve(session_id + "x") is None and sessions.resolve("") is None
     assert sessions.resolve("a" * 10_000) is None
