@@ -187,6 +187,8 @@ PAGE_QUERY = {
     "hosts": f"&site={SITE}&host=n0000&range={RANGE}",
     "advice": "&cores=64&walltime=2h",
     "export": f"&site={SITE}&range={RANGE}",
+    "whatif": f"&change=down&site={SITE}",  # a scenario run: both rankings, today and with the site down
+    "models": f"&kind=advice&range={RANGE}",
 }
 """What each page is opened with (its own URL state); a page not listed opens as `?view=NAME`."""
 

@@ -32,8 +32,11 @@ from tests.browser import chromium  # noqa: E402
 
 EXTRA: dict[str, str] = {
     "": "&site=kth-sp2&range=1h",
-    "advice": "&cores=64&walltime=2h&input=20GB&input_site=kth-sp2",
-    "hosts": "&site=local",
+    "advice": "&cores=64&walltime=2h&input=20&input_site=kth-sp2",
+    "whatif": "&change=nodes&site=kth-sp2&drain=32",
+    "hosts": "&site=local&range=1h",
+    "models": "&kind=advice&range=24h",
+    "export": "&table=jobs&site=kth-sp2&range=all",
 }
 """Query added to a page's link so its picture shows something chosen (unknown keys are ignored)."""
 JOBS = (

@@ -98,3 +98,23 @@ def test_the_overview_host_table_links_to_the_host_page(driver: Any, url: str) -
     driver.find_element(By.CSS_SELECTOR, link).click()
     _wait(driver, lambda d: d.find_element(By.ID, ids.HOSTS_VIEW).is_displayed(), "the hosts page")
     _wait(driver, lambda d: _text(d, ids.HOSTS_NOTE).startswith(f"{OTHER} at {SITE}"), "the linked host's panels")
+
+
+def test_served_twin_draws_this_machine_from_its_own_node_collector(
+    driver: Any,  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """`ctwin serve` as a user starts it, its `local` site collecting this machine every second: the
+    page draws the host's CPU by mode and memory from what the service itself stored, and the
+    panels it has no collector for say so."""
+    from tests.conftest import free_port
+    from tests.dashboards.served import served_twin
+    from tests.dashboards.test_overview_browser import SERVE_CONFIG
+
+    with served_twin(SERVE_CONFIG.format(port=free_port()), tmp_path_factory.mktemp("hosts-serve")) as served:
+        driver.get(served.url + "?view=hosts&site=local&range=1h")
+        _wait(driver, lambda d: _traces(d, ids.HOSTS_CPU) >= 3, "CPU by mode (user, system, idle at least)", timeout=60)
+        _wait(driver, lambda d: _traces(d, ids.HOSTS_MEMORY) == 4, "memory: used, buffers, cached, free")
+        assert _text(driver, ids.HOSTS_NOTE).endswith("at local, last hour; times in UTC.")
+        assert "no GPU collector at this site" in _text(driver, ids.HOSTS_VIEW)
+        assert severe_console_messages(driver) == []
