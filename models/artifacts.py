@@ -240,6 +240,8 @@ class ModelRegistry:
         self._scanned = time.monotonic()
         try:
             entries = [e for e in os.scandir(self.directory) if e.name.endswith(CARD_SUFFIX)]
+        except FileNotFoundError:  # a fresh install: nothing trained yet, not a fault
+            entries = []
         except OSError as exc:
             self.errors["*"] = f"cannot list {self.directory}: {exc.strerror}"
             return

@@ -35,7 +35,7 @@ EXTRA: dict[str, str] = {
     "advice": "&cores=64&walltime=2h&input=20&input_site=kth-sp2",
     "whatif": "&change=nodes&site=kth-sp2&drain=32",
     "hosts": "&site=local&range=1h",
-    "models": "&kind=advice&range=24h",
+    "models": "&kind=runtime&range=24h",
     "export": "&table=jobs&site=kth-sp2&range=all",
 }
 """Query added to a page's link so its picture shows something chosen (unknown keys are ignored)."""
@@ -71,6 +71,24 @@ def _shoot(driver: object, path: Path) -> None:
     path.write_bytes(base64.b64decode(png["data"]))
 
 
+def _train(tmp: Path) -> None:
+    """A runtime and wait model trained by `ctwin train` on the first 3,000 jobs of the shipped KTH
+    log, into the service's models directory (it picks them up within 2 s), so the models page
+    shows real cards."""
+    import gzip
+
+    text = gzip.decompress((ROOT / "collectors" / "traces" / "KTH-SP2-1996-2.1-cln.swf.gz").read_bytes()).decode()
+    lines = text.splitlines()
+    body = [line for line in lines if line.strip() and not line.startswith(";")][:3000]
+    log = tmp / "KTH-SP2-1996-2.1-cln.swf"
+    log.write_text("\n".join([line for line in lines if line.startswith(";")] + body) + "\n")
+    out = tmp / "data" / "models"
+    command = [sys.executable, "-m", "service.cli", "train", "--log", str(log), "--out", str(out), "--json"]
+    subprocess.run(command, check=True, capture_output=True, timeout=600, cwd=ROOT)
+    print(f"trained a runtime and a wait model into {out}", flush=True)
+    time.sleep(2.5)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "dashboards" / "screenshots")
@@ -94,6 +112,7 @@ def main() -> None:
             token = _token(log, time.monotonic() + 60)
             print(f"serving on {url}; letting the replays run {args.settle:.0f} s", flush=True)
             time.sleep(args.settle)
+            _train(Path(tmp))
             auth = {"Authorization": f"Bearer {token}"}
             for job in JOBS:
                 answer = httpx.post(f"{url}/v1/advice", json=job, headers=auth, timeout=60)

@@ -135,3 +135,13 @@ def test_skops_file_has_only_the_expected_types(fitted: RuntimeQuantileRegressor
     from models.artifacts import TRUSTED_TYPES
 
     assert set(sio.get_untrusted_types(data=sio.dumps(fitted))) <= TRUSTED_TYPES
+
+
+def test_a_models_dir_not_made_yet_is_no_model_not_a_fault(tmp_path: Path) -> None:
+    """A fresh install has no models directory until the first `ctwin train`: nothing served, no
+    error to alarm an operator; a directory that cannot be read is still reported."""
+    registry = ModelRegistry(tmp_path / "models", poll_s=0)
+    assert registry.current("runtime") is None and registry.errors == {}
+    (tmp_path / "file").write_text("not a directory")
+    broken = ModelRegistry(tmp_path / "file", poll_s=0)
+    assert broken.current("runtime") is None and "cannot list" in broken.errors["*"]
