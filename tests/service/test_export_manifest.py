@@ -30,20 +30,8 @@ from telemetry.export import (
     stored_replay_clocks,
 )
 from telemetry.jobs import JOB_SCHEMA
+from tests.dashboards.export_service import CONFIG
 
-CONFIG = """
-sites:
-  - name: local
-    kind: edge
-    collectors:
-      - {type: node, interval: 0.3s}
-  - name: kth
-    kind: hpc
-    collectors:
-      - {type: replay, trace: KTH-SP2-1996-2.1-cln.swf.gz, interval: 0.3s, speed: 3600, start_offset: 30d}
-links:
-  - {between: [local, kth], bandwidth_gbps: 10, latency_ms: 30}
-"""
 SALT = "a-test-salt-of-enough-length"
 PROJECT_VERSION = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"][
     "version"
