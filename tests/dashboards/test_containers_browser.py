@@ -77,3 +77,19 @@ def test_a_hand_edited_link_falls_back_to_the_defaults(effects: ContainerEffects
     _form, note, fig = render_whatif(effects, "?view=containers&containers=7&affinity=numa&batch=x")
     now = [t for t in fig.data[0].y if t.endswith("(now)")]
     assert now == ["1 container/node, affinity none (now)"] and note.startswith("Best:")
+
+
+def test_served_twin_shows_the_view_from_its_own_model(
+    driver: Any,  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """`ctwin serve` as a user starts it: the view ranks the alternatives with the service's own
+    container-effect model (fitted from the shipped runs on first use) and marks the URL's choice."""
+    from tests.conftest import free_port
+    from tests.dashboards.served import served_twin
+    from tests.dashboards.test_overview_browser import SERVE_CONFIG
+
+    with served_twin(SERVE_CONFIG.format(port=free_port()), tmp_path_factory.mktemp("containers-serve")) as served:
+        driver.get(served.url + "?view=containers&containers=4&affinity=cpu&batch=8")
+        _wait(driver, lambda d: len(_bars(d)) == 18, "18 what-if bars from the served model", timeout=90)
+        assert any(t.startswith("4 containers/node") and t.endswith("(now)") for t in _labels(driver))

@@ -4,7 +4,8 @@ The checks are functions of a base URL, so the same ones can run against `ctwin 
 server is uvicorn in a thread serving `create_dash` over the in-test reader. (The mounted and
 host-app ways of serving it are checked over HTTP in test_app.py; a browser is the slow part.)
 Set CTWIN_SCREENSHOT=/path.png to keep a picture of the drilled-down page, and
-CTWIN_FORECAST_SCREENSHOT=/path.png for the served replay's queue and forecast.
+CTWIN_FORECAST_SCREENSHOT=/path.png for the served replay's queue and forecast (or CTWIN_SCREENSHOT_DIR
+for both, as scripts/test.sh does).
 """
 
 from __future__ import annotations
@@ -293,6 +294,9 @@ def test_overview_shows_every_site_and_drills_down(driver: Any, base_url: str) -
     shot = os.environ.get("CTWIN_SCREENSHOT")
     if shot:
         driver.save_screenshot(str(Path(shot)))
+    if shots := os.environ.get("CTWIN_SCREENSHOT_DIR"):
+        Path(shots).mkdir(parents=True, exist_ok=True)
+        save_element_screenshot(driver, ids.OVERVIEW_VIEW, Path(shots) / "overview-drilldown.png")
     version, fetched = plotly_on_the_page(driver)
     assert version is not None and fetched == [f"plotly-basic-{version}.min.js"]
 
@@ -373,6 +377,9 @@ def test_served_page_shows_this_host_live_and_drills_down(driver: Any, served_ur
     shot = os.environ.get("CTWIN_FORECAST_SCREENSHOT")
     if shot:
         save_element_screenshot(driver, ids.DRILLDOWN, Path(shot))
+    if shots := os.environ.get("CTWIN_SCREENSHOT_DIR"):
+        Path(shots).mkdir(parents=True, exist_ok=True)
+        save_element_screenshot(driver, ids.DRILLDOWN, Path(shots) / "overview-served-forecast.png")
     assert severe_console_messages(driver) == []
 
 
