@@ -10,8 +10,8 @@ from typing import Any, Literal
 from urllib.parse import urlencode
 
 from dashboards.pages import query
-from models.containers.config import AFFINITIES
 from telemetry.schema import parse_duration
+from twin.advice.containers import AFFINITIES
 from twin.advice.request import ContainerSpec, DataSpec, JobRequest, Objective, Weights
 from twin.view import TwinReader
 

@@ -116,11 +116,7 @@ def test_the_job_export_carries_the_new_columns_and_states_the_join(served: Any)
     remote = jobs.filter(pl.col("job_id") == f"{NS}/remote-1").row(0, named=True)
     assert (remote["nodes"], remote["remote_site"], remote["remote_job_id"]) == ("kc-vk-hpc", "hpc", "2")
     manifest = json.loads(res.headers["x-ctwin-manifest"])
-    assert manifest["joins"] == [
-        {
-            "left": ["remote_site", "remote_job_id"],
-            "right": ["site", "job_id"],
-            "meaning": manifest["joins"][0]["meaning"],
-        }
-    ]
+    joins = {j["name"]: j for j in manifest["joins"]}
+    assert joins["pod_to_remote_job"]["left"] == {"table": "jobs", "columns": ["remote_site", "remote_job_id"]}
+    assert joins["pod_to_remote_job"]["right"] == {"table": "jobs", "columns": ["site", "job_id"]}
     assert {"nodes", "reason", "remote_site", "remote_job_id"} <= {c["name"] for c in manifest["schema"]}
