@@ -21,6 +21,7 @@ from tests.dashboards.served import Served, served_twin
 from tests.dashboards.test_overview_browser import (  # noqa: F401
     SERVE_CONFIG,
     _wait,
+    click,
     driver,
     save_element_screenshot,
     severe_console_messages,
@@ -93,7 +94,7 @@ def test_the_form_asks_the_served_twin_and_the_ranking_follows_the_url(
     assert all(stage in legend for stage in ("stage-in", "wait", "run", "stage-out", "p10–p90"))
     assert "No advice handed out yet" in driver.find_element(By.ID, ids.ADVICE_LOG).text  # a preview: not logged
 
-    driver.find_element(By.CSS_SELECTOR, f'#{ids.ADVICE_OBJECTIVES} [{ids.ADVICE_ATTR}="cost"]').click()
+    click(driver, f'#{ids.ADVICE_OBJECTIVES} [{ids.ADVICE_ATTR}="cost"]')
     _wait(driver, lambda d: _query(d).get("objective") == ["cost"], "the objective in the URL")
     _wait(driver, lambda d: "ranked by cost" in _summary(d), "the ranking by cost", TIMEOUT_S)
     assert _query(driver)["cores"] == ["1"] and _query(driver)["input"] == ["2"]  # the job kept

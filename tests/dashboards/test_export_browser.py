@@ -21,7 +21,7 @@ from dashboards.export import ExportSource
 from telemetry.export import TYPE_VOCABULARY
 from telemetry.jobs import JOB_SCHEMA
 from tests.dashboards.export_service import running_service
-from tests.dashboards.test_overview_browser import _wait, driver, save_element_screenshot, serving  # noqa: F401
+from tests.dashboards.test_overview_browser import _wait, click, driver, save_element_screenshot, serving  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -35,9 +35,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
 
 
 def _click(d: Any, choice: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    d.find_element(By.CSS_SELECTOR, f'#{ids.EXPORT_FORM} [{ids.EXPORT_ATTR}="{choice}"]').click()
+    click(d, f'#{ids.EXPORT_FORM} [{ids.EXPORT_ATTR}="{choice}"]')
 
 
 def test_choose_preview_and_download_a_documented_dataset(

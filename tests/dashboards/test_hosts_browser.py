@@ -19,6 +19,7 @@ from dashboards.hosts import host_query
 from tests.dashboards.host_capture import HOST, SITE, capture_twin
 from tests.dashboards.test_overview_browser import (  # noqa: F401
     _wait,
+    click,
     driver,
     save_element_screenshot,
     serving,
@@ -75,7 +76,7 @@ def test_choices_rewrite_the_url_and_the_panels_follow(driver: Any, url: str) ->
 
     driver.get(url + host_query(SITE, HOST))
     _wait(driver, lambda d: _traces(d, ids.HOSTS_CPU) == 8, "CPU by mode", timeout=60)
-    driver.find_element(By.CSS_SELECTOR, f'[{ids.HOSTS_ATTR}="range=6h"]').click()
+    click(driver, f'[{ids.HOSTS_ATTR}="range=6h"]')
     _wait(driver, lambda d: "range=6h" in d.current_url, "the range in the URL")
     _wait(driver, lambda d: "last 6 hours" in _text(d, ids.HOSTS_NOTE), "the note on 6 h")
     driver.find_element(By.ID, ids.HOSTS_HOST).click()
@@ -95,7 +96,7 @@ def test_the_overview_host_table_links_to_the_host_page(driver: Any, url: str) -
     driver.get(url + f"?site={SITE}")
     link = f'#{ids.NODES_TABLE} a[href="{host_query(SITE, OTHER)}"]'
     _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, link), "the host's panels link in the hosts table")
-    driver.find_element(By.CSS_SELECTOR, link).click()
+    click(driver, link)
     _wait(driver, lambda d: d.find_element(By.ID, ids.HOSTS_VIEW).is_displayed(), "the hosts page")
     _wait(driver, lambda d: _text(d, ids.HOSTS_NOTE).startswith(f"{OTHER} at {SITE}"), "the linked host's panels")
 

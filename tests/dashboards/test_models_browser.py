@@ -17,7 +17,7 @@ import pytest
 from dashboards import ids
 from dashboards.app import create_dash
 from tests.dashboards.model_data import advised, trained_registry
-from tests.dashboards.test_overview_browser import _wait, driver, save_element_screenshot, serving  # noqa: F401
+from tests.dashboards.test_overview_browser import _wait, click, driver, save_element_screenshot, serving  # noqa: F401
 from tests.dashboards.twin_double import continuum
 
 pytestmark = pytest.mark.integration
@@ -61,10 +61,10 @@ def test_the_page_shows_cards_drift_and_accuracy_and_follows_the_url(driver: Any
     save_element_screenshot(driver, ids.MODELS_VIEW, shots / "models-view.png")
     assert (shots / "models-view.png").stat().st_size > 10_000
 
-    driver.find_element(By.CSS_SELECTOR, f'[{ids.MODELS_ATTR}="kind=wait"]').click()
+    click(driver, f'[{ids.MODELS_ATTR}="kind=wait"]')
     _wait(driver, lambda d: "kind=wait" in d.current_url, "the URL to carry the kind")
     _wait(driver, lambda d: "wait model predictions" in d.find_element(By.ID, ids.MODELS_SCATTER_NOTE).text, "wait")
-    driver.find_element(By.CSS_SELECTOR, f'[{ids.MODELS_ATTR}="range=6h"]').click()
+    click(driver, f'[{ids.MODELS_ATTR}="range=6h"]')
     _wait(driver, lambda d: "range=6h" in d.current_url and "kind=wait" in d.current_url, "range kept with kind")
     _wait(driver, lambda d: "last 6h" in d.find_element(By.ID, ids.MODELS_ACCURACY_NOTE).text, "the 6 h window")
 

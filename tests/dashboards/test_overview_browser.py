@@ -45,6 +45,14 @@ def _wait(driver: Any, predicate: Any, what: str, timeout: float = TIMEOUT_S) ->
     return wait.until(predicate, message=f"timed out waiting for {what}")
 
 
+def click(driver: Any, css: str, what: str | None = None, timeout: float = TIMEOUT_S) -> None:
+    """Click the element `css` selects, finding it again if Dash replaced it between the find and
+    the click (a page re-renders its choice links after each choice)."""
+    from selenium.webdriver.common.by import By
+
+    _wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, css).click() or True, what or f"a click on {css}", timeout)
+
+
 def _graph_label(element: Any) -> str:
     """A site node's label in the graph reads "NAME" then "load 63 %" (two SVG text lines)."""
     return str(element.text).rsplit("load", 1)[0].strip()

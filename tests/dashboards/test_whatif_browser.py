@@ -15,7 +15,7 @@ import pytest
 from dashboards import ids
 from dashboards.app import create_dash
 from tests.dashboards.served import served_twin
-from tests.dashboards.test_overview_browser import _wait, driver, save_element_screenshot, serving  # noqa: F401
+from tests.dashboards.test_overview_browser import _wait, click, driver, save_element_screenshot, serving  # noqa: F401
 from tests.twin.whatif_helpers import Replayed, replayed
 
 pytestmark = pytest.mark.integration
@@ -36,7 +36,7 @@ def _click(browser: Any, key: str) -> None:
     from selenium.webdriver.common.by import By
 
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'[{ids.WHATIF_ATTR}="{key}"]'), f"the choice {key}")
-    browser.find_element(By.CSS_SELECTOR, f'[{ids.WHATIF_ATTR}="{key}"]').click()
+    click(browser, f'[{ids.WHATIF_ATTR}="{key}"]')
 
 
 def _ranked(browser: Any) -> list[str]:
