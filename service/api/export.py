@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -16,7 +17,7 @@ from starlette.background import BackgroundTask
 from service.api.deps import BAD_REQUEST, EXPORT, NOT_FOUND, Responses, ServiceDep, SiteName, known_site, v1_router
 from service.api.errors import ApiError
 from service.api.params import selection_of, time_ns
-from telemetry.export import export_advice, export_jobs, export_samples, replay_clocks
+from telemetry.export import ExportManifest, export_advice, export_jobs, export_samples, replay_clocks
 from telemetry.jobs import JOB_SCHEMA, JOB_STATES
 from telemetry.stores.base import QueryError
 
@@ -44,6 +45,19 @@ def download(path: Path, manifest_json: str, fmt: str, tmp: tempfile.TemporaryDi
     )
 
 
+def exported(kind: str, fmt: str, write: Callable[[Path], ExportManifest]) -> FileResponse:
+    """`write` the dataset into a fresh temporary directory and answer it as a download; the
+    directory goes with the response, or at once if writing fails."""
+    tmp = tempfile.TemporaryDirectory(prefix="ctwin-export-")
+    path = Path(tmp.name) / f"{kind}-{int(time.time())}.{fmt}"
+    try:
+        manifest = write(path)
+    except BaseException:
+        tmp.cleanup()
+        raise
+    return download(path, manifest.to_json(), fmt, tmp)
+
+
 @router.get(
     "/export/samples",
     dependencies=EXPORT,
@@ -60,17 +74,13 @@ def export_samples_route(
     format: Literal["parquet", "csv"] = "parquet",
 ) -> FileResponse:
     selection = selection_of(metric, label, start, end)
-    tmp = tempfile.TemporaryDirectory(prefix="ctwin-export-")
-    path = Path(tmp.name) / f"samples-{int(time.time())}.{format}"
+    clocks = replay_clocks(service.twin.sites())
     try:
-        manifest = export_samples(service.store, selection, path, format, clocks=replay_clocks(service.twin.sites()))
+        return exported(
+            "samples", format, lambda path: export_samples(service.store, selection, path, format, clocks=clocks)
+        )
     except QueryError as exc:
-        tmp.cleanup()
         raise ApiError(400, "bad_query", str(exc)) from None
-    except BaseException:
-        tmp.cleanup()
-        raise
-    return download(path, manifest.to_json(), format, tmp)
 
 
 @router.get(
@@ -90,10 +100,11 @@ def export_jobs_route(
 ) -> FileResponse:
     known_site(service.twin, site)
     from_ns, to_ns = time_ns(start, "start", None), time_ns(end, "end", None)
-    tmp = tempfile.TemporaryDirectory(prefix="ctwin-export-")
-    path = Path(tmp.name) / f"jobs-{int(time.time())}.{format}"
-    try:
-        manifest = export_jobs(
+    clocks = replay_clocks(service.twin.sites())
+    return exported(
+        "jobs",
+        format,
+        lambda path: export_jobs(
             service.store,
             path,
             format,
@@ -102,12 +113,9 @@ def export_jobs_route(
             states=list(state),
             submitted_from_s=None if from_ns is None else from_ns // 1_000_000_000,
             submitted_to_s=None if to_ns is None else to_ns // 1_000_000_000,
-            clocks=replay_clocks(service.twin.sites()),
-        )
-    except BaseException:
-        tmp.cleanup()
-        raise
-    return download(path, manifest.to_json(), format, tmp)
+            clocks=clocks,
+        ),
+    )
 
 
 @router.get(
@@ -124,22 +132,20 @@ def export_advice_route(
     format: Literal["parquet", "csv"] = "parquet",
 ) -> FileResponse:
     from_ns, to_ns = time_ns(start, "start", None), time_ns(end, "end", None)
-    tmp = tempfile.TemporaryDirectory(prefix="ctwin-export-")
-    path = Path(tmp.name) / f"advice-{int(time.time())}.{format}"
-    try:
-        manifest = export_advice(
+    clocks = replay_clocks(service.twin.sites())
+    return exported(
+        "advice",
+        format,
+        lambda path: export_advice(
             service.store,
             path,
             format,
             service.salt,
             created_from_s=None if from_ns is None else from_ns / 1_000_000_000,
             created_to_s=None if to_ns is None else to_ns / 1_000_000_000,
-            clocks=replay_clocks(service.twin.sites()),
-        )
-    except BaseException:
-        tmp.cleanup()
-        raise
-    return download(path, manifest.to_json(), format, tmp)
+            clocks=clocks,
+        ),
+    )
 
 
 assert set(JOB_SCHEMA) >= {"user", "group"}
