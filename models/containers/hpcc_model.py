@@ -4,11 +4,11 @@ Per HPCC figure, a gradient-boosted median of log(figure) from the configuration
 transport, runtime: categorical). The host's state at each run's start (load, CPU pressure) is
 recorded but not a feature: with it the held-out signs came out worse (49-51 of 68 against 53),
 because on this shared machine the load drifts with the run order rather than with the
-configuration. Trained on repetitions 1-3, it predicts
-every run of repetitions 4-5; the predicted and the measured held-out figures then go through the
-same matching (models.containers.hpcc_effects.factor_effects: each level against a reference that
-differs only in that factor), so a factor's predicted and measured effects are compared like for
-like.
+configuration. Trained on the first 60 % of a study's repetitions (1-3 of 5, 1-6 of 10), it
+predicts every run of the last 40 % (4-5 of 5, 7-10 of 10); the predicted and the measured
+held-out figures then go through the same matching (models.containers.hpcc_effects.factor_effects:
+each level against a reference that differs only in that factor), so a factor's predicted and
+measured effects are compared like for like.
 
 "Right" needs a noise floor. On this 2-core VM the same configuration varies by up to ±10 % from
 one repetition to the next under load (HPCC-RUNS.md), so an effect within `NOISE` of 1 is "no
@@ -33,9 +33,10 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from models.containers.hpcc import FACTORS
 from models.containers.hpcc_effects import REFERENCE, REPORTED, factor_effects
 
-__all__ = ["HELD_OUT_REPS", "NOISE", "HpccVerdict", "evaluate_hpcc", "studies", "verdict_markdown"]
+__all__ = ["HELD_OUT_SHARE", "NOISE", "HpccVerdict", "evaluate_hpcc", "held_out_reps", "studies", "verdict_markdown"]
 
-HELD_OUT_REPS = (4, 5)
+HELD_OUT_SHARE = 0.4
+"""The last 40 % of a study's repetitions are held out (4-5 of 5; `rep` counts from 0)."""
 NOISE = 0.10
 """Effects within ±10 % of 1 are "no effect" on this machine (see the module docstring)."""
 CONTEXT: tuple[str, ...] = ()
@@ -81,8 +82,8 @@ class HpccVerdict:
 
 
 def evaluate_hpcc(runs: pl.DataFrame, metrics: Sequence[str] = REPORTED, noise: float = NOISE) -> HpccVerdict:
-    """Train on the other repetitions, predict HELD_OUT_REPS, compare the factor effects."""
-    held = pl.col("rep").is_in(list(HELD_OUT_REPS))
+    """Train on the first repetitions, predict the held-out ones, compare the factor effects."""
+    held = pl.col("rep").is_in(held_out_reps(runs))
     train, test = runs.filter(~held), runs.filter(held)
     rows: list[dict[str, object]] = []
     orders: list[dict[str, object]] = []
@@ -120,6 +121,13 @@ def evaluate_hpcc(runs: pl.DataFrame, metrics: Sequence[str] = REPORTED, noise: 
     return HpccVerdict(pl.DataFrame(rows), pl.DataFrame(orders))
 
 
+def held_out_reps(runs: pl.DataFrame) -> list[int]:
+    """The last HELD_OUT_SHARE of the repetitions (0-based `rep`): [3, 4] of 5, [6, 7, 8, 9] of 10."""
+    reps = int(runs["rep"].max()) + 1  # type: ignore[arg-type]
+    held = max(1, round(reps * HELD_OUT_SHARE))
+    return list(range(reps - held, reps))
+
+
 def _ordered(levels: list[tuple[str, float, float]], noise: float) -> bool:
     """Every pair the measurement tells apart (by more than the floor) is ordered alike."""
     for (_, m1, p1), (_, m2, p2) in combinations(levels, 2):
@@ -132,10 +140,10 @@ def _ordered(levels: list[tuple[str, float, float]], noise: float) -> bool:
     return True
 
 
-def verdict_markdown(verdict: HpccVerdict) -> str:
+def verdict_markdown(verdict: HpccVerdict, held_out: Sequence[int]) -> str:
     t, o = verdict.table, verdict.orders
     lines = [
-        f"Held-out repetitions {HELD_OUT_REPS}; noise floor ±{NOISE:.0%}.",
+        f"Held-out repetitions {', '.join(str(r + 1) for r in held_out)} (counting from 1); noise floor ±{NOISE:.0%}.",
         "",
         f"- signs right: {int(t['sign'].sum())} of {t.height} (strict, no floor: {int(t['sign_strict'].sum())})",
         f"- orders right: {int(o['order'].sum())} of {o.height} (strict: {int(o['order_strict'].sum())})",
@@ -168,5 +176,5 @@ if __name__ == "__main__":
     for name, part in sorted(studies(runs).items()):
         load = float(part["load1_start"].cast(pl.Float64).median() or 0.0)  # type: ignore[arg-type]
         print(f"## study {name}: {part.height} runs, {part['campaign'].n_unique()} campaign(s), median load {load:.1f}")
-        print(verdict_markdown(evaluate_hpcc(part)))
+        print(verdict_markdown(evaluate_hpcc(part), held_out_reps(part)))
         print()
