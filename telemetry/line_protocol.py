@@ -7,8 +7,10 @@ run with `-influxSkipSingleField` stores it under the metric name itself, so wha
 back under our catalog's names.
 
 Why column-wise: a batch holds many samples of few series. The escaped `measurement,tags` prefix
-is built once per series (and cached across batches, bounded), the values and timestamps are
-formatted by polars, and a chunk of lines is joined in one call, so no Python code runs per sample.
+is built once per series (and cached across batches, bounded, as an Arrow column), the values and
+timestamps are formatted by polars, and a body's lines are joined by one Arrow kernel
+(`binary_join_element_wise`), so no Python code runs per sample. A batch whose samples share one
+instant (a scrape) formats that timestamp once.
 
 Escaping follows the line-protocol spec: in a measurement, comma and space; in tag keys and
 values, comma, equals sign and space; a backslash is doubled (a parser reads `\\\\` as one
@@ -27,6 +29,7 @@ from typing import Literal
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from telemetry.schema import Batch
 
@@ -57,6 +60,20 @@ def series_prefix(metric: str, labels_json: str) -> str:
 
 
 _SEED = 0x5EED
+_EMPTY, _SPACE, _NEWLINE = (pa.scalar(text, pa.large_string()) for text in ("", " ", "\n"))
+
+
+def _large(column: pl.Series) -> pa.LargeStringArray:
+    """A polars string column as one Arrow large_string array (offsets a body can slice by)."""
+    array = column.rechunk().to_arrow()
+    return array if array.type == pa.large_string() else array.cast(pa.large_string())
+
+
+def _data(lines: pa.LargeStringArray) -> bytes:
+    """The lines' bytes, back to back: a slice of the array's data buffer, copied once."""
+    _, offsets_buffer, data = lines.buffers()
+    offsets = memoryview(offsets_buffer).cast("q")[lines.offset : lines.offset + len(lines) + 1]
+    return data[offsets[0] : offsets[-1]].to_pybytes()
 
 
 class LineEncoder:
@@ -86,7 +103,9 @@ class LineEncoder:
         self._cache = pl.DataFrame(
             schema={"key": pl.UInt64, "metric": pl.String, "labels": pl.String, "prefix": pl.String}
         )
-        self._templates: OrderedDict[tuple[object, ...], tuple[pl.Series, pl.Series, pl.Series]] = OrderedDict()
+        self._templates: OrderedDict[tuple[object, ...], tuple[pl.Series, pl.Series, pa.LargeStringArray]] = (
+            OrderedDict()
+        )
         self._template_rows = 0
         """Rows held by the templates, bounded by `cache_series` like the cache."""
 
@@ -96,8 +115,7 @@ class LineEncoder:
 
     def bodies(self, batch: Batch) -> Iterator[bytes]:
         """The batch's lines, `lines_per_body` at a time, as UTF-8 request bodies (each line ends in
-        a newline). The lines are one Arrow string column; a body is a slice of its data buffer,
-        so it is copied once, not joined."""
+        a newline), joined one body at a time."""
         frame = batch.frame
         if not frame["value"].is_finite().all():
             finite = frame.filter(pl.col("value").is_finite())
@@ -105,29 +123,21 @@ class LineEncoder:
             frame = finite
         if not frame.height:
             return
+        prefixes = self._prefixes(frame)
         divisor = PRECISION_DIVISOR[self.precision]
-        stamp = pl.col("ts_ns") if divisor == 1 else pl.col("ts_ns") // divisor
-        lines = frame.select(
-            pl.concat_str(
-                [
-                    pl.lit(self._prefixes(frame)),
-                    pl.col("value").cast(pl.String),
-                    pl.lit(" "),
-                    stamp.cast(pl.String),
-                    pl.lit("\n"),
-                ]
-            )
-        ).to_series()
-        array = lines.rechunk().to_arrow()
-        if array.type != pa.large_string():
-            array = array.cast(pa.large_string())
-        _, offsets_buffer, data = array.buffers()
-        offsets = memoryview(offsets_buffer).cast("q")[array.offset : array.offset + len(array) + 1]
-        for start in range(0, len(array), self.lines_per_body):
-            end = min(start + self.lines_per_body, len(array))
-            yield data[offsets[start] : offsets[end]].to_pybytes()
+        stamps = frame["ts_ns"] if divisor == 1 else frame["ts_ns"] // divisor
+        values = _large(frame["value"].cast(pl.String))
+        if stamps.min() == stamps.max():  # a scrape's samples share their instant
+            tail: list[pa.Scalar | pa.Array] = [pa.scalar(f" {stamps[0]}\n", pa.large_string())]
+        else:
+            tail = [_SPACE, _large(stamps.cast(pl.String)), _NEWLINE]
+        for start in range(0, frame.height, self.lines_per_body):
+            n = min(self.lines_per_body, frame.height - start)
+            parts = [part.slice(start, n) if isinstance(part, pa.Array) else part for part in tail]
+            lines = pc.binary_join_element_wise(prefixes.slice(start, n), values.slice(start, n), *parts, _EMPTY)
+            yield _data(lines)
 
-    def _prefixes(self, frame: pl.DataFrame) -> pl.Series:
+    def _prefixes(self, frame: pl.DataFrame) -> pa.LargeStringArray:
         """`measurement,tags value=` for every row of `frame`, in its order."""
         metric, labels = frame["metric"], frame["labels"]
         key = (frame.height, metric[0], labels[0], metric[-1], labels[-1])
@@ -135,7 +145,7 @@ class LineEncoder:
         if template is not None and template[1].equals(labels) and template[0].equals(metric):
             self._templates.move_to_end(key)
             return template[2]
-        prefixes = self._joined(frame.select("metric", "labels"))
+        prefixes = _large(self._joined(frame.select("metric", "labels")))
         if template is not None:
             self._template_rows -= template[0].len()
         self._templates[key] = (metric, labels, prefixes)

@@ -61,6 +61,14 @@ def test_bodies_are_chunked_in_order() -> None:
     ]
 
 
+def test_a_scrape_at_one_instant_carries_it_on_every_line_of_every_body() -> None:
+    batch = Batch.from_samples(Sample("m", float(i), {"k": str(i)}, 1_700_000_000_987_654_321) for i in range(7))
+    bodies = list(LineEncoder("ms", lines_per_body=3).bodies(batch))
+    got = [line for body in bodies for line in body.decode().splitlines()]
+    assert [b.count(b"\n") for b in bodies] == [3, 3, 1]
+    assert got == [f"m,k={i} value={float(i)} 1700000000987" for i in range(7)]
+
+
 def test_nan_and_infinity_are_left_out_and_counted() -> None:
     encoder = LineEncoder()
     batch = Batch.from_samples(
