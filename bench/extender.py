@@ -14,12 +14,18 @@ kube-scheduler sends it, against a bare Starlette app doing the least any Python
   20 images) so a node is ~5 KB with its managedFields, as on a real cluster. Each cycle has a
   fresh pod UID, so each filter computes its advice (the prioritize reuses it, as in a real cycle).
 - Client: one keep-alive connection, cycles one after another (the scheduler asks about one pod at
-  a time), ours and the peer's interleaved so machine load hits both alike. Also reported, not
-  judged: the same with `nodeCacheCapable: true` (names only), where the advice engine dominates.
+  a time), ours and the peer's interleaved so machine load hits both alike.
+- Both ways a kube-scheduler can call: with `nodeCacheCapable: true` (names only, 7 KB: what
+  deploy/ ships and what the README tells a cluster to run; the advice engine dominates) and with
+  full Node objects (2.7 MB each way).
 
-ratio = our cycles per second ÷ the peer's (target ≥ 0.7); PASS also needs our p99 ≤ 10 ms.
+ratio = our cycles per second ÷ the peer's, the lower of the two body kinds (target ≥ 0.7). PASS
+also needs our p99 ≤ 10 ms with names only. With full Node objects the p99 is reported, not judged:
+decoding 2.7 MB with the stdlib decoder costs the bare peer itself more than 10 ms (its p50 is
+about 45 ms here), so no Python extender can meet it that way; that is why the shipped
+configuration is `nodeCacheCapable: true`.
 
-    .venv/bin/python bench/extender.py [--cycles 200]
+    .venv/bin/python bench/extender.py [--cycles 200] [--name-cycles 1000]
 """
 
 from __future__ import annotations
@@ -194,7 +200,8 @@ def wait_for_data(url: str, token: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cycles", type=int, default=200)
+    parser.add_argument("--cycles", type=int, default=200, help="cycles with full Node objects")
+    parser.add_argument("--name-cycles", type=int, default=1000, help="cycles by names only (a p99 needs many)")
     parser.add_argument("--serve-ours", nargs=2, metavar=("PORT", "DATA"), help=argparse.SUPPRESS)
     parser.add_argument("--serve-peer", nargs=2, metavar=("PORT", "ANSWERS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -236,7 +243,7 @@ def main() -> None:
             wait_for_data(ours_url, token)
             ours_base, peer_base = f"{ours_url}/k8s/extender/v1", peer_url
             full_ours, full_peer = run(args.cycles, ours_base, peer_base, full)
-            name_ours, name_peer = run(args.cycles, ours_base, peer_base, by_name)
+            name_ours, name_peer = run(args.name_cycles, ours_base, peer_base, by_name)
             metrics = httpx.get(f"{ours_url}/metrics", timeout=10).text
         finally:
             for proc in procs:
@@ -248,20 +255,28 @@ def main() -> None:
     ]  # fmt: skip
     table = ["| body | server | p50 ms | p99 ms | cycles/s |", "|---|---|---|---|---|"]
     table += [f"| {b} | {w} | {s['p50_ms']:.1f} | {s['p99_ms']:.1f} | {s['per_s']:.1f} |" for b, w, s in rows]
-    ratio = full_ours["per_s"] / full_peer["per_s"]
-    p99_ok = full_ours["p99_ms"] <= P99_TARGET_MS
+    full_ratio = full_ours["per_s"] / full_peer["per_s"]
+    name_ratio = name_ours["per_s"] / name_peer["per_s"]
+    ratio = min(full_ratio, name_ratio)
+    p99_ok = name_ours["p99_ms"] <= P99_TARGET_MS
     ok = ratio >= TARGET and p99_ok
     verdict = f"{NAME}: ratio={ratio:.3f} target={TARGET} {'PASS' if ok else 'FAIL'}"
+    summary = (
+        f"ours ÷ peer cycles/s: {name_ratio:.3f} by names only, {full_ratio:.3f} with full Node objects;"
+        f" our p99 by names only {name_ours['p99_ms']:.1f} ms against {P99_TARGET_MS:.0f} ms"
+        f" ({'met' if p99_ok else 'NOT met'}); with full Node objects {full_ours['p99_ms']:.1f} ms,"
+        f" the bare peer's {full_peer['p99_ms']:.1f} ms (not judged: see the docstring)"
+    )
     print("\n".join(table))
     print("fallbacks during the run: " + ", ".join(fallbacks))
-    print(f"our p99 (full bodies) {full_ours['p99_ms']:.1f} ms, target <= {P99_TARGET_MS:.0f} ms:"
-          f" {'met' if p99_ok else 'NOT met'}; names-only p99 {name_ours['p99_ms']:.1f} ms")  # fmt: skip
+    print(summary)
     RESULTS.write_text(
-        f"# bench/extender.py\n\n{machine_note()}; {args.cycles} cycles (filter + prioritize) each, one connection,"
-        f" ours and the peer interleaved.\nBody: {NODES} nodes, {len(full):,} bytes with full Node objects,"
-        f" {len(by_name):,} by name.\n\n" + "\n".join(table) + "\n\n" + verdict
-        + f" (ours ÷ peer cycles/s, full bodies; our p99 {full_ours['p99_ms']:.1f} ms against {P99_TARGET_MS:.0f} ms)\n"
-    )  # fmt: skip
+        f"# bench/extender.py\n\n{machine_note()}; {args.cycles} cycles (filter + prioritize) with full Node"
+        f" objects, {args.name_cycles} by names only, one connection, ours and the peer interleaved.\n"
+        f"Body: {NODES} nodes, {len(full):,} bytes with full Node objects, {len(by_name):,} by name.\n\n"
+        + "\n".join(table)
+        + f"\n\n{summary}.\n\n{verdict}\n"
+    )
     print(verdict)
 
 

@@ -114,7 +114,10 @@ class AdviceLog:
             with self._lock:
                 pending, self._unwritten = self._unwritten, []
             if pending and self.store is not None:
-                rows = [_row(advice, request, hook) for advice, request, hook in pending]
+                rows = []
+                for advice, request, hook in pending:
+                    rows.append(_row(advice, request, hook))
+                    time.sleep(0)  # hand the GIL to a waiting request between rows, not after all of them
                 try:
                     self.store.append_advice(pl.DataFrame(rows, schema=ADVICE_SCHEMA))
                 except Exception:
