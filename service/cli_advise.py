@@ -65,6 +65,9 @@ def advise(
     site: Annotated[list[str] | None, typer.Option("--site", help="Only these sites (repeatable)")] = None,
     deadline: Annotated[str | None, typer.Option(help="Finish by: +4h, ISO-8601 (UTC) or unix s")] = None,
     max_cost: Annotated[float | None, typer.Option(help="At most this cost")] = None,
+    preview: Annotated[
+        bool, typer.Option("--preview", help="A dry run: the same ranking, nothing booked against herding or logged")
+    ] = False,
     url: Annotated[str | None, typer.Option(help="The service (default: its configured address)")] = None,
     token: Annotated[str | None, typer.Option(help="API token with the advise scope (or CTWIN_TOKEN)")] = None,
     token_file: Annotated[Path | None, typer.Option(help="File holding the token")] = None,
@@ -99,7 +102,7 @@ def advise(
     try:
         response = httpx.post(
             f"{url.rstrip('/')}/v1/advice",
-            params={"hook": "cli"},
+            params={"hook": "cli", **({"preview": "true"} if preview else {})},
             json=body,
             headers={"Authorization": f"Bearer {secret}"},
             timeout=30,

@@ -9,9 +9,10 @@ reports the job id back so the advice log joins its outcome when it ends.
 The wrapper must never stop a user from submitting: when there is no advice (no service, no
 token, no Slurm site, nothing recommended, a heterogeneous job), it says why and runs plain sbatch
 with the user's own arguments, unless `--no-fallback` (or `schedulers.slurm.fallback: false`).
-The exit code is sbatch's. `--dry-run` submits nothing: the ranking next to what `sbatch -M
-<every cluster> --test-only` alone would pick. `--advise-only [--json]` prints only the choice
-(for deploy/slurm/cli_filter.lua); `--report ID:CLUSTER:JOBID` reports a job submitted elsewhere.
+The exit code is sbatch's. `--dry-run` submits nothing: the ranking (a preview: nothing booked,
+nothing logged) next to what `sbatch -M <every cluster> --test-only` alone would pick.
+`--advise-only [--json]` prints only the choice (for deploy/slurm/cli_filter.lua);
+`--report ID:CLUSTER:JOBID` reports a job submitted elsewhere.
 
 ctwin's own options (`--config`, `--url`, `--token`, `--token-file`, `--dry-run`, `--advise-only`,
 `--json`, `--no-fallback`, `--report`, `--help`) come before the script; `-c` is sbatch's
@@ -76,7 +77,8 @@ ctwin options (before the script):
   --url URL            the service (default: CTWIN_URL, schedulers.slurm.url, serve: address)
   --token T            API token with the advise scope (or CTWIN_TOKEN, --token-file, token_file)
   --token-file FILE
-  --dry-run            submit nothing: the ranking next to what `sbatch -M <all> --test-only` picks
+  --dry-run            submit nothing: the ranking (not booked, not logged) next to what
+                       `sbatch -M <all> --test-only` picks
   --advise-only        print only the choice (cluster, partition, comment); with --json as JSON
   --json               machine-readable output (--dry-run, --advise-only)
   --no-fallback        fail instead of submitting without advice
@@ -271,7 +273,8 @@ def _advise(
     except SbatchSetupError as exc:
         raise _Unadvised(str(exc)) from None
     body = advice_body(job, sites, user=_user(), default_walltime_s=hook.default_walltime, home=_home(hook, sites))
-    advice = _post(_url(own, loaded, hook), "/v1/advice", _token(own, hook), hook.timeout, body, hook="sbatch")
+    extra = {"preview": "true"} if own.dry_run else {}  # a dry run books nothing and logs nothing
+    advice = _post(_url(own, loaded, hook), "/v1/advice", _token(own, hook), hook.timeout, body, hook="sbatch", **extra)
     place = placement(advice, sites, job)
     if place is None:
         raise _Unadvised(f"the advice ({advice.get('advice_id')}) recommends no cluster: {advice.get('summary')}")
@@ -455,8 +458,9 @@ def _dry_run(
         return done.returncode
     if advice is not None:
         by_site = {s.site: s for s in sites}
+        title = f"advice {advice['advice_id']} (nothing submitted, booked or logged)"
         table = Table("#", "site", "cluster", "partition", "wait", "run", "turnaround",
-                      title=f"advice {advice['advice_id']} (nothing submitted)", title_justify="left")  # fmt: skip
+                      title=title, title_justify="left")  # fmt: skip
         rank = 0
         for s in advice["sites"]:
             if s["site"] not in by_site:

@@ -215,6 +215,15 @@ HookParam = Annotated[
 ]
 
 
+PreviewParam = Annotated[
+    bool,
+    Query(
+        description="A dry run: the same ranking, but nothing booked (later answers do not see this job) and"
+        " nothing logged; its id starts with `preview-` and cannot be reported"
+    ),
+]
+
+
 @router.post(
     "/advice",
     response_model=AdviceOut,
@@ -222,8 +231,9 @@ HookParam = Annotated[
     responses={**BAD_REQUEST, **NOT_FOUND},
     summary="Where should this job run? Every site ranked by predicted turnaround, cost or energy",
 )
-def advise(service: ServiceDep, job: JobRequestIn, hook: HookParam = "api") -> Response:
-    advice = service.advisor.advise(job.to_request(), hook)
+def advise(service: ServiceDep, job: JobRequestIn, hook: HookParam = "api", preview: PreviewParam = False) -> Response:
+    request = job.to_request()
+    advice = service.advisor.preview(request) if preview else service.advisor.advise(request, hook)
     return json_response(dumps(advice_to_dict(advice)))
 
 

@@ -152,6 +152,7 @@ def test_dry_run_shows_the_ranking_next_to_sbatch_test_only(
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     assert answer["advice"]["recommended"] == "beta" and answer["placement"]["cluster"] == "beta"
+    assert answer["advice"]["advice_id"].startswith("preview-")  # booked nothing, logged nothing
     test_only = answer["sbatch_test_only"]
     assert test_only["asked"] == ["alpha", "beta"] and test_only["clusters"] == ["beta"], test_only
     per = {w["cluster"]: w for w in test_only["per_cluster"]}

@@ -68,6 +68,21 @@ def test_the_default_continuum_is_ranked_with_bands_reasons_ages_and_wall_clock(
         metrics = client.get("/metrics").text
         assert f'ctwin_advice_total{{site="{advice["recommended"]}"}}' in metrics
 
+        def advised() -> float:
+            lines = client.get("/metrics").text.splitlines()
+            return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("ctwin_advice_total{"))
+
+        counted = advised()
+        dry = client.post("/v1/advice", params={"preview": "true"}, json=job, headers=auth["advise"])
+        assert dry.status_code == 200, dry.text
+        preview = dry.json()
+        assert preview["advice_id"].startswith("preview-") and {s["site"] for s in preview["sites"]} == set(sites)
+        assert advised() == counted  # a dry run is not counted, not logged ...
+        assert client.get(f"/v1/advice/{preview['advice_id']}", headers=auth["advise"]).status_code == 422
+        outcome = {"site": preview["recommended"] or "kth-sp2", "job_id": "1"}
+        refused = client.post(f"/v1/advice/{preview['advice_id']}/outcome", json=outcome, headers=auth["advise"])
+        assert refused.status_code == 422  # ... and cannot be reported
+
         batch = client.post("/v1/advice/batch", json={"jobs": [job, {**job, "cores": 8}, job]}, headers=auth["advise"])
         assert batch.status_code == 200 and len(batch.json()["items"]) == 3
 

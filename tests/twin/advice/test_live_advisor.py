@@ -86,6 +86,19 @@ def test_fifty_identical_requests_do_not_all_pile_onto_one_site() -> None:
     assert len(advisor.ledger) == 50
 
 
+def test_a_preview_books_nothing_and_logs_nothing() -> None:
+    """A dry run (POST /v1/advice?preview=true, `ctwin sbatch --dry-run`) must not move the answers
+    after it: fifty previews leave the ledger and the log empty, and each ranks like the first."""
+    clock = Clock()
+    twin, _ = _twin(clock, {"home": 1.0, "a": 1.2, "b": 1.0}, {"home": 64})
+    job = JobRequest(cores=32, walltime_s=3600, input=DataSpec(1e9, "home"))
+    advisor = _advisor(twin, clock)
+    previews = [advisor.preview(job) for _ in range(50)]
+    assert {p.recommended for p in previews} == {"a"} and all(p.advice_id.startswith("preview-") for p in previews)
+    assert len(advisor.ledger) == 0 and advisor.log.stats().advised == {}
+    assert advisor.advise(job).recommended == "a"  # the first real answer is the one it would have been
+
+
 def test_a_booking_ends_when_the_job_is_seen_in_the_queue_or_reported_elsewhere() -> None:
     clock = Clock()
     twin, _ = _twin(clock, {"home": 1.0, "a": 1.0}, {"home": 64})
