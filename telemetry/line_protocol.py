@@ -17,7 +17,8 @@ values, comma, equals sign and space; a backslash is doubled (a parser reads `\\
 backslash). Newlines and carriage returns cannot be carried at all, so they are written as the
 two characters `\\n` / `\\r` (Telegraf does the same). An empty label value is no tag (InfluxDB
 refuses empty tag values; an empty Prometheus label is an absent one). Line protocol has no NaN or
-infinity: such samples are left out and counted (`skipped_samples`).
+infinity: such samples are left out and counted (`skipped_samples`), as are samples with no value
+or no timestamp at all.
 """
 
 from __future__ import annotations
@@ -117,10 +118,12 @@ class LineEncoder:
         """The batch's lines, `lines_per_body` at a time, as UTF-8 request bodies (each line ends in
         a newline), joined one body at a time."""
         frame = batch.frame
-        if not frame["value"].is_finite().all():
-            finite = frame.filter(pl.col("value").is_finite())
-            self.skipped_samples += frame.height - finite.height
-            frame = finite
+        value, stamp = frame["value"], frame["ts_ns"]
+        if value.null_count() or stamp.null_count() or not value.is_finite().all():  # counts: O(1)
+            # a null would void its whole line in the join below
+            writable = frame.filter(pl.col("value").is_finite() & pl.col("ts_ns").is_not_null())
+            self.skipped_samples += frame.height - writable.height
+            frame = writable
         if not frame.height:
             return
         prefixes = self._prefixes(frame)

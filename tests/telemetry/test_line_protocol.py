@@ -79,6 +79,16 @@ def test_nan_and_infinity_are_left_out_and_counted() -> None:
     assert list(encoder.bodies(Batch.from_samples([Sample("m", float("nan"), {}, 1)]))) == []
 
 
+def test_a_sample_without_a_value_or_a_timestamp_is_left_out_and_counted() -> None:
+    encoder = LineEncoder()
+    frame = pl.DataFrame(
+        {"metric": ["m", "m", "m"], "labels": ["{}", "{}", "{}"], "value": [None, 2.0, 3.0], "ts_ns": [1, None, 3]},
+        schema={"metric": pl.String, "labels": pl.String, "value": pl.Float64, "ts_ns": pl.Int64},
+    )
+    assert lines(encoder, Batch(frame)) == ["m value=3.0 3"]
+    assert encoder.skipped_samples == 2
+
+
 def test_the_prefix_cache_is_bounded() -> None:
     encoder = LineEncoder(cache_series=5)
     for start in range(0, 40, 4):
