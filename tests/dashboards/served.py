@@ -16,7 +16,20 @@ import httpx
 
 from tests.conftest import free_port
 
-__all__ = ["Served", "served_twin"]
+__all__ = ["LOCAL_AND_KTH", "Served", "served_twin"]
+
+LOCAL_AND_KTH = """
+sites:
+  - name: local
+    kind: edge
+    collectors: [{type: node, interval: 1s}]
+  - name: kth-sp2
+    kind: hpc
+    collectors: [{type: replay, trace: KTH-SP2-1996-2.1-cln.swf.gz, interval: 1s, speed: 600, start_offset: 60d}]
+links:
+  - {between: [local, kth-sp2], bandwidth_gbps: 10, latency_ms: 30}
+"""
+"""This host and KTH-SP2 replayed 600 times faster than it ran, joined by a 10 Gb/s link."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import pytest
 
 from dashboards import ids
 from dashboards.app import create_dash
-from tests.dashboards.served import served_twin
+from tests.dashboards.served import LOCAL_AND_KTH, served_twin
 from tests.dashboards.test_overview_browser import _wait, click, driver, save_element_screenshot, serving  # noqa: F401
 from tests.twin.whatif_helpers import Replayed, replayed
 
@@ -95,19 +95,6 @@ def test_moving_a_job_by_clicking_shows_the_shifts_and_both_rankings(
     assert "leaves kth no CPU" in driver.find_element(By.ID, ids.WHATIF_ERROR).text
 
 
-SERVE_CONFIG = """
-sites:
-  - name: local
-    kind: edge
-    collectors: [{type: node, interval: 1s}]
-  - name: kth-sp2
-    kind: hpc
-    collectors: [{type: replay, trace: KTH-SP2-1996-2.1-cln.swf.gz, interval: 1s, speed: 600, start_offset: 60d}]
-links:
-  - {between: [local, kth-sp2], bandwidth_gbps: 10, latency_ms: 30}
-"""
-
-
 def test_the_served_page_drains_a_replayed_site_and_takes_it_down(
     driver: Any,  # noqa: F811
     tmp_path_factory: pytest.TempPathFactory,
@@ -115,7 +102,7 @@ def test_the_served_page_drains_a_replayed_site_and_takes_it_down(
     """`ctwin serve` itself: the page gets the service's own Advisor (service/app.py)."""
     from selenium.webdriver.common.by import By
 
-    with served_twin(SERVE_CONFIG, tmp_path_factory.mktemp("whatif-serve")) as served:
+    with served_twin(LOCAL_AND_KTH, tmp_path_factory.mktemp("whatif-serve")) as served:
         driver.get(served.url + "?view=whatif&change=nodes&site=kth-sp2&drain=40")
         table = f"#{ids.WHATIF_JOBS_TABLE} tr[{ids.WHATIF_JOB_ATTR}]"
         _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, table), "the drained site's delayed jobs", timeout=60)

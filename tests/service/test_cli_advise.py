@@ -14,25 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.dashboards.served import Served, served_twin
+from tests.dashboards.served import LOCAL_AND_KTH, Served, served_twin
 
-CONFIG = """
-sites:
-  - name: local
-    kind: edge
-    collectors: [{type: node, interval: 1s}]
-  - name: kth-sp2
-    kind: hpc
-    collectors: [{type: replay, trace: KTH-SP2-1996-2.1-cln.swf.gz, interval: 1s, speed: 600, start_offset: 30d}]
-links:
-  - {between: [local, kth-sp2], bandwidth_gbps: 10, latency_ms: 30}
-"""
 JOB = ["--cores", "64", "--walltime", "2h", "--input", "20GB@local", "--user", "3"]
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    with served_twin(CONFIG, tmp_path_factory.mktemp("advise")) as twin:
+    with served_twin(LOCAL_AND_KTH, tmp_path_factory.mktemp("advise")) as twin:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # the replayed site must have reported once
             answer = httpx.post(f"{twin.url}v1/advice", json={"cores": 1, "walltime": "1h"}, headers=twin.auth)
