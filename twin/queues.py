@@ -236,13 +236,9 @@ class QueueForecaster:
             built_wall_s=self.clock(),
             queue_seen_wall_s=self.state.queue_seen_s(site),
         )
-        chosen: PredictorName | Predictor
         if loaded is not None:
             base._learned = LearnedRuntime(_estimator(loaded), _rows(finished, queue), hypothetical=base.hypothetical)
-            chosen = base._learned
-        else:
-            chosen = "ave2" if predictor == "auto" else predictor  # type: ignore[assignment]
-        result = self._run(site, base, chosen, ())
+        result = self._run(site, base, _predictor(base), ())
         if base._learned is not None:
             ids = queue["job_id"].cast(pl.String).to_list()
             learned = base._learned
@@ -276,9 +272,7 @@ class QueueForecaster:
         base = self.base(site, predictor)
         if not extra:
             return base.forecast
-        chosen: PredictorName | Predictor
-        chosen = base._learned if base._learned is not None else ("ave2" if predictor == "auto" else predictor)  # type: ignore[assignment]
-        return self._run(site, base, chosen, extra)
+        return self._run(site, base, _predictor(base), extra)
 
     def rerun(
         self, base: QueueBase, queue: pl.DataFrame, processors: int, pinned: Mapping[str, int] | None = None
@@ -288,11 +282,7 @@ class QueueForecaster:
         not predicted. Neither cached nor recorded for scoring, so live forecasts and their
         accuracy never see a hypothetical queue."""
         copy = replace(base, queue=queue, processors=processors, _lock=threading.Lock())
-        chosen: PredictorName | Predictor
-        if base._learned is not None:
-            chosen = base._learned
-        else:
-            chosen = "ave2" if base.predictor_choice in ("auto", "learned") else base.predictor_choice  # type: ignore[assignment]
+        chosen = _predictor(base)
         if pinned:
             chosen = Pinned(predictor_for(chosen) if isinstance(chosen, str) else chosen, pinned)
         copy.forecast = self._run(base.site, copy, chosen, ())
@@ -324,6 +314,14 @@ class QueueForecaster:
             runtime_mean_accuracy=runtimes.mean_accuracy,
             runtime_mae_s=runtimes.mae_s,
         )
+
+
+def _predictor(base: QueueBase) -> PredictorName | Predictor:
+    """What forecasts the base's queue: its learned model when it has one, else the chosen rule
+    (AVE2 for "auto")."""
+    if base._learned is not None:
+        return base._learned
+    return "ave2" if base.predictor_choice in ("auto", "learned") else base.predictor_choice  # type: ignore[return-value]
 
 
 def _estimator(loaded: Any) -> Any:

@@ -24,7 +24,7 @@ from twin.advice.herding import HerdingLedger
 from twin.advice.log import AdviceLog
 from twin.advice.outcome import Advice
 from twin.advice.profile import FreeProfile
-from twin.advice.rank import AdvicePolicy, Candidate, QueueInputs, evaluate, rank
+from twin.advice.rank import AdvicePolicy, Candidate, QueueInputs, RuntimeGuess, evaluate, rank
 from twin.advice.request import JobRequest
 from twin.advice.runtimes import guess_runtimes
 from twin.advice.speeds import learn_speeds
@@ -70,46 +70,17 @@ class Advisor:
         topology = self.twin.topology
         homes = [self._home(r) for r in requests]
         for request in requests:
-            for data in (request.input, request.output):
-                if data.site is not None:
-                    topology.site(data.site)  # UnknownSiteError
-            for name in request.constraints.allowed_sites:
-                topology.site(name)
+            self._check_names(request)
         bases = self._bases()
         views = {v.name: v for v in self.twin.current.sites()}
-        runtimes = guess_runtimes(requests, topology.sites, bases, homes, self.speeds(bases))
-        if self.containers is not None:
-            runtimes = self.containers.apply(requests, topology.sites, runtimes)
+        runtimes = self._runtimes(requests, bases, homes, self.speeds(bases))
         planner = TransferPlanner(self.twin.links(), probe_max_age_s=self.policy.max_data_age_s)
-        egress = {s.name: s.placement.pricing.egress_per_gb for s in topology.sites}
         out = []
         with self._lock:  # one booking at a time: the next request sees the previous one's
             candidates = {s.name: self._candidate(s, views[s.name], bases.get(s.name)) for s in topology.sites}
             for request, home, guesses in zip(requests, homes, runtimes, strict=True):
                 now = self.clock()
-                outcomes = [
-                    evaluate(
-                        request,
-                        candidates[spec.name],
-                        guesses[spec.name],
-                        planner,
-                        home=home,
-                        wall_now_s=now,
-                        policy=self.policy,
-                        source_pricing=egress,
-                    )
-                    for spec in topology.sites
-                ]
-                currency = topology.sites[0].placement.pricing.currency if topology.sites else "EUR"
-                advice = rank(
-                    request,
-                    outcomes,
-                    advice_id=_new_id(now),
-                    home=home,
-                    wall_now_s=now,
-                    policy=self.policy,
-                    currency=currency,
-                )
+                advice = self._rank(request, home, candidates, guesses, planner, now, _new_id(now))
                 booked = self._book(advice, request, bases)
                 if booked is not None:  # only the booked site's candidate changed
                     candidates[booked] = self._candidate(topology.site(booked), views[booked], bases.get(booked))
@@ -130,23 +101,16 @@ class Advisor:
         views, and `down` marks sites down with the reason shown in the ranking."""
         topology = self.twin.topology
         home = self._home(request)
-        for data in (request.input, request.output):
-            if data.site is not None:
-                topology.site(data.site)
-        for name in request.constraints.allowed_sites:
-            topology.site(name)
+        self._check_names(request)
         today = self._bases()
         used = {**today, **(bases or {})}
         views = {v.name: v for v in self.twin.current.sites()}
-        runtimes = guess_runtimes([request], topology.sites, used, [home], self.speeds(today))
-        if self.containers is not None:
-            runtimes = self.containers.apply([request], topology.sites, runtimes)
+        guesses = self._runtimes([request], used, [home], self.speeds(today))[0]
         planner = TransferPlanner(
             self.twin.links() if links is None else links, probe_max_age_s=self.policy.max_data_age_s
         )
-        egress = {s.name: s.placement.pricing.egress_per_gb for s in topology.sites}
         now = self.clock()
-        outcomes = []
+        candidates: dict[str, Candidate] = {}
         with self._lock:
             for spec in topology.sites:
                 base = used.get(spec.name)
@@ -154,27 +118,59 @@ class Advisor:
                 candidate = self._candidate(spec, views[spec.name], base, fresh=fresh)
                 if down and spec.name in down:
                     candidate = replace(candidate, state="down", last_error=down[spec.name])
-                outcomes.append(
-                    evaluate(
-                        request,
-                        candidate,
-                        runtimes[0][spec.name],
-                        planner,
-                        home=home,
-                        wall_now_s=now,
-                        policy=self.policy,
-                        source_pricing=egress,
-                    )
-                )
-        currency = topology.sites[0].placement.pricing.currency if topology.sites else "EUR"
+                candidates[spec.name] = candidate
+            return self._rank(request, home, candidates, guesses, planner, now, f"preview-{int(now * 1000):011x}")
+
+    def _check_names(self, request: JobRequest) -> None:
+        """UnknownSiteError for a data site or an allowed site the topology does not know."""
+        topology = self.twin.topology
+        for data in (request.input, request.output):
+            if data.site is not None:
+                topology.site(data.site)
+        for name in request.constraints.allowed_sites:
+            topology.site(name)
+
+    def _runtimes(
+        self,
+        requests: Sequence[JobRequest],
+        bases: Mapping[str, QueueBase],
+        homes: list[str],
+        speeds: dict[str, float],
+    ) -> list[dict[str, RuntimeGuess]]:
+        """Each request's run time at every site, the container effect of each site applied."""
+        sites = self.twin.topology.sites
+        runtimes = guess_runtimes(requests, sites, bases, homes, speeds)
+        return self.containers.apply(requests, sites, runtimes) if self.containers is not None else runtimes
+
+    def _rank(
+        self,
+        request: JobRequest,
+        home: str,
+        candidates: Mapping[str, Candidate],
+        guesses: Mapping[str, RuntimeGuess],
+        planner: TransferPlanner,
+        now: float,
+        advice_id: str,
+    ) -> Advice:
+        """Every site's outcome for the request, ranked (twin.advice.rank)."""
+        sites = self.twin.topology.sites
+        egress = {s.name: s.placement.pricing.egress_per_gb for s in sites}
+        outcomes = [
+            evaluate(
+                request,
+                candidates[spec.name],
+                guesses[spec.name],
+                planner,
+                home=home,
+                wall_now_s=now,
+                policy=self.policy,
+                source_pricing=egress,
+            )
+            for spec in sites
+        ]
+        currency = sites[0].placement.pricing.currency if sites else "EUR"
         return rank(
-            request,
-            outcomes,
-            advice_id=f"preview-{int(now * 1000):011x}",
-            home=home,
-            wall_now_s=now,
-            policy=self.policy,
-            currency=currency,
+            request, outcomes, advice_id=advice_id, home=home, wall_now_s=now, policy=self.policy, currency=currency
         )
 
     def report(self, advice_id: str, site: str, job_id: str, stage_in_s: float | None = None) -> dict[str, object]:

@@ -223,10 +223,10 @@ class WhatIf:
         down: dict[str, str],
         moved: dict[str, tuple[str, str]],
     ) -> list[JobShift]:
-        today_rows: dict[str, tuple[str, int | None, int]] = {}  # job → (site, start, now)
+        today_rows: dict[tuple[str, str], tuple[int | None, int]] = {}  # (site, job) → (start, now)
         for site, q in queues.items():
             for job, start in _starts(q.base):
-                today_rows[f"{site}\0{job}"] = (site, start, q.base.now_s)
+                today_rows[(site, job)] = (start, q.base.now_s)
         out: list[JobShift] = []
         for site, q in queues.items():
             after = scenario.get(site)
@@ -237,17 +237,17 @@ class WhatIf:
                     continue
                 came = moved.get(job)
                 origin = came[0] if came is not None and came[1] == site else site
-                before = today_rows.get(f"{origin}\0{job}")
+                before = today_rows.get((origin, job))
                 then = None if site in down else start
                 note = "its site is down" if site in down else ""
                 if then is not None and q.drained and then >= now + _FOREVER_S // 2:
                     then, note = None, "wider than the CPUs left in service"
                 if origin != site:
                     note = "; ".join(n for n in (f"moved from {origin}", note) if n)
-                today_start = before[1] if before else None
+                today_start, today_now = before if before is not None else (None, now)
                 shift = None
-                if then is not None and today_start is not None and before is not None:
-                    shift = (then - now) - (today_start - before[2])
+                if then is not None and today_start is not None:
+                    shift = (then - now) - (today_start - today_now)
                 elif then is None and today_start is None:
                     shift = 0
                 out.append(JobShift(job, site, origin, today_start, then, shift, note))
