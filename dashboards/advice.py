@@ -36,7 +36,7 @@ from dashboards.advice_form import (
     parse_job,
 )
 from dashboards.clocks import clock_of
-from dashboards.figures import empty_figure
+from dashboards.figures import empty_figure, sized
 from dashboards.pages import HIDDEN, Page, Sources
 from dashboards.parts import HOOK_NAMES, _attr
 from twin.advice.live import Advisor
@@ -85,7 +85,7 @@ def layout() -> Component:
             dcc.Link("Rank every site", id=ids.ADVICE_SUBMIT, href=advice_query({}), className="button"),
             html.Nav(id=ids.ADVICE_OBJECTIVES, className="choices"),
             html.Div(id=ids.ADVICE_SUMMARY, className="advice-summary"),
-            dcc.Graph(id=ids.ADVICE_GRAPH, figure=_BLANK, config=_GRAPH_CONFIG, style=_height(_BLANK)),
+            dcc.Graph(id=ids.ADVICE_GRAPH, figure=_BLANK, config=_GRAPH_CONFIG, style=sized(_BLANK)),
             html.Div(id=ids.ADVICE_RANKING),
             html.H3("Recent advice"),
             html.P(
@@ -99,10 +99,6 @@ def layout() -> Component:
         className="panel",
         style=HIDDEN,
     )
-
-
-def _height(figure: go.Figure) -> dict[str, str]:
-    return {"height": f"{figure.layout.height}px"}
 
 
 # ------------------------------------------------------------------------------------- rendering
@@ -345,7 +341,7 @@ def register(app: dash.Dash, sources: Sources) -> None:
 
         def work() -> tuple[Any, ...]:
             links, summary, fig, table = render_advice(sources.advisor, search, sources.reader)
-            return links, summary, fig, _height(fig), table, render_log(sources.advisor)
+            return links, summary, fig, sized(fig), table, render_log(sources.advisor)
 
         return await asyncio.to_thread(work)
 

@@ -20,7 +20,7 @@ from dash import Input, Output, dcc, html
 from dash.development.base_component import Component
 
 from dashboards import ids
-from dashboards.figures import empty_figure
+from dashboards.figures import empty_figure, sized
 from dashboards.pages import HIDDEN, Page, Sources
 from dashboards.parts import _attr
 from twin.advice.containers import AFFINITIES, ContainerEffects
@@ -35,11 +35,6 @@ COUNTS = (1, 2, 4, 8, 16, 32)
 BATCHES = (1, 2, 4, 8, 16, 32)
 _GRAPH_CONFIG = dcc.Graph.Config(displayModeBar=False)
 _BLANK = empty_figure("loading…")
-
-
-def _height(figure: go.Figure) -> dict[str, str]:
-    """A pixel height on the graph's div (dcc.Graph's resize drops the figure's: overview.sized)."""
-    return {"height": f"{figure.layout.height}px"}
 
 
 def is_shown(search: str | None) -> bool:
@@ -81,10 +76,10 @@ def layout() -> Component:
             html.H3("What if this application ran otherwise?"),
             html.Nav(id=ids.CONTAINERS_FORM, className="choices"),
             html.Div(id=ids.CONTAINERS_WHATIF_NOTE, className="muted"),
-            dcc.Graph(id=ids.CONTAINERS_WHATIF, figure=_BLANK, config=_GRAPH_CONFIG, style=_height(_BLANK)),
+            dcc.Graph(id=ids.CONTAINERS_WHATIF, figure=_BLANK, config=_GRAPH_CONFIG, style=sized(_BLANK)),
             html.H3("Predicted vs measured, on container counts the model did not see"),
             html.Div(id=ids.CONTAINERS_FACTORS_NOTE, className="muted"),
-            dcc.Graph(id=ids.CONTAINERS_FACTORS, figure=_BLANK, config=_GRAPH_CONFIG, style=_height(_BLANK)),
+            dcc.Graph(id=ids.CONTAINERS_FACTORS, figure=_BLANK, config=_GRAPH_CONFIG, style=sized(_BLANK)),
         ],
         id=ids.CONTAINERS_VIEW,
         className="panel",
@@ -193,7 +188,7 @@ def register(app: dash.Dash, effects: ContainerEffects | None) -> None:
         if not is_shown(search):
             return (dash.no_update,) * 4
         form, note, fig = await asyncio.to_thread(render_whatif, effects, search)
-        return form, note, fig, _height(fig)
+        return form, note, fig, sized(fig)
 
     @app.callback(
         Output(ids.CONTAINERS_FACTORS_NOTE, "children"),
@@ -205,7 +200,7 @@ def register(app: dash.Dash, effects: ContainerEffects | None) -> None:
         if not is_shown(search):
             return (dash.no_update,) * 3
         note, fig = await asyncio.to_thread(render_factors, effects)
-        return note, fig, _height(fig)
+        return note, fig, sized(fig)
 
 
 def _register_page(app: dash.Dash, sources: Sources) -> None:

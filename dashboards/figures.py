@@ -38,6 +38,7 @@ __all__ = [
     "node_band_figure",
     "node_history_figure",
     "site_history_figure",
+    "sized",
 ]
 
 MAX_POINTS = 2000
@@ -97,6 +98,18 @@ def downsample(
         .agg(pl.col(by).first(), *(reduce(n, d) for n, d in frame.schema.items() if n != by))
         .drop("_bucket")
     )
+
+
+def sized(figure: go.Figure) -> dict[str, str]:
+    """The style a drill-down graph needs to keep its figure's height: a definite one.
+
+    The graphs follow the page's width (`responsive`), so dcc.Graph calls `Plotly.Plots.resize`
+    whenever their parent resizes, e.g. a section opening on a site switch. That drops the figure's
+    height and sizes the plot to 100% of its container; in an auto-height container this is 0 px,
+    and the plot spills over what follows (the site's load figure over the queue table). A pixel
+    height on the graph's own div, refreshed with each figure, keeps it at the figure's height."""
+    height = figure.layout.height
+    return {"height": f"{height}px"} if height else {}
 
 
 def empty_figure(message: str = "no data yet", *, height: int = 260) -> go.Figure:

@@ -25,7 +25,7 @@ from dash.development.base_component import Component
 
 from dashboards import fmt, ids
 from dashboards.clocks import label_time_axis
-from dashboards.figures import empty_figure, error_cdf_figure
+from dashboards.figures import empty_figure, error_cdf_figure, sized
 from dashboards.models_accuracy import (
     MIN_RECENT,
     RECENT_SHARE,
@@ -82,10 +82,6 @@ def chosen(search: str | None) -> Chosen:
     return (kind if kind in KINDS else "runtime", range_ if range_ in RANGES else "24h")
 
 
-def _height(figure: go.Figure) -> dict[str, str]:
-    return {"height": f"{figure.layout.height}px"}
-
-
 def layout() -> Component:
     return html.Section(
         [
@@ -103,10 +99,10 @@ def layout() -> Component:
             html.Div(id=ids.MODELS_ALARMS),
             html.H3("Accuracy over time"),
             html.Div(id=ids.MODELS_ACCURACY_NOTE, className="muted"),
-            dcc.Graph(id=ids.MODELS_ACCURACY, figure=_BLANK, config=_GRAPH_CONFIG, style=_height(_BLANK)),
+            dcc.Graph(id=ids.MODELS_ACCURACY, figure=_BLANK, config=_GRAPH_CONFIG, style=sized(_BLANK)),
             html.H3("Predicted vs realised"),
             html.Div(id=ids.MODELS_SCATTER_NOTE, className="muted"),
-            dcc.Graph(id=ids.MODELS_SCATTER, figure=_BLANK, config=_GRAPH_CONFIG, style=_height(_BLANK)),
+            dcc.Graph(id=ids.MODELS_SCATTER, figure=_BLANK, config=_GRAPH_CONFIG, style=sized(_BLANK)),
         ],
         id=ids.MODELS_VIEW,
         className="panel",
@@ -388,10 +384,10 @@ def register(app: dash.Dash, sources: Sources) -> None:
         except Exception as exc:  # a broken source says so on the page, never a traceback
             msg = f"The models page could not be drawn: {fmt.clip(str(exc))}"
             fig = empty_figure("unavailable")
-            return [], [html.P(msg, className="muted")], [], msg, fig, _height(fig), "", fig, _height(fig)
+            return [], [html.P(msg, className="muted")], [], msg, fig, sized(fig), "", fig, sized(fig)
         acc, sc = out["accuracy"], out["scatter"]
-        return (out["form"], out["cards"], out["alarms"], out["accuracy_note"], acc, _height(acc),
-                out["scatter_note"], sc, _height(sc))  # fmt: skip
+        return (out["form"], out["cards"], out["alarms"], out["accuracy_note"], acc, sized(acc),
+                out["scatter_note"], sc, sized(sc))  # fmt: skip
 
 
 PAGE = Page(view=VIEW, label="Models", section_id=ids.MODELS_VIEW, layout=layout, register=register)

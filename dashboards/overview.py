@@ -38,6 +38,7 @@ from dashboards.figures import (
     node_band_figure,
     node_history_figure,
     site_history_figure,
+    sized,
 )
 from dashboards.pages import AdviceSummary, Page, Sources
 from dashboards.parts import (
@@ -95,18 +96,6 @@ HIDDEN = {"height": "0", "overflow": "hidden"}
 """Collapsed rather than `display: none`: a graph drawn inside a hidden element gets Plotly's default
 700 px width and keeps it when shown; a collapsed one is drawn at the page's width."""
 _GRAPH_CONFIG = dcc.Graph.Config(displaylogo=False, responsive=True)
-
-
-def sized(figure: go.Figure) -> dict[str, str]:
-    """The style a drill-down graph needs to keep its figure's height: a definite one.
-
-    The graphs follow the page's width (`responsive`), so dcc.Graph calls `Plotly.Plots.resize`
-    whenever their parent resizes, e.g. a section opening on a site switch. That drops the figure's
-    height and sizes the plot to 100% of its container; in an auto-height container this is 0 px,
-    and the plot spills over what follows (the site's load figure over the queue table). A pixel
-    height on the graph's own div, refreshed with each figure, keeps it at the figure's height."""
-    height = figure.layout.height
-    return {"height": f"{height}px"} if height else {}
 
 
 class Overview(NamedTuple):
