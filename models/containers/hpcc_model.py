@@ -76,7 +76,9 @@ def _side(ratio: float, floor: float) -> int:
 @dataclass(frozen=True)
 class HpccVerdict:
     table: pl.DataFrame
-    """metric, factor, level, measured, predicted, sign_strict, sign (floored)."""
+    """metric, factor, level, measured, predicted, trained, sign_strict, sign (floored). `trained`
+    is the effect measured on the training repetitions: where the prediction follows it and the
+    held-out measurement does not, the miss is the repetitions' noise, not the model's."""
     orders: pl.DataFrame
     """metric, factor, order_strict, order (floored)."""
 
@@ -91,7 +93,10 @@ def evaluate_hpcc(runs: pl.DataFrame, metrics: Sequence[str] = REPORTED, noise: 
         measured = factor_effects(test, metric).select("factor", "level", pl.col("ratio").alias("measured"))
         predicted_runs = test.with_columns(pl.Series(metric, predict_figure(train, test, metric)))
         predicted = factor_effects(predicted_runs, metric).select("factor", "level", pl.col("ratio").alias("predicted"))
-        table = measured.join(predicted, on=["factor", "level"], how="left")
+        trained = factor_effects(train, metric).select("factor", "level", pl.col("ratio").alias("trained"))
+        table = measured.join(predicted, on=["factor", "level"], how="left").join(
+            trained, on=["factor", "level"], how="left"
+        )
         for r in table.iter_rows(named=True):
             m, p = float(r["measured"]), float(r["predicted"] if r["predicted"] is not None else math.nan)
             rows.append(
@@ -101,6 +106,7 @@ def evaluate_hpcc(runs: pl.DataFrame, metrics: Sequence[str] = REPORTED, noise: 
                     "level": r["level"],
                     "measured": m,
                     "predicted": p,
+                    "trained": float(r["trained"] if r["trained"] is not None else math.nan),
                     "sign_strict": _side(m, 0.0) == _side(p, 0.0),
                     "sign": _side(m, noise) == _side(p, noise),
                 }
@@ -148,13 +154,13 @@ def verdict_markdown(verdict: HpccVerdict, held_out: Sequence[int]) -> str:
         f"- signs right: {int(t['sign'].sum())} of {t.height} (strict, no floor: {int(t['sign_strict'].sum())})",
         f"- orders right: {int(o['order'].sum())} of {o.height} (strict: {int(o['order_strict'].sum())})",
         "",
-        "| metric | factor | level | measured | predicted | sign | order |",
-        "|---|---|---|---|---|---|---|",
+        "| metric | factor | level | measured | predicted | measured in training | sign | order |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     order_of = {(r["metric"], r["factor"]): r["order"] for r in o.iter_rows(named=True)}
     for r in t.iter_rows(named=True):
         lines.append(
-            f"| {r['metric']} | {r['factor']} | {r['level']} | {r['measured']:.3g} | {r['predicted']:.3g} | "
+            f"| {r['metric']} | {r['factor']} | {r['level']} | {r['measured']:.3g} | {r['predicted']:.3g} | {r['trained']:.3g} | "
             f"{'yes' if r['sign'] else 'NO'} | {'yes' if order_of.get((r['metric'], r['factor'])) else 'NO'} |"
         )
     return "\n".join(lines)

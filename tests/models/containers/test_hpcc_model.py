@@ -82,10 +82,12 @@ def test_the_held_out_repetitions_are_the_last_forty_percent() -> None:
 def test_with_ten_repetitions_every_order_is_right(runs: pl.DataFrame) -> None:
     """Study seed19 (N = 1000, 10 repetitions, 4 held out, quiet): the order of every factor's
     levels, and every sign but one, which sits at the noise floor (README): the measured and the
-    predicted effect are within 5 % of each other."""
+    predicted effect are within 5 % of each other, and the prediction follows what the training
+    repetitions measured (within 2 %): the held-out repetitions moved, not the model."""
     verdict = hm.evaluate_hpcc(hm.studies(runs)["seed19"])
     assert verdict.orders["order"].all(), verdict.orders.filter(~pl.col("order"))
     wrong = verdict.table.filter(~pl.col("sign"))
     assert wrong.height <= 1, wrong
     for r in wrong.iter_rows(named=True):
         assert abs(r["measured"] / r["predicted"] - 1) < 0.05, r
+        assert abs(r["predicted"] / r["trained"] - 1) < 0.02, r
