@@ -160,7 +160,8 @@ def verdict_markdown(verdict: HpccVerdict, held_out: Sequence[int]) -> str:
     order_of = {(r["metric"], r["factor"]): r["order"] for r in o.iter_rows(named=True)}
     for r in t.iter_rows(named=True):
         lines.append(
-            f"| {r['metric']} | {r['factor']} | {r['level']} | {r['measured']:.3g} | {r['predicted']:.3g} | {r['trained']:.3g} | "
+            f"| {r['metric']} | {r['factor']} | {r['level']} | {r['measured']:.3g} | {r['predicted']:.3g} | "
+            f"{r['trained']:.3g} | "
             f"{'yes' if r['sign'] else 'NO'} | {'yes' if order_of.get((r['metric'], r['factor'])) else 'NO'} |"
         )
     return "\n".join(lines)
