@@ -58,8 +58,9 @@ Policies (bench/continuum_sim.py):
   `QueueInputs` profile is `FreeProfile.of(forecast_run(state, Policy.easy(), Ave2(),
   plan="requested").occupancy["p50"], capacity, t)`: the queue planned with requested times, each
   running and waiting job running for its user's AVE2 at that site (the site's own History). The
-  cloud: a `SiteSpec` of kind cloud with `Placement(provisioning, quota_cores, pricing)`, its idle
-  cores = quota − cores held or queued there − booked. The job's run time from
+  cloud: a `SiteSpec` of kind cloud with `Placement(provisioning, quota_cores, pricing)`, its
+  quota a profile like a batch site's (`Candidate.quota`: the instances running and queued there,
+  AVE2 each, and the bookings), so a full quota is a wait for room, then for the instance. The job's run time from
   `guess_runtimes` over `RuntimeSource`s wrapping each simulator's History (no learned model: AVE2,
   translated by the sites' `Placement.speed`); `evaluate` every site with the job as it would be
   submitted there (its request there as `walltime_s`, input and output at home), then `rank` with

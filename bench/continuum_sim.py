@@ -698,11 +698,12 @@ class Ctwin(PlacementPolicy):
         if conf.capacity < job.procs:  # excluded by the engine on capacity before its queue is read
             return Candidate(spec, "ok", 0.0, capacity_cores=conf.capacity)
         state = view.state(d)
-        if conf.cloud:
+        if conf.cloud:  # its quota as the service sees it: the instances it runs, until their predicted ends
             busy = sum(r.job.procs for r in state.running) + sum(j.procs for j in state.pending)
             booked = sum(b.cores for b in self.ledger.active(conf.name))
             idle = float(max(0, conf.capacity - busy - booked))
-            return Candidate(spec, None, None, capacity_cores=conf.capacity, idle_cores=idle)
+            quota = self.profile(view, d)
+            return Candidate(spec, None, None, capacity_cores=conf.capacity, idle_cores=idle, quota=quota)
         queue = QueueInputs(
             now_s=view.t,
             seen_wall_s=float(view.t),
@@ -779,11 +780,8 @@ class Ctwin(PlacementPolicy):
         name = self.sites[d].name
         if outcome.wait_s is None or outcome.run_s is None or outcome.stage_in_s is None:
             return
-        if self.sites[d].cloud:
-            self.ledger.book(job.job_id, name, job.procs, None, None)
-        else:
-            start = view.t + int(outcome.stage_in_s.p50 + outcome.wait_s.p50)
-            self.ledger.book(job.job_id, name, job.procs, start, start + int(outcome.run_s.p50) + 1)
+        start = view.t + int(outcome.stage_in_s.p50 + outcome.wait_s.p50)  # the cloud too: its quota is a profile
+        self.ledger.book(job.job_id, name, job.procs, start, start + int(outcome.run_s.p50) + 1)
         self.ledger.reported(job.job_id, name, job.job_id)
 
     def arrived(self, view: View, job: CJob, d: int) -> None:

@@ -7,10 +7,16 @@ in the site's clock, on the free-capacity profile; an edge or cloud site: off it
 quota). A booking ends when the job is seen in the site's queue (the caller reported its job id
 and the collector saw it), when the caller reports that it ran elsewhere, or after `ttl_s` wall
 seconds, whichever comes first.
+
+A cloud site has no queue to see the job in, and nothing else tells the twin what its quota is
+running: there a booking is *held* until the job's predicted end (wall clock), however long that
+is, since the instance holds its share of the quota for the whole run. Ending it at `ttl_s` would
+offer the same quota again ten minutes later while the first jobs still run.
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +32,7 @@ class Booking:
     site: str
     cores: int
     start_s: int | None
-    """Site clock (batch sites); None for edge and cloud sites (held now)."""
+    """Site clock (batch sites), wall clock (a held cloud booking); None for edge sites (held now)."""
     end_s: int | None
     expires_wall_s: float
     job_id: str | None = None
@@ -44,13 +50,15 @@ class HerdingLedger:
         self._by_site: dict[str, list[Booking]] = {}
         self._site_of: dict[str, str] = {}
         self._removed: dict[str, int] = {}
+        self._held: dict[str, list[Booking]] = {}
+        """Per site, bookings held until their end (wall clock), soonest end first."""
         self._lock = threading.Lock()
 
     def removed(self, site: str) -> int:
         return self._removed.get(site, 0)
 
     def count(self, site: str) -> int:
-        return len(self._by_site.get(site, ()))
+        return len(self._by_site.get(site, ())) + len(self._held.get(site, ()))
 
     def book(self, advice_id: str, site: str, cores: int, start_s: int | None, end_s: int | None) -> None:
         with self._lock:
@@ -58,7 +66,26 @@ class HerdingLedger:
             self._by_site.setdefault(site, []).append(booking)
             self._site_of[advice_id] = site
 
+    def hold(self, advice_id: str, site: str, cores: int, start_wall_s: int, end_wall_s: int) -> None:
+        """Book cores at a site that will never show the job (a cloud site) until `end_wall_s`."""
+        with self._lock:
+            booking = Booking(advice_id, site, cores, start_wall_s, end_wall_s, float(end_wall_s))
+            held = self._held.setdefault(site, [])
+            bisect.insort(held, booking, key=lambda b: b.expires_wall_s)
+            self._site_of[advice_id] = site
+
+    def held(self, site: str) -> list[Booking]:
+        """The site's held bookings not yet ended, soonest end first."""
+        with self._lock:
+            return list(self._expire_held(site, self.clock()))
+
     def _drop(self, site: str, keep: Callable[[Booking], bool]) -> None:
+        held = self._held.get(site)
+        if held:
+            for b in held:
+                if not keep(b):
+                    self._site_of.pop(b.advice_id, None)
+            self._held[site] = [b for b in held if keep(b)]
         bookings = self._by_site.get(site, [])
         kept = [b for b in bookings if keep(b)]
         if len(kept) != len(bookings):
@@ -78,7 +105,7 @@ class HerdingLedger:
             if booked_at != site:
                 self._drop(booked_at, lambda b: b.advice_id != advice_id)
                 return
-            bookings = self._by_site[site]
+            bookings = self._by_site.get(site, [])  # a held booking (cloud) has no queue to look in
             for i, b in enumerate(bookings):  # same booking, now with the job id to look for
                 if b.advice_id == advice_id:
                     bookings[i] = Booking(b.advice_id, site, b.cores, b.start_s, b.end_s, b.expires_wall_s, job_id)
@@ -106,6 +133,16 @@ class HerdingLedger:
             self._removed[site] = self._removed.get(site, 0) + 1
         return bookings
 
+    def _expire_held(self, site: str, now: float) -> list[Booking]:
+        held = self._held.get(site)
+        if not held or held[0].expires_wall_s > now:
+            return held or []
+        n = bisect.bisect_right(held, now, key=lambda b: b.expires_wall_s)
+        for b in held[:n]:
+            self._site_of.pop(b.advice_id, None)
+        del held[:n]
+        return held
+
     def active(self, site: str) -> list[Booking]:
         """The site's live bookings, oldest first (expired ones dropped now)."""
         with self._lock:
@@ -118,9 +155,10 @@ class HerdingLedger:
             return self._removed.get(site, 0), bookings[applied:]
 
     def booked_cores(self, site: str) -> int:
-        """Cores the site's live bookings hold (an edge or cloud site's capacity taken)."""
+        """Cores the site's live and held bookings take (an edge or cloud site's capacity)."""
         with self._lock:
-            return sum(b.cores for b in self._expire(site, self.clock()))
+            now = self.clock()
+            return sum(b.cores for b in self._expire(site, now)) + sum(b.cores for b in self._expire_held(site, now))
 
     def __len__(self) -> int:
         return len(self._site_of)

@@ -17,10 +17,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
 
+import numpy as np
 import polars as pl
 
 from twin.advice.containers import ContainerEffects
-from twin.advice.herding import HerdingLedger
+from twin.advice.herding import Booking, HerdingLedger
 from twin.advice.log import AdviceLog
 from twin.advice.outcome import Advice
 from twin.advice.profile import FreeProfile
@@ -32,6 +33,7 @@ from twin.advice.transfer import TransferPlanner
 from twin.errors import InvalidJobError
 from twin.live import Twin
 from twin.queues import QueueBase
+from twin.sim import Occupancy
 from twin.topology import SiteSpec
 from twin.view import LinkView, SiteView
 
@@ -294,7 +296,8 @@ class Advisor:
         if place.provisioning is not None:
             quota = place.quota_cores
             free = None if quota is None else float(max(0, quota - booked))
-            return Candidate(spec, state, view.data_age_s, last_error, quota, free, None, ages)
+            held = None if quota is None else _quota_profile(quota, self.ledger.held(spec.name), self.clock())
+            return Candidate(spec, state, view.data_age_s, last_error, quota, free, None, ages, held)
         cpus = int(view.cpus_total) if view.cpus_total else place.quota_cores
         idle: float | None = None
         if view.cpus_total:
@@ -312,9 +315,14 @@ class Advisor:
         spec = self.twin.topology.site(site)
         cores = max(request.cores, (request.nodes or 0) * (spec.placement.cores_per_node or 0))
         base = bases.get(site)
+        prov = spec.placement.provisioning
         if base is not None:
             start = base.now_s + int(outcome.stage_in_s.p50 + outcome.wait_s.p50)
             self.ledger.book(advice.advice_id, site, cores, start, start + int(outcome.run_s.p50) + 1)
+        elif prov is not None and outcome.start_at_s is not None:
+            # a cloud's quota is taken from the instance request (after any wait for room) to the run's end
+            begin = max(int(self.clock()), int(outcome.start_at_s - prov.p50_s))
+            self.ledger.hold(advice.advice_id, site, cores, begin, int(outcome.start_at_s + outcome.run_s.p50) + 1)
         else:
             self.ledger.book(advice.advice_id, site, cores, None, None)
         return site
@@ -329,6 +337,17 @@ class _Profiles:
     """How many of the site's bookings (oldest first) `booked` has applied."""
     clean: dict[str, FreeProfile]
     booked: dict[str, FreeProfile]
+
+
+def _quota_profile(quota: int, held: Sequence[Booking], now: float) -> FreeProfile:
+    """A cloud quota's free cores from now, given the bookings held there until their ends."""
+    occupancy = Occupancy(
+        partition=np.zeros(len(held), np.int64),
+        start_s=np.array([b.start_s or 0 for b in held], np.int64),
+        end_s=np.array([b.end_s or 0 for b in held], np.int64),
+        units=np.array([b.cores for b in held], np.int64),
+    )
+    return FreeProfile.of(occupancy, quota, int(now))
 
 
 def _new_id(now: float) -> str:

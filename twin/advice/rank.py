@@ -8,11 +8,12 @@ Per site, in order: feasibility (allowed, alive and fresh, capacity, GPUs, memor
 walltime limits, a route for the data, a run that fits the limit at this site's speed), then
 stage-in over the fastest link path, the queue wait (a batch site: the job inserted into the free
 capacity its cached forecast leaves, no earlier than its data arrives; a cloud site: the
-provisioning delay; an edge host: now, if its cores are idle), the run at this site's speed,
-stage-out, cost, energy and CO2 — each p10 / p50 / p90. Sites are ranked by the objective at the
-chosen quantile. The stay-home rule (after Cunha et al., FGCS 2017): when the best site's gain over
-the home site is smaller than the prediction's own band — moving would lose if every part of both
-outcomes turned out at its p10, or at its p90 — the home site is recommended, and the answer says so.
+provisioning delay, after its quota has room for the job when it is full; an edge host: now, if
+its cores are idle), the run at this site's speed, stage-out, cost, energy and CO2 — each p10 /
+p50 / p90. Sites are ranked by the objective at the chosen quantile. The stay-home rule (after
+Cunha et al., FGCS 2017): when the best site's gain over the home site is smaller than the
+prediction's own band — moving would lose if every part of both outcomes turned out at its p10,
+or at its p90 — the home site is recommended, and the answer says so.
 """
 
 from __future__ import annotations
@@ -82,6 +83,10 @@ class Candidate:
     """Edge and cloud: cores free now (after advice handed out and still counted)."""
     queue: QueueInputs | None = None
     data_ages: Mapping[str, float | None] = field(default_factory=dict)
+    quota: FreeProfile | None = None
+    """A cloud site: its quota's free cores over wall time (the instances it is known to run and
+    advice handed out there, each until its predicted end). None: only `idle_cores` is known, and
+    a job wider than them is excluded."""
 
 
 def _cores_needed(request: JobRequest, spec: SiteSpec) -> int:
@@ -203,12 +208,26 @@ def evaluate(
         parts.append(f"{q.pending} jobs ahead, wait ≈ {human_duration(wait.p50)}")
         start_wall = q.seen_wall_s + (stage_in.p50 + wait.p50) / place.clock_speed
     elif place.provisioning is not None:
-        idle = candidate.idle_cores
-        if idle is not None and cores > idle:
-            return _excluded(candidate, "quota", f"quota: {idle:.0f} of {candidate.capacity_cores} cores free")
         prov = place.provisioning
-        wait = Band(prov.p10_s, prov.p50_s, prov.p90_s)
-        parts.append(f"no queue: an instance in ≈ {human_duration(prov.p50_s)}")
+        room = 0.0
+        if candidate.quota is not None:  # the quota is a queue: wait until enough of it frees
+            ready = math.ceil(wall_now_s + stage_in.p50)
+            start = candidate.quota.earliest(cores, max(1, math.ceil(run.p50)), not_before=ready)
+            if start is None:
+                return _excluded(candidate, "quota", f"needs {cores} cores; the quota is {candidate.quota.capacity}")
+            room = float(start - ready)
+        else:
+            idle = candidate.idle_cores
+            if idle is not None and cores > idle:
+                return _excluded(candidate, "quota", f"quota: {idle:.0f} of {candidate.capacity_cores} cores free")
+        wait = Band(room + prov.p10_s, room + prov.p50_s, room + prov.p90_s)
+        if room > 0:
+            parts.append(
+                f"quota full: {cores} cores free in ≈ {human_duration(room)}, "
+                f"then an instance in ≈ {human_duration(prov.p50_s)}"
+            )
+        else:
+            parts.append(f"no queue: an instance in ≈ {human_duration(prov.p50_s)}")
         start_wall = wall_now_s + (stage_in.p50 + wait.p50) / place.clock_speed
     else:
         idle = candidate.idle_cores

@@ -18,7 +18,7 @@ from twin.advice.log import AdviceLog
 from twin.advice.rank import AdvicePolicy
 from twin.advice.request import DataSpec, JobRequest
 from twin.live import Twin, build_twin
-from twin.topology import CollectorSpec, LinkSpec, Placement, SiteSpec, Topology
+from twin.topology import CollectorSpec, LinkSpec, Placement, Provisioning, SiteSpec, Topology
 
 WALL = 1_800_000_000.0
 S = 1_000_000_000
@@ -32,12 +32,21 @@ class Clock:
         return self.now
 
 
-def _twin(clock: Clock, speeds: dict[str, float], busy: dict[str, int]) -> tuple[Twin, dict[str, CollectorStats]]:
-    sites = tuple(
-        SiteSpec(name, "hpc", collectors=(CollectorSpec(f"{name}/slurm", "slurm", 30.0),), placement=Placement(speed=s))
-        for name, s in speeds.items()
+def _twin(
+    clock: Clock, speeds: dict[str, float], busy: dict[str, int], *, clouds: tuple[SiteSpec, ...] = ()
+) -> tuple[Twin, dict[str, CollectorStats]]:
+    """Batch sites of 64 CPUs (`busy` of them taken by a job running to 2 h), plus `clouds`, which
+    have no collector; every site linked to home."""
+    sites = (
+        tuple(
+            SiteSpec(
+                name, "hpc", collectors=(CollectorSpec(f"{name}/slurm", "slurm", 30.0),), placement=Placement(speed=s)
+            )
+            for name, s in speeds.items()
+        )
+        + clouds
     )
-    links = tuple(LinkSpec("home", name, bandwidth_bps=10e9, latency_s=0.01) for name in speeds if name != "home")
+    links = tuple(LinkSpec("home", s.name, bandwidth_bps=10e9, latency_s=0.01) for s in sites if s.name != "home")
     stats = {f"{name}/slurm": CollectorStats(f"{name}/slurm", collections=1, last_success_s=WALL) for name in speeds}
     twin = build_twin(Topology(sites, links), None, stats, clock=clock)
     samples = []
@@ -206,3 +215,30 @@ def test_the_logs_recent_answers_come_newest_first_with_their_outcome(tmp_path: 
 
 def _policy() -> AdvicePolicy:
     return AdvicePolicy(herding_ttl_s=600.0, default_home="home")
+
+
+def test_a_cloud_quota_stays_taken_until_the_advised_jobs_end() -> None:
+    """A cloud site shows the twin no queue, so the advice sent there is all it knows of its quota:
+    each booking holds its cores until the job's predicted end, well past the herding TTL, and
+    once the quota is full the cloud is a queue (wait for room, then the instance)."""
+    clock = Clock()
+    cloud = SiteSpec("cloud", "cloud", placement=Placement(quota_cores=64, provisioning=Provisioning(30, 60, 120)))
+    twin, stats = _twin(clock, {"home": 1.0}, {"home": 64}, clouds=(cloud,))  # home: full for two hours
+    advisor = _advisor(twin, clock)
+    job = JobRequest(cores=32, walltime_s=3 * 3600)  # the cloud knows no history: it runs its 3 h limit
+    first, second = advisor.advise_batch([job, job])
+    assert first.recommended == second.recommended == "cloud"
+    assert len(advisor.ledger.held("cloud")) == 2
+    clock.now += 601  # past the herding TTL: the two instances still run
+    stats["home/slurm"].last_success_s = clock.now  # home's collector keeps reporting
+    third = advisor.advise(job)
+    at_cloud = next(o for o in third.ranked if o.site == "cloud")
+    assert at_cloud.feasible and at_cloud.wait_s is not None and at_cloud.wait_s.p50 > 3 * 3600 - 700
+    assert "quota full: 32 cores free in" in at_cloud.reason
+    assert third.recommended == "home"  # home's running job ends sooner than the cloud's instances
+    advisor.report(second.advice_id, "home", "77")  # the second ran at home after all: its hold goes
+    assert [b.advice_id for b in advisor.ledger.held("cloud")] == [first.advice_id]
+    clock.now = WALL + 4 * 3600 + 200  # every instance has ended
+    stats["home/slurm"].last_success_s = clock.now
+    fourth = next(o for o in advisor.advise(job).ranked if o.site == "cloud")
+    assert fourth.wait_s is not None and fourth.wait_s.p50 == 60 and "no queue" in fourth.reason

@@ -3,12 +3,17 @@ ranking by objective and risk, and the stay-home rule."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
 import pytest
 
 from tests.twin.advice.helpers import NOW, batch_site, cloud_site, planner, run
 from twin.advice.outcome import Band
+from twin.advice.profile import FreeProfile
 from twin.advice.rank import AdvicePolicy, evaluate, rank
 from twin.advice.request import Constraints, DataSpec, JobRequest
+from twin.sim import Occupancy
 from twin.topology import PartitionLimits, Pricing
 
 POLICY = AdvicePolicy()
@@ -159,3 +164,31 @@ def test_no_feasible_site_is_an_answer_with_every_reason() -> None:
     assert (
         advice.recommended is None and "no site can run this job" in advice.summary and "hpc has 32" in advice.summary
     )
+
+
+def test_a_full_cloud_quota_is_a_queue_until_its_instances_end() -> None:
+    """A cloud whose quota the instances it runs hold (until their predicted ends) makes a new job
+    wait for room, then for its instance; with room it waits only for the instance; a job wider
+    than the whole quota is excluded."""
+    links = planner("home", "cloud")
+    t0 = int(NOW)
+    occupied = Occupancy(
+        np.zeros(2, np.int64),
+        np.array([t0 - 600, t0 - 60], np.int64),
+        np.array([t0 + 3600, t0 + 7200], np.int64),
+        np.array([32, 32], np.int64),
+    )
+    full = replace(cloud_site("cloud", quota=64), quota=FreeProfile.of(occupied, 64, t0))
+    o = _eval(JobRequest(cores=16, walltime_s=7200), full, run(1800), links)
+    assert o.feasible and o.wait_s is not None
+    assert o.wait_s.p50 == pytest.approx(3600 + 60, abs=2)  # the first instance ends in an hour
+    assert o.wait_s.p10 == pytest.approx(3600 + 30, abs=2) and o.wait_s.p90 == pytest.approx(3600 + 120, abs=2)
+    assert "quota full: 16 cores free in ≈ 1 h" in o.reason and "then an instance in ≈ 1 min" in o.reason
+    both = _eval(JobRequest(cores=64, walltime_s=7200), full, run(1800), links)
+    assert both.wait_s is not None and both.wait_s.p50 == pytest.approx(7200 + 60, abs=2)  # both must end
+    one = Occupancy(*(a[1:] for a in (occupied.partition, occupied.start_s, occupied.end_s, occupied.units)))
+    room = replace(cloud_site("cloud", quota=64), quota=FreeProfile.of(one, 64, t0))  # 32 of 64 cores free
+    free = _eval(JobRequest(cores=16, walltime_s=7200), room, run(1800), links)
+    assert free.wait_s is not None and free.wait_s.p50 == 60 and "no queue: an instance" in free.reason
+    wide = _eval(JobRequest(cores=128, walltime_s=7200), full, run(1800), links)
+    assert not wide.feasible and wide.excluded_because in ("capacity", "quota")
