@@ -190,6 +190,8 @@ def build_service(loaded: LoadedConfig, data_dir: str | Path | None = None, *, c
     )
     containers = ContainerEffects(models)
     advisor = Advisor(twin, log, ledger, policy, containers=containers)
+    if advisor.restored_holds:
+        logging.getLogger(__name__).info("advice: %d cloud quota holds restored", advisor.restored_holds)
     sink = StoreSink(store)
     mirror = influx_mirror_of(loaded, data_dir)
     remote_write = remote_write_of(loaded, data_dir)

@@ -25,7 +25,7 @@ from twin.advice.herding import Booking, HerdingLedger
 from twin.advice.log import AdviceLog
 from twin.advice.outcome import Advice
 from twin.advice.profile import FreeProfile
-from twin.advice.rank import AdvicePolicy, Candidate, QueueInputs, RuntimeGuess, evaluate, rank
+from twin.advice.rank import AdvicePolicy, Candidate, QueueInputs, RuntimeGuess, cores_at, evaluate, rank
 from twin.advice.request import JobRequest
 from twin.advice.runtimes import guess_runtimes
 from twin.advice.speeds import learn_speeds
@@ -61,6 +61,8 @@ class Advisor:
         self._profiles: dict[str, _Profiles] = {}
         self._lock = threading.Lock()
         self._speeds: tuple[tuple[int, ...], dict[str, float]] | None = None
+        self.restored_holds = self._restore_holds()
+        """Cloud quota held again at start from the advice log (the ledger lives in memory)."""
 
     # ------------------------------------------------------------------ public
     def advise(self, request: JobRequest, hook: str = "api") -> Advice:
@@ -122,6 +124,32 @@ class Advisor:
                     candidate = replace(candidate, state="down", last_error=down[spec.name])
                 candidates[spec.name] = candidate
             return self._rank(request, home, candidates, guesses, planner, now, f"preview-{int(now * 1000):011x}")
+
+    def _restore_holds(self, lookback_s: float = 30 * 86400.0) -> int:
+        """After a restart, hold again the cloud quota of the answers that sent jobs there and
+        whose predicted end is still ahead: the instances did not stop with the service, and a
+        cloud shows the twin no queue to find them in. Returns how many."""
+        clouds = {s.name: s for s in self.twin.topology.sites if s.placement.provisioning is not None}
+        if not clouds or len(self.ledger):
+            return 0
+        now = self.clock()
+        held = 0
+        for row in self.log.since(now - lookback_s):
+            site = row.get("chosen_site") or row.get("recommended")
+            spec = clouds.get(site) if site else None
+            prov = spec.placement.provisioning if spec is not None else None
+            there = next((o for o in row.get("ranked") or () if o.get("site") == site), None)
+            if spec is None or prov is None or there is None or there.get("start_at_s") is None:
+                continue
+            end = int(there["start_at_s"] + (there.get("run_s") or {}).get("p50", 0.0)) + 1
+            if end <= now:
+                continue
+            request = row.get("request") or {}
+            cores = cores_at(spec, int(request.get("cores") or 1), request.get("nodes"))
+            begin = max(int(now), int(there["start_at_s"] - prov.p50_s))
+            self.ledger.hold(row["advice_id"], spec.name, cores, begin, end)
+            held += 1
+        return held
 
     def _check_names(self, request: JobRequest) -> None:
         """UnknownSiteError for a data site or an allowed site the topology does not know."""
@@ -313,7 +341,7 @@ class Advisor:
         if outcome.wait_s is None or outcome.run_s is None or outcome.stage_in_s is None:
             return None
         spec = self.twin.topology.site(site)
-        cores = max(request.cores, (request.nodes or 0) * (spec.placement.cores_per_node or 0))
+        cores = cores_at(spec, request.cores, request.nodes)
         base = bases.get(site)
         prov = spec.placement.provisioning
         if base is not None:

@@ -168,10 +168,7 @@ class AdviceLog:
             row = dict(self._memory[advice_id])
         else:
             raise UnknownAdviceError(f"no advice {advice_id!r}")
-        for key in ("request", "ranked", "data_ages", "outcome"):
-            if row.get(key) is not None:
-                row[key] = json.loads(row[key])
-        return row
+        return _decoded(row)
 
     def report(self, advice_id: str, site: str, job_id: str, stage_in_s: float | None = None) -> dict[str, Any]:
         """The caller ran the advised job at `site` as `job_id` (stage_in_s: how long its data
@@ -322,6 +319,18 @@ class AdviceLog:
                     )
         return pl.DataFrame(out, schema=OUTCOME_SCHEMA, orient="row").sort("ts_s", maintain_order=True)
 
+    def since(self, created_from_s: float) -> list[dict[str, Any]]:
+        """Every answer given since `created_from_s` (wall clock), oldest first, JSON columns
+        decoded (as `get`): what a restarted advisor reads back to hold a cloud's quota again."""
+        self.flush()
+        if self.store is not None:
+            rows = list(self.store.advice(created_from_s=created_from_s).iter_rows(named=True))
+        else:
+            with self._lock:
+                kept = [dict(r) for r in self._memory.values() if r["created_s"] >= created_from_s]
+            rows = sorted(kept, key=lambda r: (r["created_s"], r["advice_id"]))
+        return [_decoded(row) for row in rows]
+
     def recent(self, limit: int = 20, *, window_s: float = 7 * 86400.0) -> list[dict[str, Any]]:
         """The last `limit` answers, newest first, JSON columns decoded (as `get`): what the Dash
         advice page lists with their realised outcomes. From a store it reads the last `window_s`
@@ -339,11 +348,7 @@ class AdviceLog:
                 kept = [dict(r) for r in self._memory.values()]
             rows = sorted(kept, key=lambda r: (r["created_s"], r["advice_id"]))[-limit:]
         rows.reverse()
-        for row in rows:
-            for key in ("request", "ranked", "data_ages", "outcome"):
-                if isinstance(row.get(key), str):
-                    row[key] = json.loads(row[key])
-        return rows
+        return [_decoded(row) for row in rows]
 
     def stats(self) -> AdviceStats:
         with self._lock:
@@ -355,6 +360,14 @@ class AdviceLog:
             sum(errors) / len(errors) if errors else None,
             sum(regrets) / len(regrets) if regrets else None,
         )
+
+
+def _decoded(row: dict[str, Any]) -> dict[str, Any]:
+    """A log row with its JSON columns decoded."""
+    for key in ("request", "ranked", "data_ages", "outcome"):
+        if isinstance(row.get(key), str):
+            row[key] = json.loads(row[key])
+    return row
 
 
 def _row(advice: Advice, request: JobRequest, hook: str = "api") -> dict[str, Any]:

@@ -29,7 +29,7 @@ from twin.advice.transfer import TransferPlanner
 from twin.topology import SiteSpec
 from twin.view import State
 
-__all__ = ["AdvicePolicy", "Candidate", "QueueInputs", "RuntimeGuess", "evaluate", "rank"]
+__all__ = ["AdvicePolicy", "Candidate", "QueueInputs", "RuntimeGuess", "cores_at", "evaluate", "rank"]
 
 _DEFAULT_MEM_PER_CORE = 2 * 2**30
 """Memory assumed per core when a request gives none (Slurm's common DefMemPerCPU), for energy."""
@@ -89,11 +89,13 @@ class Candidate:
     a job wider than them is excluded."""
 
 
+def cores_at(spec: SiteSpec, cores: int, nodes: int | None) -> int:
+    """The cores a job takes at a site: its cores, or its whole nodes there when it asks for nodes."""
+    return max(cores, (nodes or 0) * (spec.placement.cores_per_node or 0))
+
+
 def _cores_needed(request: JobRequest, spec: SiteSpec) -> int:
-    per_node = spec.placement.cores_per_node
-    if request.nodes and per_node:
-        return max(request.cores, request.nodes * per_node)
-    return request.cores
+    return cores_at(spec, request.cores, request.nodes)
 
 
 def _excluded(candidate: Candidate, word: str, reason: str) -> SiteOutcome:

@@ -242,3 +242,35 @@ def test_a_cloud_quota_stays_taken_until_the_advised_jobs_end() -> None:
     stats["home/slurm"].last_success_s = clock.now
     fourth = next(o for o in advisor.advise(job).ranked if o.site == "cloud")
     assert fourth.wait_s is not None and fourth.wait_s.p50 == 60 and "no queue" in fourth.reason
+
+
+def test_a_restarted_advisor_holds_the_cloud_quota_its_log_sent_there(tmp_path: Path) -> None:
+    """The ledger lives in memory, the cloud instances do not stop with the service: a new advisor
+    on the same store holds again the quota of every answer that sent a job to the cloud and
+    whose predicted end is still ahead, and not of one the caller ran elsewhere."""
+    from telemetry.stores.duckdb_store import DuckDBStore
+
+    store = DuckDBStore(tmp_path / "a.duckdb")
+    clock = Clock()
+    cloud = SiteSpec("cloud", "cloud", placement=Placement(quota_cores=64, provisioning=Provisioning(30, 60, 120)))
+    twin, stats = _twin(clock, {"home": 1.0}, {"home": 64}, clouds=(cloud,))
+    policy = _policy()
+    before = Advisor(twin, AdviceLog(store, clock), HerdingLedger(600.0, clock), policy, clock=clock)
+    assert before.restored_holds == 0
+    job = JobRequest(cores=32, walltime_s=3 * 3600)
+    first, second, third = before.advise_batch([job, job, job])
+    assert first.recommended == second.recommended == "cloud" and third.recommended == "home"
+    before.report(second.advice_id, "home", "77")  # it ran at home after all
+    before.log.close()
+
+    clock.now += 1800
+    stats["home/slurm"].last_success_s = clock.now
+    after = Advisor(twin, AdviceLog(store, clock), HerdingLedger(600.0, clock), policy, clock=clock)
+    assert after.restored_holds == 1
+    assert [(b.advice_id, b.cores) for b in after.ledger.held("cloud")] == [(first.advice_id, 32)]
+    at_cloud = next(o for o in after.advise(JobRequest(cores=64, walltime_s=3 * 3600)).ranked if o.site == "cloud")
+    assert at_cloud.wait_s is not None and at_cloud.wait_s.p50 > 2 * 3600  # the first instance still runs
+
+    clock.now = WALL + 5 * 3600  # past every predicted end: nothing to hold
+    stats["home/slurm"].last_success_s = clock.now
+    assert Advisor(twin, AdviceLog(store, clock), HerdingLedger(600.0, clock), policy, clock=clock).restored_holds == 0
