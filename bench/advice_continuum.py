@@ -165,6 +165,7 @@ VARIANTS = {
     "ctwin[guess home]": {"guess": "home"},
     "ctwin[guess per-site]": {"guess": "per-site"},
     "ctwin[stay-home off, guess per-site]": {"stay_home": False, "guess": "per-site"},
+    "ctwin[risk p90]": {"risk": "p90"},
 }
 """Exploration only (`--policies`): ctwin with one harness option changed, run beside the others on
 the same windows (paired); never counted in the targets."""
@@ -243,7 +244,9 @@ def make_policy(
         return Oracle()
     if name in VARIANTS:
         o = {**opts, **VARIANTS[name]}
-        policy = Ctwin(sites, cont.planner, AdvicePolicy(stay_home=o["stay_home"]), guess=o["guess"])
+        policy = Ctwin(
+            sites, cont.planner, AdvicePolicy(stay_home=o["stay_home"]), guess=o["guess"], risk=o.get("risk", "p50")
+        )
         policy.name = name
         return policy
     raise ValueError(name)

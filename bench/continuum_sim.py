@@ -594,6 +594,7 @@ class Ctwin(PlacementPolicy):
         policy: AdvicePolicy | None = None,
         *,
         guess: GuessMode = "site-limit",
+        risk: Literal["p50", "p90"] = "p50",
         cache: bool = True,
         prune: bool = True,
     ) -> None:
@@ -602,10 +603,13 @@ class Ctwin(PlacementPolicy):
         self.planner = planner
         self.policy = policy or AdvicePolicy()
         self.guess = guess
+        self.risk: Literal["p50", "p90"] = risk
+        """What the job's request asks the ranking for (JobRequest.risk)."""
         self.cache = cache
-        self.prune = prune
-        """Skip sites that cannot beat the best turnaround found so far even with no wait (the
-        recommendation is the same: they could not be ranked first; tests/bench checks it)."""
+        self.prune = prune and risk == "p50"
+        """Skip sites that cannot beat the best p50 turnaround found so far even with no wait (the
+        recommendation is the same: they could not be ranked first; tests/bench checks it). Off when
+        ranking by the p90, which that bound does not bound."""
         self.pruned = 0
         self.now = 0.0
         self.ledger = HerdingLedger(self.policy.herding_ttl_s, lambda: self.now)
@@ -625,6 +629,7 @@ class Ctwin(PlacementPolicy):
             input=DataSpec(job.input_bytes, home),
             output=DataSpec(job.input_bytes * OUTPUT_SHARE, home),
             home=home,
+            risk=self.risk,
         )
 
     def occupancy(self, view: View, d: int) -> Occupancy:
