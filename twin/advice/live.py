@@ -141,12 +141,11 @@ class Advisor:
             there = next((o for o in row.get("ranked") or () if o.get("site") == site), None)
             if spec is None or prov is None or there is None or there.get("start_at_s") is None:
                 continue
-            end = int(there["start_at_s"] + (there.get("run_s") or {}).get("p50", 0.0)) + 1
+            begin, end = _held_span(there["start_at_s"], (there.get("run_s") or {}).get("p50", 0.0), prov.p50_s, now)
             if end <= now:
                 continue
             request = row.get("request") or {}
             cores = cores_at(spec, int(request.get("cores") or 1), request.get("nodes"))
-            begin = max(int(now), int(there["start_at_s"] - prov.p50_s))
             self.ledger.hold(row["advice_id"], spec.name, cores, begin, end)
             held += 1
         return held
@@ -348,9 +347,8 @@ class Advisor:
             start = base.now_s + int(outcome.stage_in_s.p50 + outcome.wait_s.p50)
             self.ledger.book(advice.advice_id, site, cores, start, start + int(outcome.run_s.p50) + 1)
         elif prov is not None and outcome.start_at_s is not None:
-            # a cloud's quota is taken from the instance request (after any wait for room) to the run's end
-            begin = max(int(self.clock()), int(outcome.start_at_s - prov.p50_s))
-            self.ledger.hold(advice.advice_id, site, cores, begin, int(outcome.start_at_s + outcome.run_s.p50) + 1)
+            begin, end = _held_span(outcome.start_at_s, outcome.run_s.p50, prov.p50_s, self.clock())
+            self.ledger.hold(advice.advice_id, site, cores, begin, end)
         else:
             self.ledger.book(advice.advice_id, site, cores, None, None)
         return site
@@ -365,6 +363,12 @@ class _Profiles:
     """How many of the site's bookings (oldest first) `booked` has applied."""
     clean: dict[str, FreeProfile]
     booked: dict[str, FreeProfile]
+
+
+def _held_span(start_at_s: float, run_s: float, provisioning_s: float, now: float) -> tuple[int, int]:
+    """Wall seconds a job sent to a cloud takes its quota: from its instance request (after any
+    wait for room; not before now) to the predicted end of its run."""
+    return max(int(now), int(start_at_s - provisioning_s)), int(start_at_s + run_s) + 1
 
 
 def _quota_profile(quota: int, held: Sequence[Booking], now: float) -> FreeProfile:
