@@ -702,13 +702,9 @@ class Ctwin(PlacementPolicy):
         spec, conf = self.specs[d], self.sites[d]
         if conf.capacity < job.procs:  # excluded by the engine on capacity before its queue is read
             return Candidate(spec, "ok", 0.0, capacity_cores=conf.capacity)
-        state = view.state(d)
         if conf.cloud:  # its quota as the service sees it: the instances it runs, until their predicted ends
-            busy = sum(r.job.procs for r in state.running) + sum(j.procs for j in state.pending)
-            booked = sum(b.cores for b in self.ledger.active(conf.name))
-            idle = float(max(0, conf.capacity - busy - booked))
-            quota = self.profile(view, d)
-            return Candidate(spec, None, None, capacity_cores=conf.capacity, idle_cores=idle, quota=quota)
+            return Candidate(spec, None, None, capacity_cores=conf.capacity, quota=self.profile(view, d))
+        state = view.state(d)
         queue = QueueInputs(
             now_s=view.t,
             seen_wall_s=float(view.t),

@@ -120,27 +120,25 @@ class HerdingLedger:
         if any(b.job_id is not None for b in list(self._by_site.get(site, ()))):
             self.seen(site, set(rows["job_id"].cast(pl.String).to_list()))
 
+    def _pop_expired(self, bookings: list[Booking], now: float) -> int:
+        """Drop the bookings (soonest expiry first) expired by `now`; returns how many."""
+        if not bookings or bookings[0].expires_wall_s > now:
+            return 0
+        n = bisect.bisect_right(bookings, now, key=lambda b: b.expires_wall_s)
+        for b in bookings[:n]:
+            self._site_of.pop(b.advice_id, None)
+        del bookings[:n]
+        return n
+
     def _expire(self, site: str, now: float) -> list[Booking]:
-        bookings = self._by_site.get(site)
-        if not bookings:
-            return []
-        if bookings[0].expires_wall_s <= now:
-            n = 0
-            while n < len(bookings) and bookings[n].expires_wall_s <= now:
-                self._site_of.pop(bookings[n].advice_id, None)
-                n += 1
-            del bookings[:n]
+        bookings = self._by_site.get(site, [])
+        if self._pop_expired(bookings, now):
             self._removed[site] = self._removed.get(site, 0) + 1
         return bookings
 
     def _expire_held(self, site: str, now: float) -> list[Booking]:
-        held = self._held.get(site)
-        if not held or held[0].expires_wall_s > now:
-            return held or []
-        n = bisect.bisect_right(held, now, key=lambda b: b.expires_wall_s)
-        for b in held[:n]:
-            self._site_of.pop(b.advice_id, None)
-        del held[:n]
+        held = self._held.get(site, [])
+        self._pop_expired(held, now)
         return held
 
     def active(self, site: str) -> list[Booking]:

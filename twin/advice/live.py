@@ -134,12 +134,11 @@ class Advisor:
             return 0
         now = self.clock()
         held = 0
-        for row in self.log.since(now - lookback_s):
-            site = row.get("chosen_site") or row.get("recommended")
-            spec = clouds.get(site) if site else None
-            prov = spec.placement.provisioning if spec is not None else None
-            there = next((o for o in row.get("ranked") or () if o.get("site") == site), None)
-            if spec is None or prov is None or there is None or there.get("start_at_s") is None:
+        for row in self.log.sent_to(clouds, now - lookback_s):
+            spec = clouds[row.get("chosen_site") or row["recommended"]]
+            prov = spec.placement.provisioning
+            there = next((o for o in row.get("ranked") or () if o.get("site") == spec.name), None)
+            if prov is None or there is None or there.get("start_at_s") is None:
                 continue
             begin, end = _held_span(there["start_at_s"], (there.get("run_s") or {}).get("p50", 0.0), prov.p50_s, now)
             if end <= now:
@@ -319,16 +318,14 @@ class Advisor:
             )
             return Candidate(spec, state, view.data_age_s, last_error, base.processors, None, queue, ages)
         place = spec.placement
-        booked = self.ledger.booked_cores(spec.name)
-        if place.provisioning is not None:
+        if place.provisioning is not None:  # its quota's free cores over time, from the holds there
             quota = place.quota_cores
-            free = None if quota is None else float(max(0, quota - booked))
             held = None if quota is None else _quota_profile(quota, self.ledger.held(spec.name), self.clock())
-            return Candidate(spec, state, view.data_age_s, last_error, quota, free, None, ages, held)
+            return Candidate(spec, state, view.data_age_s, last_error, quota, None, None, ages, held)
         cpus = int(view.cpus_total) if view.cpus_total else place.quota_cores
         idle: float | None = None
         if view.cpus_total:
-            idle = max(0.0, view.cpus_total - (view.cpus_busy or 0.0) - booked)
+            idle = max(0.0, view.cpus_total - (view.cpus_busy or 0.0) - self.ledger.booked_cores(spec.name))
         return Candidate(spec, state, view.data_age_s, last_error, cpus, idle, None, ages)
 
     def _book(self, advice: Advice, request: JobRequest, bases: dict[str, QueueBase]) -> str | None:

@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -319,17 +319,20 @@ class AdviceLog:
                     )
         return pl.DataFrame(out, schema=OUTCOME_SCHEMA, orient="row").sort("ts_s", maintain_order=True)
 
-    def since(self, created_from_s: float) -> list[dict[str, Any]]:
-        """Every answer given since `created_from_s` (wall clock), oldest first, JSON columns
-        decoded (as `get`): what a restarted advisor reads back to hold a cloud's quota again."""
+    def sent_to(self, sites: Collection[str], created_from_s: float) -> list[dict[str, Any]]:
+        """The answers given since `created_from_s` (wall clock) whose job went to one of `sites`
+        (where the caller reported it ran, else the recommendation), oldest first, JSON columns
+        decoded (as `get`): what a restarted advisor reads back to hold a cloud's quota again.
+        Only those rows are decoded, not every answer of the period."""
         self.flush()
         if self.store is not None:
-            rows = list(self.store.advice(created_from_s=created_from_s).iter_rows(named=True))
+            frame = self.store.advice(created_from_s=created_from_s)
         else:
             with self._lock:
                 kept = [dict(r) for r in self._memory.values() if r["created_s"] >= created_from_s]
-            rows = sorted(kept, key=lambda r: (r["created_s"], r["advice_id"]))
-        return [_decoded(row) for row in rows]
+            frame = pl.DataFrame(kept, schema=ADVICE_SCHEMA).sort("created_s", "advice_id")
+        went = pl.coalesce("chosen_site", "recommended").is_in(list(sites))
+        return [_decoded(row) for row in frame.filter(went).iter_rows(named=True)]
 
     def recent(self, limit: int = 20, *, window_s: float = 7 * 86400.0) -> list[dict[str, Any]]:
         """The last `limit` answers, newest first, JSON columns decoded (as `get`): what the Dash
