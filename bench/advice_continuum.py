@@ -75,6 +75,9 @@ Policies (bench/continuum_sim.py):
   actual run time and the cloud's actual delay: each site's EASY replayed from its state with the
   job queued at its arrival there (`clairvoyant_start`) + run + stage-out. A bound, not a policy:
   it does not know later arrivals (which EASY may let pass a waiting job), so it can be beaten.
+- Oracle[social] (exploration only, `--policies`): the Oracle's knowledge, and the delay the job
+  causes the jobs already waiting counted too (`SocialOracle`): whether any placement rule gets far
+  below EarliestStart here even knowing every run time.
 
 Cost (forecasts per site per movable job are what the grid costs; the default grid is 90 runs of
 eight policies, about an hour on this 2-core VM shared with others, ~45 min when it is quiet; the
@@ -143,6 +146,7 @@ from continuum_sim import (
     RandomSite,
     RoundRobin,
     SiteConf,
+    SocialOracle,
     build_workload,
     herding,
     log_window,
@@ -169,7 +173,9 @@ VARIANTS = {
 }
 """Exploration only (`--policies`): ctwin with one harness option changed, run beside the others on
 the same windows (paired); never counted in the targets."""
-ORDER = (*POLICIES[:-1], *VARIANTS, POLICIES[-1])
+BOUNDS = ("Oracle[social]",)
+"""Exploration only (`--policies`): other bounds, never counted in the targets."""
+ORDER = (*POLICIES[:-1], *VARIANTS, POLICIES[-1], *BOUNDS)
 HEURISTICS = ("Local", "Random", "RoundRobin", "LeastQueued", "LeastWork", "EarliestStart")
 DEFAULT_SCENARIOS = ("0.85/20", "0.70/20", "0.95/20", "0.85/10", "0.85/50", "0.85/20/cloud")
 TARGET_SCENARIO = "0.85/20"
@@ -242,6 +248,8 @@ def make_policy(
         return Ctwin(sites, cont.planner, AdvicePolicy(stay_home=opts["stay_home"]), guess=opts["guess"])
     if name == "Oracle":
         return Oracle()
+    if name == "Oracle[social]":
+        return SocialOracle()
     if name in VARIANTS:
         o = {**opts, **VARIANTS[name]}
         policy = Ctwin(

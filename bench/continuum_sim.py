@@ -475,7 +475,9 @@ def requested_start(state: SiteState, job: Job) -> int:
     return _start_of(state, replace(job, run_s=job.req_s, submit_s=state.now_s), state.now_s, requested=True)
 
 
-def _start_of(state: SiteState, job: Job, arrive_s: int, *, requested: bool) -> int:
+def _site_sim(state: SiteState, *, requested: bool) -> Simulator:
+    """A simulator holding `state`'s running and waiting jobs at its instant, each planned with its
+    request (what EASY plans with); `requested` runs every job to its limit instead of its run."""
     sim = Simulator(state.site, EASY, RequestedTime(), now_s=state.now_s)
     now = state.now_s
     for r in state.running:
@@ -489,6 +491,12 @@ def _start_of(state: SiteState, job: Job, arrive_s: int, *, requested: bool) -> 
         if requested:
             p = Job(p.job_id, p.submit_s, req, req, p.procs, p.nodes, p.user)
         sim.submit(p, at_s=now, planned_s=req)  # planned with the request: what RequestedTime gives
+    return sim
+
+
+def _start_of(state: SiteState, job: Job, arrive_s: int, *, requested: bool) -> int:
+    sim = _site_sim(state, requested=requested)
+    now = state.now_s
     sim.submit(job, at_s=arrive_s, planned_s=job.req_s or 1)
     horizon = max(arrive_s, now) + 3600
     while True:
@@ -522,6 +530,43 @@ class Oracle(PlacementPolicy):
             start = clairvoyant_start(view.state(d), view.hypothetical(job, d, arrive), arrive)
             turnaround[d] = start - view.t + rest
         return _best(turnaround, job.home)
+
+
+class SocialOracle(PlacementPolicy):
+    """Exploration only (`Oracle[social]`): the Oracle's knowledge, and the job's cost to the jobs
+    already waiting counted too. Per site: the AWRT weight of the job × its realised turnaround
+    there, plus the weighted delay it causes the site's waiting jobs (each site's EASY replayed to
+    the end with actual run times, with and without it; weight = processors × run there). The
+    least total wins: the change of the AWRT numerator over the jobs known now. It answers whether
+    any placement rule, even knowing every run time, gets far below EarliestStart here; later
+    arrivals are still unknown to it."""
+
+    name = "Oracle[social]"
+
+    def choose(self, view: View, job: CJob) -> int:
+        cost: dict[int, float] = {}
+        weight = job.procs * job.run_s
+        for d in _home_first(view.feasible(job), job.home):
+            state = view.state(d)
+            arrive = view.arrival_s(job, d)
+            rest = view.at_site(job, d)[0] + view.stage_out_s(job, d)
+            without = _drained_starts(state)
+            with_job = _drained_starts(state, view.hypothetical(job, d, arrive), arrive)
+            n_run, n_wait = len(state.running), len(state.pending)
+            moved = with_job[n_run : n_run + n_wait] - without[n_run:]
+            weights = np.array([p.procs * p.run_s for p in state.pending], np.float64)
+            cost[d] = weight * (with_job[-1] - view.t + rest) + float((weights * moved).sum())
+        return _best(cost, job.home)
+
+
+def _drained_starts(state: SiteState, job: Job | None = None, arrive_s: int = 0) -> np.ndarray:
+    """Start of every job of `state` (running first, then waiting, then `job`) when its EASY runs
+    to the end with actual run times and nothing else arrives."""
+    sim = _site_sim(state, requested=False)
+    if job is not None:
+        sim.submit(job, at_s=arrive_s, planned_s=job.req_s or 1)
+    sim.run()
+    return np.array(sim.start_times(), np.float64)
 
 
 @dataclass(frozen=True)

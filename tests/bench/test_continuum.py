@@ -118,6 +118,28 @@ def test_oracle_takes_the_least_realised_turnaround() -> None:
     assert cs.Oracle().choose(view, job) == 0  # A: 90 s wait + 1000 s; B: 2000 s + transfers
 
 
+def test_social_oracle_counts_the_delay_it_causes() -> None:
+    """A (home) runs a 4-core and a 2-core job; a 10-core job waits for every core (reserved at
+    2000 s) and a 6-core 500 s job behind it would backfill at 500 s. A 4-core 1000 s job arriving
+    at 10 s backfills at A at once (1000 s), against about 1002 s at the idle B (stage-in and out):
+    the Oracle keeps it home. There it holds the cores the 6-core job needed at 500 s, delaying it
+    510 s: counting that, Oracle[social] sends it to B."""
+    same = cs.SiteConf("B", 10, 1.0, 0.02, "B")
+    cont = cs.Continuum((A, same), [[], []], AB_LINK)
+    sims = cont._sims()
+    for job_id, run, procs in (("00", 500, 4), ("01", 2000, 2), ("02", 1000, 10), ("03", 500, 6)):
+        sims[0].submit(Job(job_id, 0, run, run, procs, user="u"))
+    view = cs.View(cont.sites, sims, cont.planner)
+    view.at(10)
+    job = cs.CJob(0, "x", 0, 10, 1000, 1000, 4, "v", True, True, 1e6, 60)
+    assert cs.clairvoyant_start(view.state(0), view.hypothetical(job, 0), 10) == 10
+    assert cs.Oracle().choose(view, job) == 0
+    without = cs._drained_starts(view.state(0))
+    with_job = cs._drained_starts(view.state(0), view.hypothetical(job, 0, 10), 10)
+    assert (without[-1], with_job[-2]) == (500, 1010)  # the 6-core job: 510 s later
+    assert cs.SocialOracle().choose(view, job) == 1
+
+
 @pytest.mark.parametrize(("ave2", "expected"), [(100, 0), (5000, 1)])
 def test_ctwin_follows_the_engine(ave2: int, expected: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """With the running job's AVE2 at 100 s the engine sees A free soon and keeps the job home; at
