@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Path as PathParam
 from fastapi import Query
 from fastapi.responses import Response
-from pydantic import BaseModel, BeforeValidator, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, field_validator, model_validator
 
 from service.api.deps import ADVISE, BAD_REQUEST, NOT_FOUND, ServiceDep, v1_router
 from service.api.latest import dumps
@@ -59,6 +59,8 @@ class ContainerIn(BaseModel):
 
 
 class WeightsIn(BaseModel):
+    """For objective `weighted`: each measure over its best value, weighted; at least one above 0."""
+
     model_config = {"extra": "forbid"}
 
     turnaround: float = Field(1.0, ge=0, le=1000)
@@ -85,10 +87,11 @@ class ConstraintsIn(BaseModel):
 class JobRequestIn(BaseModel):
     model_config = {"extra": "forbid"}
 
-    cores: int = Field(ge=1, le=10_000_000, description="CPU cores the job needs")
+    # counts are strict: JSON `true` or "4" is a client bug to refuse, not a count to guess
+    cores: int = Field(ge=1, le=10_000_000, strict=True, description="CPU cores the job needs (a JSON integer)")
     walltime: Duration = Field(description='The requested time (its kill limit): seconds, or "2h", "30m"')
-    nodes: int | None = Field(None, ge=1, le=1_000_000)
-    gpus: int = Field(0, ge=0, le=100_000)
+    nodes: int | None = Field(None, ge=1, le=1_000_000, strict=True)
+    gpus: int = Field(0, ge=0, le=100_000, strict=True)
     memory: Size | None = Field(None, description='Per node: bytes, or "64GB"')
     user: str | None = Field(None, max_length=128, description="For the user's history (runtime predictions)")
     partition: str | None = Field(None, max_length=128)
@@ -107,6 +110,15 @@ class JobRequestIn(BaseModel):
         if not math.isfinite(value) or value > 366 * 86400:
             raise ValueError("walltime must be at most 366 days")
         return value
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> JobRequestIn:
+        w = self.weights
+        if self.objective == "weighted" and not (w.turnaround or w.cost or w.energy or w.co2):
+            raise ValueError(
+                "weights: objective weighted needs at least one of weights.turnaround, cost, energy, co2 above 0"
+            )
+        return self
 
     def to_request(self) -> JobRequest:
         c = self.constraints

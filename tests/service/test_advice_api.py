@@ -97,6 +97,17 @@ def test_the_default_continuum_is_ranked_with_bands_reasons_ages_and_wall_clock(
         ({"cores": 4, "walltime": "1h", "colour": "blue"}, 422, "colour"),
         ({"cores": 4, "walltime": "1h", "constraints": {"deadline": "tomorrow"}}, 422, "cannot read the time"),
         ({"cores": 4, "walltime": "1h", "home": "nowhere"}, 404, "no site named 'nowhere'"),
+        ({"cores": True, "walltime": "1h"}, 422, "cores"),  # not one core: a client bug
+        ({"cores": "4", "walltime": "1h"}, 422, "cores"),
+        ({"cores": 4.0, "walltime": "1h"}, 422, "cores"),
+        ({"cores": 4, "walltime": "1h", "nodes": True}, 422, "nodes"),
+        ({"cores": 4, "walltime": "1h", "gpus": "1"}, 422, "gpus"),
+        ({"cores": 4, "walltime": True}, 422, "walltime"),
+        (
+            {"cores": 4, "walltime": "1h", "objective": "weighted", "weights": {"turnaround": 0}},
+            422,
+            "weights: objective weighted needs at least one",
+        ),
     ],
 )
 def test_bad_requests_are_refused_with_the_reason(tmp_path: Path, body: dict, status: int, says: str) -> None:
@@ -112,6 +123,20 @@ def test_bad_requests_are_refused_with_the_reason(tmp_path: Path, body: dict, st
         )
         assert too_many.status_code == 422
         assert client.post("/v1/advice", json={"cores": 1, "walltime": 60}, headers=auth["advise"]).status_code == 200
+
+
+def test_counts_are_integers_and_walltime_a_number_or_a_duration(tmp_path: Path) -> None:
+    loaded = parse_config("sites: [{name: local, kind: edge}]")
+    auth = _tokens(loaded, tmp_path)
+    with TestClient(create_app(loaded, tmp_path, ui=False, collect=False)) as client:
+        for walltime, seconds in ((7200, 7200), (90.5, 91), ("2h", 7200), ("30m", 1800)):
+            body = {"cores": 4, "nodes": 1, "gpus": 0, "walltime": walltime}
+            answer = client.post("/v1/advice", json=body, headers=auth["advise"])
+            assert answer.status_code == 200, answer.text
+            logged = client.get(f"/v1/advice/{answer.json()['advice_id']}", headers=auth["advise"]).json()
+            assert logged["request"]["walltime_s"] == seconds and logged["request"]["cores"] == 4
+        weighted = {"cores": 4, "walltime": 60, "objective": "weighted", "weights": {"turnaround": 0, "cost": 1}}
+        assert client.post("/v1/advice", json=weighted, headers=auth["advise"]).status_code == 200
 
 
 REPLAY = """

@@ -26,6 +26,7 @@ from twin.advice.outcome import Advice, Band, SiteOutcome, human_duration
 from twin.advice.profile import FreeProfile
 from twin.advice.request import JobRequest
 from twin.advice.transfer import TransferPlanner
+from twin.errors import InvalidJobError
 from twin.topology import SiteSpec
 from twin.view import State
 
@@ -352,6 +353,7 @@ def rank(
     best = ordered[0]
     home_outcome = next((o for o in ordered if o.site == home), None)
     unit = _unit(request.objective, currency)
+    edge_unit = _unit(_edge_measure(request), currency)
     if best.site == home or home_outcome is None or not policy.stay_home:
         margin = ""
         if len(ordered) > 1:
@@ -372,7 +374,8 @@ def rank(
     if worst < 0:
         summary = (
             f"stay at {home}: moving to {best.site} gains ≈ {_fmt(gain, unit)} as predicted, but loses"
-            f" ≈ {_fmt(-worst, unit)} if every part turns out at its {level}: the gain is inside the prediction's band"
+            f" ≈ {_fmt(-worst, edge_unit)} if every part turns out at its {level}:"
+            " the gain is inside the prediction's band"
         )
         return Advice(
             advice_id,
@@ -388,7 +391,7 @@ def rank(
         )
     summary = (
         f"move to {best.site}: ≈ {_fmt(gain, unit)} better than staying at {home}, and still"
-        f" ≈ {_fmt(worst, unit)} better at the edge of the band"
+        f" ≈ {_fmt(worst, edge_unit)} better at the edge of the band"
     )
     return Advice(advice_id, wall_now_s, request.objective, q, home, best.site, ranked, summary, currency=currency)
 
@@ -399,11 +402,16 @@ def _worst_gain(request: JobRequest, home: SiteOutcome, best: SiteOutcome) -> tu
     are those of their p10 / p90 runs. The lowest of them, and where: moving is worth it only
     when it still gains there. (A band of the best site alone counts the run's uncertainty
     that both sites share; the job's runtime is no less uncertain at home.)"""
-    what = request.objective if request.objective != "weighted" else "turnaround"
+    what = _edge_measure(request)
     a, b = _measure(home, what), _measure(best, what)
     gains = {level: a.at(level) - b.at(level) for level in ("p10", "p50", "p90")}
     level = min(gains, key=lambda k: gains[k])
     return gains[level], level
+
+
+def _edge_measure(request: JobRequest) -> str:
+    """The measure the stay-home rule's band is judged in (a weighted score has no band of its own)."""
+    return request.objective if request.objective != "weighted" else "turnaround"
 
 
 def _scores(request: JobRequest, feasible: list[SiteOutcome]) -> list[SiteOutcome]:
@@ -418,6 +426,8 @@ def _scores(request: JobRequest, feasible: list[SiteOutcome]) -> list[SiteOutcom
         ]
     w = request.weights
     weights = {"turnaround": w.turnaround, "cost": w.cost, "energy": w.energy, "co2": w.co2}
+    if not any(weights.values()):  # every site would score 0: a ranking by nothing
+        raise InvalidJobError("objective weighted needs at least one weight above 0 (weights are all 0)")
     best = {k: min((_measure(o, k).at(q) for o in feasible), default=0.0) for k in weights}
     out = []
     for o in feasible:
@@ -429,13 +439,21 @@ def _scores(request: JobRequest, feasible: list[SiteOutcome]) -> list[SiteOutcom
     return out
 
 
+_WEIGHTED_UNIT = "weighted-score points"
+"""A weighted score is Σ weight × measure ÷ its best value: a number of "best values", no unit of its own."""
+
+
 def _unit(objective: str, currency: str) -> str:
-    return {"turnaround": "s", "cost": currency, "energy": "kWh", "co2": "g CO2e", "weighted": ""}[objective]
+    return {"turnaround": "s", "cost": currency, "energy": "kWh", "co2": "g CO2e", "weighted": _WEIGHTED_UNIT}[
+        objective
+    ]
 
 
 def _fmt(value: float, unit: str) -> str:
     if unit == "s":
         return human_duration(value)
-    if unit == "":
-        return f"{value:.3g}"
     return f"{value:.3g} {unit}"
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"

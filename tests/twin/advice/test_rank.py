@@ -3,6 +3,7 @@ ranking by objective and risk, and the stay-home rule."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -12,7 +13,8 @@ from tests.twin.advice.helpers import NOW, batch_site, cloud_site, planner, run
 from twin.advice.outcome import Band
 from twin.advice.profile import FreeProfile
 from twin.advice.rank import AdvicePolicy, evaluate, rank
-from twin.advice.request import Constraints, DataSpec, JobRequest
+from twin.advice.request import Constraints, DataSpec, JobRequest, Weights
+from twin.errors import InvalidJobError
 from twin.sim import Occupancy
 from twin.topology import PartitionLimits, Pricing
 
@@ -192,3 +194,21 @@ def test_a_full_cloud_quota_is_a_queue_until_its_instances_end() -> None:
     assert free.wait_s is not None and free.wait_s.p50 == 60 and "no queue: an instance" in free.reason
     wide = _eval(JobRequest(cores=128, walltime_s=7200), full, run(1800), links)
     assert not wide.feasible and wide.excluded_because in ("capacity", "quota")
+
+
+def test_weighted_ranking_needs_a_weight_and_says_its_margin_in_a_unit() -> None:
+    links = planner("home", "fast", "cloud")
+    fast = batch_site("fast", 64, [(0, 600, 64)], pricing=Pricing(0.5))
+    cloud = cloud_site("cloud", price=0.01)
+    nothing = JobRequest(cores=8, walltime_s=7200, objective="weighted", weights=Weights(0, 0, 0, 0))
+    outcomes = [_eval(nothing, fast, links=links), _eval(nothing, cloud, links=links)]
+    with pytest.raises(InvalidJobError, match="at least one weight above 0"):
+        rank(nothing, outcomes, advice_id="a", home="home", wall_now_s=NOW, policy=POLICY)
+    both = replace(nothing, weights=Weights(1, 1, 0, 0))
+    advice = rank(both, outcomes, advice_id="b", home="cloud", wall_now_s=NOW, policy=POLICY)
+    assert advice.recommended == "cloud"
+    assert re.fullmatch(r"run at cloud, [0-9.]+ weighted-score points better than fast", advice.summary)
+    away = rank(both, outcomes, advice_id="c", home="fast", wall_now_s=NOW, policy=POLICY)
+    # the gain is a weighted score, the band's edge a turnaround (the one measure with a band here)
+    assert re.search(r"≈ [0-9.]+ weighted-score points better than staying at fast", away.summary), away.summary
+    assert re.search(r"still ≈ \d+ min better at the edge of the band", away.summary), away.summary
