@@ -11,7 +11,8 @@ from fastapi import Query
 from fastapi.responses import Response
 from pydantic import BaseModel, BeforeValidator, Field, field_validator, model_validator
 
-from service.api.deps import ADVISE, BAD_REQUEST, NOT_FOUND, ServiceDep, v1_router
+from service.api.deps import ADVISE, BAD_REQUEST, NOT_FOUND, Responses, ServiceDep, v1_router
+from service.api.errors import ErrorBody
 from service.api.latest import dumps
 from service.api.sites import json_response
 from service.timeparse import parse_size, parse_time_ns
@@ -235,6 +236,11 @@ PreviewParam = Annotated[
     ),
 ]
 
+REPORT_REFUSED: Responses = {
+    400: {"model": ErrorBody, "description": "A site the advice did not rank, or a job submitted before the advice"},
+    409: {"model": ErrorBody, "description": "The advice was already reported with another job: the first is kept"},
+}
+
 
 @router.post(
     "/advice",
@@ -279,8 +285,11 @@ def advice_record(service: ServiceDep, advice_id: AdviceId) -> Response:
     "/advice/{advice_id}/outcome",
     response_model=AdviceRecordOut,
     dependencies=ADVISE,
-    responses={**BAD_REQUEST, **NOT_FOUND},
+    responses={**REPORT_REFUSED, **NOT_FOUND},
     summary="Report where the job was submitted and its job id; the outcome is joined when it ends",
+    description="One job per advice: the same report again answers as the first did; a different one is refused"
+    " (409) and the first kept. A job the twin already knows as submitted more than a minute before the advice"
+    " was given is refused (400): it cannot be the advised job. A job not seen yet is taken as reported.",
 )
 def advice_outcome(service: ServiceDep, advice_id: AdviceId, report: OutcomeIn) -> Response:
     return json_response(dumps(service.advisor.report(advice_id, report.site, report.job_id, report.stage_in_s)))

@@ -152,6 +152,13 @@ advice: {home: home}
 """
 
 
+def _trace_s(client: TestClient, site: str, wall_s: float) -> float:
+    """The replayed site's trace clock at wall instant `wall_s`, as the twin maps it."""
+    view = client.app.state.service.twin.site(site)  # type: ignore[attr-defined]
+    assert view.trace_time_s is not None and view.trace_wall_s is not None and view.trace_speed
+    return float(view.trace_time_s + (wall_s - view.trace_wall_s) * view.trace_speed)
+
+
 def test_the_advice_log_joins_the_realised_outcome_when_the_advised_job_ends(tmp_path: Path) -> None:
     loaded = parse_config(REPLAY)
     auth = _tokens(loaded, tmp_path)
@@ -160,24 +167,43 @@ def test_the_advice_log_joins_the_realised_outcome_when_the_advised_job_ends(tmp
         pending: list[dict] = []
         while not pending and time.monotonic() < deadline:
             jobs = client.get("/v1/sites/kth/jobs", headers=auth["read"]).json()["jobs"]
-            pending = sorted((j for j in jobs if j["state"] == "PENDING"), key=lambda j: j["req_walltime_s"] or 0)
+            pending = [j for j in jobs if j["state"] == "PENDING"]
             time.sleep(0.2)
         assert pending, "the replay never showed a pending job"
-        job = pending[0]  # the shortest request: it ends soonest at one trace hour per second
-        body = {"cores": job["req_cores"], "walltime": job["req_walltime_s"]}
+        body = {"cores": 1, "walltime": 3600}
         unknown_hook = client.post("/v1/advice", params={"hook": "carrier-pigeon"}, json=body, headers=auth["advise"])
         assert unknown_hook.status_code in (400, 422) and "hook" in unknown_hook.text
         advice = client.post("/v1/advice", params={"hook": "sbatch"}, json=body, headers=auth["advise"]).json()
         assert advice["recommended"] == "kth"
-        reported = client.post(
-            f"/v1/advice/{advice['advice_id']}/outcome",
-            json={"site": "kth", "job_id": job["job_id"], "stage_in_s": 2.5},
-            headers=auth["advise"],
-        )
-        assert reported.status_code == 200 and reported.json()["job_id"] == job["job_id"]
-        wrong = client.post(
-            f"/v1/advice/{advice['advice_id']}/outcome", json={"site": "mars", "job_id": "1"}, headers=auth["advise"]
-        )
+        url = f"/v1/advice/{advice['advice_id']}/outcome"
+
+        old = pending[0]  # queued before the advice was given: it cannot be the job that followed it
+        refused = client.post(url, json={"site": "kth", "job_id": old["job_id"]}, headers=auth["advise"])
+        assert refused.status_code == 400, refused.text
+        assert f"job {old['job_id']} at kth was submitted" in refused.text and "before advice" in refused.text
+        assert client.get(f"/v1/advice/{advice['advice_id']}", headers=auth["advise"]).json()["job_id"] is None
+
+        given = _trace_s(client, "kth", advice["created_s"])  # the advised job: one submitted after the answer
+        fresh: list[dict] = []
+        deadline = time.monotonic() + 30
+        while not fresh and time.monotonic() < deadline:
+            jobs = client.get("/v1/sites/kth/jobs", headers=auth["read"]).json()["jobs"]
+            fresh = sorted(
+                (j for j in jobs if j["submit_s"] >= given and (j["req_walltime_s"] or 0) <= 4 * 3600),
+                key=lambda j: j["req_walltime_s"] or 0,
+            )
+            time.sleep(0.2)
+        assert fresh, "the replay never showed a job submitted after the advice"
+        job = fresh[0]  # a short request: it ends soon at one trace hour per second
+        report = {"site": "kth", "job_id": job["job_id"], "stage_in_s": 2.5}
+        reported = client.post(url, json=report, headers=auth["advise"])
+        assert reported.status_code == 200 and reported.json()["job_id"] == job["job_id"], reported.text
+        again = client.post(url, json=report, headers=auth["advise"])  # a retry: the same answer
+        assert again.status_code == 200 and again.json()["job_id"] == job["job_id"]
+        assert again.json()["reported_s"] == reported.json()["reported_s"]
+        other = client.post(url, json={"site": "kth", "job_id": "999999"}, headers=auth["advise"])
+        assert other.status_code == 409 and f"already reported as job {job['job_id']} at kth" in other.text
+        wrong = client.post(url, json={"site": "mars", "job_id": "1"}, headers=auth["advise"])
         assert wrong.status_code == 404
         record: dict = {}
         deadline = time.monotonic() + 90
@@ -202,3 +228,4 @@ def test_the_advice_log_joins_the_realised_outcome_when_the_advised_job_ends(tmp
     assert outcome["error_s"]["run_s"] == pytest.approx(realised["run_s"] - predicted["run_s"])
     assert outcome["regret_s"] == 0.0  # no other site was feasible
     assert record["hook"] == "sbatch"  # the log says which scheduler hook handed the answer out
+    assert record["job_id"] == job["job_id"]  # the first report kept

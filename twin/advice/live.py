@@ -23,11 +23,12 @@ import polars as pl
 from twin.advice.containers import ContainerEffects
 from twin.advice.herding import Booking, HerdingLedger
 from twin.advice.log import AdviceLog
-from twin.advice.outcome import Advice
+from twin.advice.outcome import Advice, human_duration
 from twin.advice.profile import FreeProfile
 from twin.advice.rank import AdvicePolicy, Candidate, QueueInputs, RuntimeGuess, cores_at, evaluate, rank
 from twin.advice.request import JobRequest
 from twin.advice.runtimes import guess_runtimes
+from twin.advice.serialise import iso_utc
 from twin.advice.speeds import learn_speeds
 from twin.advice.transfer import TransferPlanner
 from twin.errors import InvalidJobError
@@ -37,7 +38,11 @@ from twin.sim import Occupancy
 from twin.topology import SiteSpec
 from twin.view import LinkView, SiteView
 
-__all__ = ["Advisor"]
+__all__ = ["REPORT_TOLERANCE_S", "Advisor"]
+
+REPORT_TOLERANCE_S = 60.0
+"""How much earlier than its advice a reported job may have been submitted (site clock seconds):
+the scheduler's clock and the twin's may disagree by that much."""
 
 
 class Advisor:
@@ -202,11 +207,58 @@ class Advisor:
         )
 
     def report(self, advice_id: str, site: str, job_id: str, stage_in_s: float | None = None) -> dict[str, object]:
-        """The caller ran the job at `site` as `job_id`; herding and the outcome join follow."""
+        """The caller ran the job at `site` as `job_id`; herding and the outcome join follow.
+        InvalidJobError when the twin already knows that job as submitted before the advice was
+        given (it cannot be the advised job: joining it would score the advice on another job's
+        wait); a job the twin has not seen yet is taken on the caller's word. The same report
+        again is answered as before, a different one refused (AdviceLog.report)."""
         self.twin.topology.site(site)
-        row = self.log.report(advice_id, site, job_id, stage_in_s)
+        row = self.log.get(advice_id)
+        if row.get("job_id") is None:  # a repeated report keeps what was accepted the first time
+            self._check_submitted_after(row, site, job_id)
+        answer = self.log.report(advice_id, site, job_id, stage_in_s)
         self.ledger.reported(advice_id, site, job_id)
-        return row
+        return answer
+
+    def _check_submitted_after(self, row: Mapping[str, object], site: str, job_id: str) -> None:
+        """InvalidJobError if `job_id` at `site` is known (its live queue, else the store's job
+        history) and was submitted more than REPORT_TOLERANCE_S before the advice's creation, in
+        the site's own clock (a replayed site's trace time)."""
+        submit = self._submit_s(site, job_id)
+        created = float(row["created_s"])  # type: ignore[arg-type]
+        clock = self._site_clock(site)
+        if submit is None or clock is None:
+            return
+        created_site = clock(created)
+        if submit < created_site - REPORT_TOLERANCE_S:
+            before = human_duration(created_site - submit)
+            raise InvalidJobError(
+                f"job {job_id} at {site} was submitted {before} before advice {row['advice_id']} was given"
+                f" ({iso_utc(created)}): it cannot be the job that followed this advice; report the job"
+                " submitted after it"
+            )
+
+    def _submit_s(self, site: str, job_id: str) -> float | None:
+        """When the twin saw `job_id` submitted at `site` (site clock), None if it knows no such job."""
+        queue = self.twin.state.queue(site)
+        for frame in (queue, self.log.store.job(site, job_id) if self.log.store is not None else None):
+            if frame is None or frame.height == 0:
+                continue
+            found = frame.filter(pl.col("job_id").cast(pl.String) == job_id)["submit_s"].drop_nulls()
+            if found.len():
+                return float(found.min())  # type: ignore[arg-type]
+        return None
+
+    def _site_clock(self, site: str) -> Callable[[float], float] | None:
+        """Wall instant → the site's clock: itself at a live site; at a replayed one from the
+        trace instant it last showed (None while it has shown none)."""
+        view = self.twin.current.site(site)
+        if not view.is_replay:
+            return lambda wall: wall
+        if view.trace_time_s is None or view.trace_wall_s is None:
+            return None
+        trace_s, wall_s, speed = view.trace_time_s, view.trace_wall_s, view.trace_speed or 1.0
+        return lambda wall: trace_s + (wall - wall_s) * speed
 
     def speeds(self, bases: dict[str, QueueBase] | None = None) -> dict[str, float]:
         """Learned speeds of the sites without a configured one (from the finished jobs their

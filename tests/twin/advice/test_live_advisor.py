@@ -17,6 +17,7 @@ from twin.advice.live import Advisor
 from twin.advice.log import AdviceLog
 from twin.advice.rank import AdvicePolicy
 from twin.advice.request import DataSpec, JobRequest
+from twin.errors import AdviceConflictError, InvalidJobError
 from twin.live import Twin, build_twin
 from twin.topology import CollectorSpec, LinkSpec, Placement, Provisioning, SiteSpec, Topology
 
@@ -274,3 +275,58 @@ def test_a_restarted_advisor_holds_the_cloud_quota_its_log_sent_there(tmp_path: 
     clock.now = WALL + 5 * 3600  # past every predicted end: nothing to hold
     stats["home/slurm"].last_success_s = clock.now
     assert Advisor(twin, AdviceLog(store, clock), HerdingLedger(600.0, clock), policy, clock=clock).restored_holds == 0
+
+
+def test_a_report_of_a_job_submitted_before_the_advice_is_refused(tmp_path: Path) -> None:
+    """A job the twin knows (live queue, or the store's history) that was queued before the advice
+    was given cannot be the one that followed it: refused, nothing recorded. A minute of clock
+    disagreement is allowed; a job not seen yet is taken as reported."""
+    from telemetry.stores.duckdb_store import DuckDBStore
+
+    store = DuckDBStore(tmp_path / "r.duckdb")
+    clock = Clock()
+    twin, _ = _twin(clock, {"home": 1.0, "a": 1.0}, {"home": 64})  # home runs r1, submitted at WALL - 100
+    done = {"site": "a", "job_id": "d1", "user": "x", "state": "COMPLETED", "submit_s": int(WALL) - 3600,
+            "start_s": int(WALL) - 3590, "end_s": int(WALL) - 10, "req_walltime_s": 7200, "alloc_cores": 1,
+            "observed_s": int(WALL)}  # fmt: skip
+    store.append_jobs(conform_jobs(pl.DataFrame([done])).collect())
+    advisor = Advisor(twin, AdviceLog(store, clock), HerdingLedger(600.0, clock), _policy(), clock=clock)
+    first = advisor.advise(JobRequest(cores=8, walltime_s=600))
+    with pytest.raises(InvalidJobError, match=r"job r1 at home was submitted 2 min before advice"):
+        advisor.report(first.advice_id, "home", "r1")  # already running when the advice was given
+    with pytest.raises(InvalidJobError, match=r"job d1 at a was submitted 1 h before advice"):
+        advisor.report(first.advice_id, "a", "d1")  # in the job history: ended before the advice
+    assert advisor.log.get(first.advice_id)["job_id"] is None  # nothing recorded
+    assert advisor.report(first.advice_id, "a", "new")["job_id"] == "new"  # not seen yet: taken as said
+
+    soon = {"site": "home", "job_id": "s1", "user": "x", "state": "PENDING", "submit_s": int(WALL) + 90,
+            "req_walltime_s": 600, "observed_s": int(WALL) + 100}  # fmt: skip
+    clock.now = WALL + 120
+    twin.state.write_jobs(conform_jobs(pl.DataFrame([soon])).collect())
+    late = advisor.advise(JobRequest(cores=8, walltime_s=600))  # given 30 s after s1 was submitted
+    assert advisor.report(late.advice_id, "home", "s1")["job_id"] == "s1"  # within the clock tolerance
+    advisor.log.close()
+    store.close()
+
+
+def test_one_job_per_advice_a_repeated_report_is_answered_again_a_different_one_refused() -> None:
+    clock = Clock()
+    twin, _ = _twin(clock, {"home": 1.0, "a": 1.0}, {"home": 64})
+    advisor = _advisor(twin, clock)
+    advice = advisor.advise(JobRequest(cores=8, walltime_s=600))
+    first = advisor.report(advice.advice_id, "a", "7", 2.5)
+    clock.now += 5
+    assert advisor.report(advice.advice_id, "a", "7", 2.5) == first  # a retry: the same answer
+    assert advisor.report(advice.advice_id, "a", "7") == first  # the stage-in left out: still the same job
+    for site, job, stage_in in (("a", "8", None), ("home", "7", None), ("a", "7", 9.0)):
+        with pytest.raises(AdviceConflictError, match=r"already reported as job 7 at a \(stage-in 2.5 s\)"):
+            advisor.report(advice.advice_id, site, job, stage_in)
+    ended = {"site": "a", "job_id": "7", "user": "x", "state": "COMPLETED", "submit_s": int(WALL) + 1,
+             "start_s": int(WALL) + 10, "end_s": int(WALL) + 610, "req_walltime_s": 600, "alloc_cores": 8,
+             "observed_s": int(WALL) + 700}  # fmt: skip
+    assert advisor.log.observe("a", conform_jobs(pl.DataFrame([ended])).collect()) == 1
+    joined = advisor.report(advice.advice_id, "a", "7", 2.5)  # after the join: the joined row again
+    assert joined["job_id"] == "7" and joined["outcome"]["realised"]["run_s"] == 600
+    with pytest.raises(AdviceConflictError, match="already reported as job 7 at a"):
+        advisor.report(advice.advice_id, "a", "8")
+    assert advisor.log.get(advice.advice_id)["outcome"]["realised"]["run_s"] == 600  # kept
