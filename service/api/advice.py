@@ -235,7 +235,14 @@ PreviewParam = Annotated[
         " nothing logged; its id starts with `preview-` and cannot be reported"
     ),
 ]
-
+BatchPreviewParam = Annotated[
+    bool,
+    Query(
+        description="A dry run of the whole batch: each job still sees the earlier jobs' bookings, as in the"
+        " real batch, but nothing is booked (later answers see none of these jobs) and nothing logged; the ids"
+        " start with `preview-` and cannot be reported"
+    ),
+]
 REPORT_REFUSED: Responses = {
     400: {"model": ErrorBody, "description": "A site the advice did not rank, or a job submitted before the advice"},
     409: {"model": ErrorBody, "description": "The advice was already reported with another job: the first is kept"},
@@ -262,8 +269,12 @@ def advise(service: ServiceDep, job: JobRequestIn, hook: HookParam = "api", prev
     responses={**BAD_REQUEST, **NOT_FOUND},
     summary=f"Advice for up to {MAX_BATCH} jobs in order (each one's booking is seen by the next)",
 )
-def advise_batch(service: ServiceDep, batch: BatchIn, hook: HookParam = "api") -> Response:
-    answers = service.advisor.advise_batch([j.to_request() for j in batch.jobs], hook)
+def advise_batch(
+    service: ServiceDep, batch: BatchIn, hook: HookParam = "api", preview: BatchPreviewParam = False
+) -> Response:
+    requests = [j.to_request() for j in batch.jobs]
+    advisor = service.advisor
+    answers = advisor.preview_batch(requests) if preview else advisor.advise_batch(requests, hook)
     return json_response(dumps({"items": [advice_to_dict(a) for a in answers]}))
 
 

@@ -56,6 +56,8 @@ def test_the_default_continuum_is_ranked_with_bands_reasons_ages_and_wall_clock(
                 s["start_at"].endswith("Z") and before - 1 <= start and start == pytest.approx(s["start_at_s"], abs=1)
             )
             assert "state" in s["data_age_s"]
+            # never before the answer: the queue's snapshot is older than it (start ≥ answer + stage-in)
+            assert s["start_at_s"] >= advice["created_s"] + s["stage_in_s"]["p50"] / s["clock_speed"] - 1e-6, s
         for name in ("kth-sp2", "sdsc-sp2"):  # replayed: their queue's age and their trace clock's speed
             assert sites[name]["data_age_s"]["queue"] < 30 and sites[name]["clock_speed"] == 60.0
             assert "jobs ahead" in sites[name]["reason"]
@@ -137,6 +139,69 @@ def test_counts_are_integers_and_walltime_a_number_or_a_duration(tmp_path: Path)
             assert logged["request"]["walltime_s"] == seconds and logged["request"]["cores"] == 4
         weighted = {"cores": 4, "walltime": 60, "objective": "weighted", "weights": {"turnaround": 0, "cost": 1}}
         assert client.post("/v1/advice", json=weighted, headers=auth["advise"]).status_code == 200
+
+
+def test_a_batch_names_the_item_a_refusal_is_about(tmp_path: Path) -> None:
+    loaded = parse_config("sites: [{name: local, kind: edge}]")
+    auth = _tokens(loaded, tmp_path)
+    with TestClient(create_app(loaded, tmp_path, ui=False, collect=False)) as client:
+        ok = {"cores": 1, "walltime": 60}
+        for bad, says in (
+            ({**ok, "home": "nowhere"}, "jobs[1]: no site named 'nowhere'"),
+            ({**ok, "input": {"size": "1GB", "site": "atlantis"}}, "jobs[1]: no site named 'atlantis'"),
+            ({**ok, "constraints": {"allowed_sites": ["mars"]}}, "jobs[1]: no site named 'mars'"),
+        ):
+            for preview in ("false", "true"):
+                answer = client.post(
+                    "/v1/advice/batch", params={"preview": preview}, json={"jobs": [ok, bad]}, headers=auth["advise"]
+                )
+                assert answer.status_code == 404 and says in answer.json()["error"]["message"], answer.text
+        single = client.post("/v1/advice", json={**ok, "home": "nowhere"}, headers=auth["advise"])
+        assert single.status_code == 404 and single.json()["error"]["message"].startswith("no site named")
+        assert client.post("/v1/advice/batch", json={"jobs": [ok, ok]}, headers=auth["advise"]).status_code == 200
+
+
+CLOUD = """
+sites:
+  - {name: local, kind: edge}
+  - {name: cloud, kind: cloud, cloud: {quota_cores: 64}}
+links:
+  - {between: [local, cloud], bandwidth_gbps: 1, latency_ms: 20}
+advice: {home: local}
+"""
+
+
+def test_a_batch_preview_books_holds_and_logs_nothing(tmp_path: Path) -> None:
+    """POST /v1/advice/batch?preview=true is a dry run like the single route's: `preview-` ids that
+    cannot be read or reported, no count, no log row, no cloud quota held (so none comes back
+    after a restart either); it still ranks each job after the earlier ones, as the batch would."""
+    loaded = parse_config(CLOUD)
+    auth = _tokens(loaded, tmp_path)
+    jobs = {"jobs": [{"cores": 32, "walltime": "2h", "home": "local"}] * 3}
+    with TestClient(create_app(loaded, tmp_path, ui=False, collect=False)) as client:
+        advisor = client.app.state.service.advisor  # type: ignore[attr-defined]
+        spec = client.get("/openapi.json").json()["paths"]["/v1/advice/batch"]["post"]
+        assert any(p["name"] == "preview" and p["in"] == "query" for p in spec["parameters"])
+        dry = client.post("/v1/advice/batch", params={"preview": "true"}, json=jobs, headers=auth["advise"])
+        assert dry.status_code == 200, dry.text
+        items = dry.json()["items"]
+        assert all(i["advice_id"].startswith("preview-") for i in items) and len({i["advice_id"] for i in items}) == 3
+        clouds = [next(s for s in i["sites"] if s["site"] == "cloud") for i in items]
+        assert [c["feasible"] for c in clouds] == [True, True, True]
+        assert "quota full (held by 2 advised jobs, 64 cores)" in clouds[2]["reason"]  # as the batch would say
+        assert advisor.ledger.held("cloud") == [] and len(advisor.ledger) == 0
+        assert "ctwin_advice_total{" not in client.get("/metrics").text and advisor.log.recent(10) == []
+        for item in items:
+            assert client.get(f"/v1/advice/{item['advice_id']}", headers=auth["advise"]).status_code == 422
+            refused = client.post(
+                f"/v1/advice/{item['advice_id']}/outcome", json={"site": "cloud", "job_id": "1"}, headers=auth["advise"]
+            )
+            assert refused.status_code == 422
+        real = client.post("/v1/advice/batch", json=jobs, headers=auth["advise"])
+        assert [i["recommended"] for i in real.json()["items"]] == [i["recommended"] for i in items]
+        assert len(advisor.ledger.held("cloud")) == 3  # the real batch does hold the quota
+    with TestClient(create_app(loaded, tmp_path, ui=False, collect=False)) as client:
+        assert client.app.state.service.advisor.restored_holds == 3  # type: ignore[attr-defined]  # the real ones only
 
 
 REPLAY = """

@@ -30,7 +30,16 @@ from twin.errors import InvalidJobError
 from twin.topology import SiteSpec
 from twin.view import State
 
-__all__ = ["AdvicePolicy", "Candidate", "QueueInputs", "RuntimeGuess", "cores_at", "evaluate", "rank"]
+__all__ = [
+    "AdvicePolicy",
+    "Candidate",
+    "QueueInputs",
+    "RuntimeGuess",
+    "cores_at",
+    "evaluate",
+    "rank",
+    "site_clock_at",
+]
 
 _DEFAULT_MEM_PER_CORE = 2 * 2**30
 """Memory assumed per core when a request gives none (Slurm's common DefMemPerCPU), for energy."""
@@ -60,6 +69,16 @@ class QueueInputs:
     """"p50", and "p10" / "p90" when the runtime predictor gives a band."""
     pending: int
     predictor: str
+    booked_jobs: int = 0
+    """Advice handed out here and booked on `profiles` (herding): load the queue does not show yet."""
+    booked_cores: int = 0
+
+
+def site_clock_at(now_s: int, seen_wall_s: float, wall_s: float, clock_speed: float) -> int:
+    """The site's clock at wall instant `wall_s`, from its queue's reading (`now_s` at wall
+    `seen_wall_s`), never before that reading. Rounded up: a job placed at or after it can never
+    start before `wall_s` (a forecast is anchored at its snapshot, not at the answer)."""
+    return now_s + max(0, math.ceil((wall_s - seen_wall_s) * clock_speed))
 
 
 @dataclass(frozen=True)
@@ -88,6 +107,9 @@ class Candidate:
     """A cloud site: its quota's free cores over wall time (the instances it is known to run and
     advice handed out there, each until its predicted end). None: only `idle_cores` is known, and
     a job wider than them is excluded."""
+    held_jobs: int = 0
+    """A cloud site: the advised jobs whose holds make up `quota` (said in the reason)."""
+    held_cores: int = 0
 
 
 def cores_at(spec: SiteSpec, cores: int, nodes: int | None) -> int:
@@ -198,18 +220,24 @@ def evaluate(
     jobs_ahead: int | None = None
     if candidate.queue is not None:
         q = candidate.queue
+        # the forecast is the queue as of its snapshot: the job is placed from the site's clock
+        # at the answer (the snapshot's age later), so it never starts before now + its stage-in
+        site_now = site_clock_at(q.now_s, q.seen_wall_s, wall_now_s, place.clock_speed)
         starts = {}
         for level in ("p10", "p50", "p90"):
             profile = q.profiles.get(level) or q.profiles["p50"]
-            ready = q.now_s + math.ceil(stage_in.at(level))
+            ready = site_now + math.ceil(stage_in.at(level))
             start = profile.earliest(cores, request.walltime_s, not_before=ready)
             if start is None:
                 return _excluded(candidate, "capacity", f"needs {cores} cores; {spec.name} has {profile.capacity}")
             starts[level] = start - ready
         wait = Band(*sorted((starts["p10"], starts["p50"], starts["p90"])))
         jobs_ahead = q.pending
-        parts.append(f"{q.pending} jobs ahead, wait ≈ {human_duration(wait.p50)}")
-        start_wall = q.seen_wall_s + (stage_in.p50 + wait.p50) / place.clock_speed
+        ahead = _count(q.pending, "job", "jobs") + " ahead"
+        if q.booked_jobs:  # the wait counts advice handed out here that the queue does not show yet
+            ahead += f" + {_count(q.booked_jobs, 'advised job', 'advised jobs')} booked ({q.booked_cores} cores)"
+        parts.append(f"{ahead}, wait ≈ {human_duration(wait.p50)}")
+        start_wall = q.seen_wall_s + (site_now - q.now_s + stage_in.p50 + wait.p50) / place.clock_speed
     elif place.provisioning is not None:
         prov = place.provisioning
         room = 0.0
@@ -224,9 +252,13 @@ def evaluate(
             if idle is not None and cores > idle:
                 return _excluded(candidate, "quota", f"quota: {idle:.0f} of {candidate.capacity_cores} cores free")
         wait = Band(room + prov.p10_s, room + prov.p50_s, room + prov.p90_s)
-        if room > 0:
+        if room > 0:  # only advice handed out here holds the quota (the twin sees no queue)
+            held = ""
+            if candidate.held_jobs:
+                jobs = _count(candidate.held_jobs, "advised job", "advised jobs")
+                held = f" (held by {jobs}, {candidate.held_cores} cores)"
             parts.append(
-                f"quota full: {cores} cores free in ≈ {human_duration(room)}, "
+                f"quota full{held}: {cores} cores free in ≈ {human_duration(room)}, "
                 f"then an instance in ≈ {human_duration(prov.p50_s)}"
             )
         else:

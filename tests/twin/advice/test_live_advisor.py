@@ -94,6 +94,11 @@ def test_fifty_identical_requests_do_not_all_pile_onto_one_site() -> None:
     waits = [next(o for o in a.ranked if o.site == "a").wait_s.p50 for a in answers]  # type: ignore[union-attr]
     assert waits[0] == 0 and waits[-1] > waits[0]  # the bookings are load: a's queue grows
     assert len(advisor.ledger) == 50
+    first_a = next(o for o in answers[0].ranked if o.site == "a")
+    assert first_a.reason.startswith("0 jobs ahead, wait ≈ 0 s")  # nothing booked there yet
+    last_a = next(o for o in answers[-1].ranked if o.site == "a")
+    booked = spread["a"] - (answers[-1].recommended == "a")  # the answers before the last that went to a
+    assert last_a.reason.startswith(f"0 jobs ahead + {booked} advised jobs booked ({32 * booked} cores), wait ≈ ")
 
 
 def test_a_preview_books_nothing_and_logs_nothing() -> None:
@@ -107,6 +112,26 @@ def test_a_preview_books_nothing_and_logs_nothing() -> None:
     assert {p.recommended for p in previews} == {"a"} and all(p.advice_id.startswith("preview-") for p in previews)
     assert len(advisor.ledger) == 0 and advisor.log.stats().advised == {}
     assert advisor.advise(job).recommended == "a"  # the first real answer is the one it would have been
+
+
+def test_a_batch_preview_ranks_like_the_batch_but_books_holds_and_logs_nothing() -> None:
+    """POST /v1/advice/batch?preview=true: each job sees the earlier jobs' bookings (the spread the
+    real batch gives), the ledger, the cloud holds and the log stay empty, every id is a preview's."""
+    clock = Clock()
+    cloud = SiteSpec("cloud", "cloud", placement=Placement(quota_cores=64, provisioning=Provisioning(30, 60, 120)))
+    twin, _ = _twin(clock, {"home": 1.0, "a": 1.2, "b": 1.0}, {"home": 64}, clouds=(cloud,))
+    job = JobRequest(cores=32, walltime_s=3600, input=DataSpec(1e9, "home"))
+    advisor = _advisor(twin, clock)
+    previews = advisor.preview_batch([job] * 20)
+    ids = [p.advice_id for p in previews]
+    assert all(i.startswith("preview-") for i in ids) and len(set(ids)) == 20
+    assert len(advisor.ledger) == 0 and advisor.ledger.held("cloud") == [] and advisor.log.stats().advised == {}
+    assert "cloud" in {p.recommended for p in previews}  # the quota is seen filling up within the batch
+    real = advisor.advise_batch([job] * 20)
+    assert [p.recommended for p in previews] == [r.recommended for r in real]
+    for p, r in zip(previews, real, strict=True):
+        assert [(o.site, o.wait_s) for o in p.ranked] == [(o.site, o.wait_s) for o in r.ranked]
+        assert [o.reason for o in p.ranked] == [o.reason for o in r.ranked]
 
 
 def test_a_booking_ends_when_the_job_is_seen_in_the_queue_or_reported_elsewhere() -> None:
@@ -135,7 +160,9 @@ def test_the_answer_is_in_wall_clock_with_data_ages_and_is_logged() -> None:
     clock.now += 20
     advice = advisor.advise(JobRequest(cores=8, walltime_s=600, user="u1"))
     a = next(o for o in advice.ranked if o.site == "a")
-    assert a.start_at_s == pytest.approx(WALL)  # its queue was read at WALL (site clock now = WALL)
+    # its queue was read at WALL, 20 s before the answer: the job starts at the answer, not before
+    assert a.start_at_s == pytest.approx(WALL + 20, abs=1) and a.start_at_s >= advice.created_s
+    assert a.wait_s is not None and a.wait_s.p50 == 0
     assert a.data_age_s["queue"] == pytest.approx(20) and a.data_age_s["state"] == pytest.approx(20)
     row = advisor.log.get(advice.advice_id)
     assert row["recommended"] == "a" and row["ranked"][0]["site"] == "a" and row["request"]["user"] == "u1"
@@ -235,7 +262,7 @@ def test_a_cloud_quota_stays_taken_until_the_advised_jobs_end() -> None:
     third = advisor.advise(job)
     at_cloud = next(o for o in third.ranked if o.site == "cloud")
     assert at_cloud.feasible and at_cloud.wait_s is not None and at_cloud.wait_s.p50 > 3 * 3600 - 700
-    assert "quota full: 32 cores free in" in at_cloud.reason
+    assert "quota full (held by 2 advised jobs, 64 cores): 32 cores free in" in at_cloud.reason
     assert third.recommended == "home"  # home's running job ends sooner than the cloud's instances
     advisor.report(second.advice_id, "home", "77")  # the second ran at home after all: its hold goes
     assert [b.advice_id for b in advisor.ledger.held("cloud")] == [first.advice_id]

@@ -196,6 +196,50 @@ def test_a_full_cloud_quota_is_a_queue_until_its_instances_end() -> None:
     assert not wide.feasible and wide.excluded_because in ("capacity", "quota")
 
 
+def test_a_start_is_never_before_the_answer_however_old_the_queue_snapshot() -> None:
+    """The forecast is the queue as its snapshot saw it: an answer given later places the job from
+    the site's clock then. A replayed site (60 site s a wall s), its queue read 5 wall s (300 site s)
+    ago, 16 cores busy until site time 600: a job needing them waits 300 s from now, not 600; one that
+    fits at once starts now + its stage-in, not at the snapshot (the start in the past it was)."""
+    links = planner("home", "hpc")
+    later = NOW + 5
+    site = batch_site("hpc", 32, [(0, 600, 16)], clock_speed=60.0)
+    data = DataSpec(10 * GB, "home")  # 8.01 s at 10 Gb/s
+    kw = {"home": "home", "wall_now_s": later, "policy": POLICY}
+    wide = evaluate(JobRequest(cores=32, walltime_s=7200, input=data), site, run(3600), links, **kw)  # type: ignore[arg-type]
+    assert wide.wait_s is not None and wide.wait_s.p50 == 600 - 300 - 9  # ready at site 309, starts at 600
+    assert wide.start_at_s == pytest.approx(NOW + 600 / 60, abs=0.1)  # the instant does not move
+    narrow = evaluate(JobRequest(cores=8, walltime_s=7200, input=data), site, run(3600), links, **kw)  # type: ignore[arg-type]
+    assert narrow.wait_s is not None and narrow.wait_s == Band(0, 0, 0)
+    assert narrow.start_at_s is not None and narrow.start_at_s >= later + 8.01 / 60
+    assert narrow.start_at_s == pytest.approx(later + 9 / 60, abs=0.02)
+    banded = replace(
+        site,
+        queue=replace(
+            site.queue,  # type: ignore[arg-type]
+            profiles={
+                "p10": FreeProfile.of(Occupancy(*(np.array([v]) for v in (0, 0, 300, 16))), 32, 0),
+                "p50": site.queue.profiles["p50"],  # type: ignore[union-attr]
+                "p90": FreeProfile.of(Occupancy(*(np.array([v]) for v in (0, 0, 1200, 16))), 32, 0),
+            },
+        ),
+    )
+    b = evaluate(JobRequest(cores=32, walltime_s=7200, input=data), banded, run(3600), links, **kw)  # type: ignore[arg-type]
+    assert b.wait_s is not None and b.wait_s.p10 <= b.wait_s.p50 <= b.wait_s.p90  # the band stays ordered
+    assert b.wait_s.p10 == 0 and b.start_at_s is not None and b.start_at_s >= later
+
+
+def test_the_reason_counts_jobs_ahead_and_the_advice_booked_there() -> None:
+    one = _eval(JobRequest(cores=8, walltime_s=7200), batch_site("hpc", 32, pending=1))
+    assert one.reason.startswith("1 job ahead, wait ≈ 0 s")
+    site = batch_site("hpc", 32, [(0, 5000, 32)])
+    booked = replace(site, queue=replace(site.queue, booked_jobs=12, booked_cores=96))  # type: ignore[arg-type]
+    o = _eval(JobRequest(cores=8, walltime_s=7200), booked)
+    assert o.reason.startswith("0 jobs ahead + 12 advised jobs booked (96 cores), wait ≈ 1 h 23 min")
+    single = replace(site, queue=replace(site.queue, booked_jobs=1, booked_cores=8))  # type: ignore[arg-type]
+    assert "+ 1 advised job booked (8 cores)" in _eval(JobRequest(cores=8, walltime_s=7200), single).reason
+
+
 def test_weighted_ranking_needs_a_weight_and_says_its_margin_in_a_unit() -> None:
     links = planner("home", "fast", "cloud")
     fast = batch_site("fast", 64, [(0, 600, 64)], pricing=Pricing(0.5))
