@@ -186,14 +186,20 @@ def advice_figure(advice: Advice) -> go.Figure:
 def _band(b: Any, unit: str = "", digits: int = 2) -> str:
     if b is None:
         return fmt.UNKNOWN
-    return f"{b.p50:,.{digits}f}{unit} ({b.p10:,.{digits}f}–{b.p90:,.{digits}f})"
+    low, high = f"{b.p10:,.{digits}f}", f"{b.p90:,.{digits}f}"
+    if low == high:  # a band narrower than the rounding: one value
+        return f"{b.p50:,.{digits}f}{unit}"
+    return f"{b.p50:,.{digits}f}{unit} ({low}–{high})"
 
 
 def _span(b: Any) -> str:
     """A duration band as a person plans with it: `2 h 10 min (1 h 50 min–3 h)`."""
     if b is None:
         return fmt.UNKNOWN
-    return f"{fmt.duration(b.p50)} ({fmt.duration(b.p10)}–{fmt.duration(b.p90)})"
+    low, high = fmt.duration(b.p10), fmt.duration(b.p90)
+    if low == high:  # a band narrower than the rounding: one value
+        return fmt.duration(b.p50)
+    return f"{fmt.duration(b.p50)} ({low}–{high})"
 
 
 def _ages(ages: dict[str, float | None]) -> str:

@@ -33,10 +33,10 @@ def parse_data(text: str | None, what: str) -> dict[str, Any]:
 def _band(band: dict[str, float] | None, fmt: Any) -> str:
     if not band:
         return "—"
-    mid = fmt(band["p50"])
-    if band["p10"] == band["p90"]:
+    mid, low, high = fmt(band["p50"]), fmt(band["p10"]), fmt(band["p90"])
+    if low == high:  # a band narrower than the rounding: "[4 h 11 min–4 h 11 min]" says nothing
         return mid
-    return f"{mid} [{fmt(band['p10'])}–{fmt(band['p90'])}]"
+    return f"{mid} [{low}–{high}]"
 
 
 def _duration(seconds: float) -> str:

@@ -431,10 +431,10 @@ def _band(band: dict[str, float] | None) -> str:
 
     if not band:
         return "—"
-    mid = human_duration(band["p50"])
-    if band["p10"] == band["p90"]:
+    mid, low, high = human_duration(band["p50"]), human_duration(band["p10"]), human_duration(band["p90"])
+    if low == high:  # a band narrower than the rounding: one value
         return mid
-    return f"{mid} [{human_duration(band['p10'])}–{human_duration(band['p90'])}]"
+    return f"{mid} [{low}–{high}]"
 
 
 def _dry_run(

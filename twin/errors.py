@@ -5,6 +5,7 @@
     ├── NoBatchQueueError     (also a LookupError: no batch queue state there)  → 409 no_batch_queue
     ├── NoModelError          (also a LookupError: no learned model loaded)     → 409 no_model
     ├── UnknownAdviceError    (also a KeyError: no advice with that id)         → 404 not_found
+    ├── AdviceConflictError   (an advice already reported with another job)    → 409 already_reported
     ├── UnknownJobError       (also a KeyError: no queued job of that id)      → 404 not_found
     ├── UnknownLinkError      (also a KeyError: no link between those sites)   → 404 not_found
     ├── InvalidJobError       (also a ValueError: a job the twin cannot place)  → 400 bad_job
@@ -17,6 +18,7 @@ keep working, and every message says what was wrong and, where it can, how to fi
 from __future__ import annotations
 
 __all__ = [
+    "AdviceConflictError",
     "InvalidJobError",
     "InvalidScenarioError",
     "NoBatchQueueError",
@@ -61,6 +63,12 @@ class NoModelError(TwinError, LookupError):
 
 class UnknownAdviceError(TwinError, KeyError):
     code = "not_found"
+
+
+class AdviceConflictError(TwinError):
+    """A second, different report of where an advised job ran: the first one is kept."""
+
+    code = "already_reported"
 
 
 class InvalidJobError(TwinError, ValueError):

@@ -9,9 +9,10 @@ from typing import Annotated, Any, Literal
 from fastapi import Path as PathParam
 from fastapi import Query
 from fastapi.responses import Response
-from pydantic import BaseModel, BeforeValidator, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, field_validator, model_validator
 
-from service.api.deps import ADVISE, BAD_REQUEST, NOT_FOUND, ServiceDep, v1_router
+from service.api.deps import ADVISE, BAD_REQUEST, NOT_FOUND, Responses, ServiceDep, v1_router
+from service.api.errors import ErrorBody
 from service.api.latest import dumps
 from service.api.sites import json_response
 from service.timeparse import parse_size, parse_time_ns
@@ -59,6 +60,8 @@ class ContainerIn(BaseModel):
 
 
 class WeightsIn(BaseModel):
+    """For objective `weighted`: each measure over its best value, weighted; at least one above 0."""
+
     model_config = {"extra": "forbid"}
 
     turnaround: float = Field(1.0, ge=0, le=1000)
@@ -85,10 +88,11 @@ class ConstraintsIn(BaseModel):
 class JobRequestIn(BaseModel):
     model_config = {"extra": "forbid"}
 
-    cores: int = Field(ge=1, le=10_000_000, description="CPU cores the job needs")
+    # counts are strict: JSON `true` or "4" is a client bug to refuse, not a count to guess
+    cores: int = Field(ge=1, le=10_000_000, strict=True, description="CPU cores the job needs (a JSON integer)")
     walltime: Duration = Field(description='The requested time (its kill limit): seconds, or "2h", "30m"')
-    nodes: int | None = Field(None, ge=1, le=1_000_000)
-    gpus: int = Field(0, ge=0, le=100_000)
+    nodes: int | None = Field(None, ge=1, le=1_000_000, strict=True)
+    gpus: int = Field(0, ge=0, le=100_000, strict=True)
     memory: Size | None = Field(None, description='Per node: bytes, or "64GB"')
     user: str | None = Field(None, max_length=128, description="For the user's history (runtime predictions)")
     partition: str | None = Field(None, max_length=128)
@@ -107,6 +111,15 @@ class JobRequestIn(BaseModel):
         if not math.isfinite(value) or value > 366 * 86400:
             raise ValueError("walltime must be at most 366 days")
         return value
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> JobRequestIn:
+        w = self.weights
+        if self.objective == "weighted" and not (w.turnaround or w.cost or w.energy or w.co2):
+            raise ValueError(
+                "weights: objective weighted needs at least one of weights.turnaround, cost, energy, co2 above 0"
+            )
+        return self
 
     def to_request(self) -> JobRequest:
         c = self.constraints
@@ -222,6 +235,18 @@ PreviewParam = Annotated[
         " nothing logged; its id starts with `preview-` and cannot be reported"
     ),
 ]
+BatchPreviewParam = Annotated[
+    bool,
+    Query(
+        description="A dry run of the whole batch: each job still sees the earlier jobs' bookings, as in the"
+        " real batch, but nothing is booked (later answers see none of these jobs) and nothing logged; the ids"
+        " start with `preview-` and cannot be reported"
+    ),
+]
+REPORT_REFUSED: Responses = {
+    400: {"model": ErrorBody, "description": "A site the advice did not rank, or a job submitted before the advice"},
+    409: {"model": ErrorBody, "description": "The advice was already reported with another job: the first is kept"},
+}
 
 
 @router.post(
@@ -244,8 +269,12 @@ def advise(service: ServiceDep, job: JobRequestIn, hook: HookParam = "api", prev
     responses={**BAD_REQUEST, **NOT_FOUND},
     summary=f"Advice for up to {MAX_BATCH} jobs in order (each one's booking is seen by the next)",
 )
-def advise_batch(service: ServiceDep, batch: BatchIn, hook: HookParam = "api") -> Response:
-    answers = service.advisor.advise_batch([j.to_request() for j in batch.jobs], hook)
+def advise_batch(
+    service: ServiceDep, batch: BatchIn, hook: HookParam = "api", preview: BatchPreviewParam = False
+) -> Response:
+    requests = [j.to_request() for j in batch.jobs]
+    advisor = service.advisor
+    answers = advisor.preview_batch(requests) if preview else advisor.advise_batch(requests, hook)
     return json_response(dumps({"items": [advice_to_dict(a) for a in answers]}))
 
 
@@ -267,8 +296,11 @@ def advice_record(service: ServiceDep, advice_id: AdviceId) -> Response:
     "/advice/{advice_id}/outcome",
     response_model=AdviceRecordOut,
     dependencies=ADVISE,
-    responses={**BAD_REQUEST, **NOT_FOUND},
+    responses={**REPORT_REFUSED, **NOT_FOUND},
     summary="Report where the job was submitted and its job id; the outcome is joined when it ends",
+    description="One job per advice: the same report again answers as the first did; a different one is refused"
+    " (409) and the first kept. A job the twin already knows as submitted more than a minute before the advice"
+    " was given is refused (400): it cannot be the advised job. A job not seen yet is taken as reported.",
 )
 def advice_outcome(service: ServiceDep, advice_id: AdviceId, report: OutcomeIn) -> Response:
     return json_response(dumps(service.advisor.report(advice_id, report.site, report.job_id, report.stage_in_s)))

@@ -14,6 +14,7 @@ from fastapi import HTTPException
 from pydantic import BaseModel
 
 from twin.errors import (
+    AdviceConflictError,
     InvalidJobError,
     InvalidScenarioError,
     NoBatchQueueError,
@@ -67,6 +68,7 @@ class ApiError(HTTPException):
 TWIN_STATUS: dict[type[TwinError], int] = {
     UnknownSiteError: 404,
     UnknownAdviceError: 404,
+    AdviceConflictError: 409,
     NoBatchQueueError: 409,
     NoModelError: 409,
     InvalidJobError: 400,

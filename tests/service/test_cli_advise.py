@@ -87,3 +87,14 @@ def test_a_service_that_is_not_there_is_named_with_the_fix(tmp_path: Path) -> No
     command += ["--url", "http://127.0.0.1:9", "--token", "x"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path)
     assert done.returncode != 0 and "is `ctwin serve` running?" in done.stderr
+
+
+def test_a_band_narrower_than_its_rounding_is_one_value() -> None:
+    """A band like "4 h 11 min [4 h 11 min–4 h 11 min]" says nothing a single value does not."""
+    from service import cli_advise, cli_sbatch
+    from twin.advice.outcome import human_duration
+
+    narrow = {"p10": 15_050.0, "p50": 15_060.0, "p90": 15_070.0}  # 4 h 11 min each, once rounded
+    wide = {"p10": 600.0, "p50": 900.0, "p90": 1500.0}
+    assert cli_advise._band(narrow, human_duration) == cli_sbatch._band(narrow) == "4 h 11 min"
+    assert cli_advise._band(wide, human_duration) == cli_sbatch._band(wide) == "15 min [10 min–25 min]"

@@ -150,7 +150,16 @@ def test_the_advice_to_job_join_in_the_manifest_joins_rows(served: tuple) -> Non
     )
     assert res.status_code == 200, res.text
     advice_id = res.json()["advice_id"]
-    finished = service.store.jobs(site="kth", states=["COMPLETED"]).row(0, named=True)
+    kth = service.twin.site("kth")  # the advised job is one submitted after the answer (trace clock)
+    given = kth.trace_time_s + (res.json()["created_s"] - kth.trace_wall_s) * kth.trace_speed
+    deadline = time.monotonic() + 60
+    while True:
+        done = service.store.jobs(site="kth", states=["COMPLETED"]).filter(pl.col("submit_s") >= given)
+        if done.height or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert done.height, "the replay never finished a job submitted after the advice"
+    finished = done.row(0, named=True)
     res = client.post(
         f"/v1/advice/{advice_id}/outcome", json={"site": "kth", "job_id": finished["job_id"]}, headers=auth["advise"]
     )

@@ -32,7 +32,7 @@ from telemetry.stores.base import Store
 from twin.advice.outcome import Advice
 from twin.advice.request import JobRequest
 from twin.advice.serialise import advice_to_dict, request_to_dict
-from twin.errors import InvalidJobError, UnknownAdviceError
+from twin.errors import AdviceConflictError, InvalidJobError, UnknownAdviceError
 
 __all__ = ["OUTCOME_SCHEMA", "AdviceLog", "AdviceStats"]
 
@@ -83,6 +83,7 @@ class AdviceLog:
         self.dropped = 0
         """Answers never stored: the store refused writes while more than max_unwritten waited."""
         self._failing_since: float | None = None
+        self._report_lock = threading.Lock()
         self._waiting: dict[tuple[str, str], str] = {}
         """(site, job_id) → advice_id of reported jobs whose outcome is not joined yet."""
         self._memory: dict[str, dict[str, Any]] = {}
@@ -172,11 +173,27 @@ class AdviceLog:
 
     def report(self, advice_id: str, site: str, job_id: str, stage_in_s: float | None = None) -> dict[str, Any]:
         """The caller ran the advised job at `site` as `job_id` (stage_in_s: how long its data
-        really took to move, when it knows). Returns the row, joined if the job has ended."""
+        really took to move, when it knows). Returns the row, joined if the job has ended.
+        One job per advice: the same report again returns the row as it is (a retry after a lost
+        answer must not fail), a different one is refused with AdviceConflictError and the first
+        is kept (an outcome joined to one job must not be moved to another)."""
+        with self._report_lock:  # two reports at once: one is first, the other sees it
+            return self._report(advice_id, site, job_id, stage_in_s)
+
+    def _report(self, advice_id: str, site: str, job_id: str, stage_in_s: float | None) -> dict[str, Any]:
         row = self.get(advice_id)
-        if row.get("joined_s") is not None:
-            raise InvalidJobError(
-                f"advice {advice_id} already has its outcome (job {row['job_id']} at {row['chosen_site']})"
+        if row.get("job_id") is not None:
+            earlier = (row.get("outcome") or {}).get("reported_stage_in_s")
+            same_stage_in = stage_in_s is None or earlier == stage_in_s
+            if row["chosen_site"] == site and row["job_id"] == job_id and same_stage_in:
+                return row
+            told = f"job {row['job_id']} at {row['chosen_site']}"
+            if earlier is not None:
+                told += f" (stage-in {earlier:g} s)"
+            raise AdviceConflictError(
+                f"advice {advice_id} was already reported as {told}; a report of job {job_id} at {site}"
+                + (f" (stage-in {stage_in_s:g} s)" if stage_in_s is not None else "")
+                + " cannot replace it"
             )
         sites = {s["site"] for s in row["ranked"]}
         if site not in sites:

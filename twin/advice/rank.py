@@ -26,10 +26,20 @@ from twin.advice.outcome import Advice, Band, SiteOutcome, human_duration
 from twin.advice.profile import FreeProfile
 from twin.advice.request import JobRequest
 from twin.advice.transfer import TransferPlanner
+from twin.errors import InvalidJobError
 from twin.topology import SiteSpec
 from twin.view import State
 
-__all__ = ["AdvicePolicy", "Candidate", "QueueInputs", "RuntimeGuess", "cores_at", "evaluate", "rank"]
+__all__ = [
+    "AdvicePolicy",
+    "Candidate",
+    "QueueInputs",
+    "RuntimeGuess",
+    "cores_at",
+    "evaluate",
+    "rank",
+    "site_clock_at",
+]
 
 _DEFAULT_MEM_PER_CORE = 2 * 2**30
 """Memory assumed per core when a request gives none (Slurm's common DefMemPerCPU), for energy."""
@@ -59,6 +69,16 @@ class QueueInputs:
     """"p50", and "p10" / "p90" when the runtime predictor gives a band."""
     pending: int
     predictor: str
+    booked_jobs: int = 0
+    """Advice handed out here and booked on `profiles` (herding): load the queue does not show yet."""
+    booked_cores: int = 0
+
+
+def site_clock_at(now_s: int, seen_wall_s: float, wall_s: float, clock_speed: float) -> int:
+    """The site's clock at wall instant `wall_s`, from its queue's reading (`now_s` at wall
+    `seen_wall_s`), never before that reading. Rounded up: a job placed at or after it can never
+    start before `wall_s` (a forecast is anchored at its snapshot, not at the answer)."""
+    return now_s + max(0, math.ceil((wall_s - seen_wall_s) * clock_speed))
 
 
 @dataclass(frozen=True)
@@ -87,6 +107,9 @@ class Candidate:
     """A cloud site: its quota's free cores over wall time (the instances it is known to run and
     advice handed out there, each until its predicted end). None: only `idle_cores` is known, and
     a job wider than them is excluded."""
+    held_jobs: int = 0
+    """A cloud site: the advised jobs whose holds make up `quota` (said in the reason)."""
+    held_cores: int = 0
 
 
 def cores_at(spec: SiteSpec, cores: int, nodes: int | None) -> int:
@@ -197,18 +220,24 @@ def evaluate(
     jobs_ahead: int | None = None
     if candidate.queue is not None:
         q = candidate.queue
+        # the forecast is the queue as of its snapshot: the job is placed from the site's clock
+        # at the answer (the snapshot's age later), so it never starts before now + its stage-in
+        site_now = site_clock_at(q.now_s, q.seen_wall_s, wall_now_s, place.clock_speed)
         starts = {}
         for level in ("p10", "p50", "p90"):
             profile = q.profiles.get(level) or q.profiles["p50"]
-            ready = q.now_s + math.ceil(stage_in.at(level))
+            ready = site_now + math.ceil(stage_in.at(level))
             start = profile.earliest(cores, request.walltime_s, not_before=ready)
             if start is None:
                 return _excluded(candidate, "capacity", f"needs {cores} cores; {spec.name} has {profile.capacity}")
             starts[level] = start - ready
         wait = Band(*sorted((starts["p10"], starts["p50"], starts["p90"])))
         jobs_ahead = q.pending
-        parts.append(f"{q.pending} jobs ahead, wait ≈ {human_duration(wait.p50)}")
-        start_wall = q.seen_wall_s + (stage_in.p50 + wait.p50) / place.clock_speed
+        ahead = _count(q.pending, "job", "jobs") + " ahead"
+        if q.booked_jobs:  # the wait counts advice handed out here that the queue does not show yet
+            ahead += f" + {_count(q.booked_jobs, 'advised job', 'advised jobs')} booked ({q.booked_cores} cores)"
+        parts.append(f"{ahead}, wait ≈ {human_duration(wait.p50)}")
+        start_wall = q.seen_wall_s + (site_now - q.now_s + stage_in.p50 + wait.p50) / place.clock_speed
     elif place.provisioning is not None:
         prov = place.provisioning
         room = 0.0
@@ -223,9 +252,13 @@ def evaluate(
             if idle is not None and cores > idle:
                 return _excluded(candidate, "quota", f"quota: {idle:.0f} of {candidate.capacity_cores} cores free")
         wait = Band(room + prov.p10_s, room + prov.p50_s, room + prov.p90_s)
-        if room > 0:
+        if room > 0:  # only advice handed out here holds the quota (the twin sees no queue)
+            held = ""
+            if candidate.held_jobs:
+                jobs = _count(candidate.held_jobs, "advised job", "advised jobs")
+                held = f" (held by {jobs}, {candidate.held_cores} cores)"
             parts.append(
-                f"quota full: {cores} cores free in ≈ {human_duration(room)}, "
+                f"quota full{held}: {cores} cores free in ≈ {human_duration(room)}, "
                 f"then an instance in ≈ {human_duration(prov.p50_s)}"
             )
         else:
@@ -352,6 +385,7 @@ def rank(
     best = ordered[0]
     home_outcome = next((o for o in ordered if o.site == home), None)
     unit = _unit(request.objective, currency)
+    edge_unit = _unit(_edge_measure(request), currency)
     if best.site == home or home_outcome is None or not policy.stay_home:
         margin = ""
         if len(ordered) > 1:
@@ -372,7 +406,8 @@ def rank(
     if worst < 0:
         summary = (
             f"stay at {home}: moving to {best.site} gains ≈ {_fmt(gain, unit)} as predicted, but loses"
-            f" ≈ {_fmt(-worst, unit)} if every part turns out at its {level}: the gain is inside the prediction's band"
+            f" ≈ {_fmt(-worst, edge_unit)} if every part turns out at its {level}:"
+            " the gain is inside the prediction's band"
         )
         return Advice(
             advice_id,
@@ -388,7 +423,7 @@ def rank(
         )
     summary = (
         f"move to {best.site}: ≈ {_fmt(gain, unit)} better than staying at {home}, and still"
-        f" ≈ {_fmt(worst, unit)} better at the edge of the band"
+        f" ≈ {_fmt(worst, edge_unit)} better at the edge of the band"
     )
     return Advice(advice_id, wall_now_s, request.objective, q, home, best.site, ranked, summary, currency=currency)
 
@@ -399,11 +434,16 @@ def _worst_gain(request: JobRequest, home: SiteOutcome, best: SiteOutcome) -> tu
     are those of their p10 / p90 runs. The lowest of them, and where: moving is worth it only
     when it still gains there. (A band of the best site alone counts the run's uncertainty
     that both sites share; the job's runtime is no less uncertain at home.)"""
-    what = request.objective if request.objective != "weighted" else "turnaround"
+    what = _edge_measure(request)
     a, b = _measure(home, what), _measure(best, what)
     gains = {level: a.at(level) - b.at(level) for level in ("p10", "p50", "p90")}
     level = min(gains, key=lambda k: gains[k])
     return gains[level], level
+
+
+def _edge_measure(request: JobRequest) -> str:
+    """The measure the stay-home rule's band is judged in (a weighted score has no band of its own)."""
+    return request.objective if request.objective != "weighted" else "turnaround"
 
 
 def _scores(request: JobRequest, feasible: list[SiteOutcome]) -> list[SiteOutcome]:
@@ -418,6 +458,8 @@ def _scores(request: JobRequest, feasible: list[SiteOutcome]) -> list[SiteOutcom
         ]
     w = request.weights
     weights = {"turnaround": w.turnaround, "cost": w.cost, "energy": w.energy, "co2": w.co2}
+    if not any(weights.values()):  # every site would score 0: a ranking by nothing
+        raise InvalidJobError("objective weighted needs at least one weight above 0 (weights are all 0)")
     best = {k: min((_measure(o, k).at(q) for o in feasible), default=0.0) for k in weights}
     out = []
     for o in feasible:
@@ -429,13 +471,21 @@ def _scores(request: JobRequest, feasible: list[SiteOutcome]) -> list[SiteOutcom
     return out
 
 
+_WEIGHTED_UNIT = "weighted-score points"
+"""A weighted score is Σ weight × measure ÷ its best value: a number of "best values", no unit of its own."""
+
+
 def _unit(objective: str, currency: str) -> str:
-    return {"turnaround": "s", "cost": currency, "energy": "kWh", "co2": "g CO2e", "weighted": ""}[objective]
+    return {"turnaround": "s", "cost": currency, "energy": "kWh", "co2": "g CO2e", "weighted": _WEIGHTED_UNIT}[
+        objective
+    ]
 
 
 def _fmt(value: float, unit: str) -> str:
     if unit == "s":
         return human_duration(value)
-    if unit == "":
-        return f"{value:.3g}"
     return f"{value:.3g} {unit}"
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"

@@ -17,6 +17,7 @@ from twin.advice.live import Advisor
 from twin.advice.log import AdviceLog
 from twin.advice.rank import AdvicePolicy
 from twin.advice.request import DataSpec, JobRequest
+from twin.errors import AdviceConflictError, InvalidJobError
 from twin.live import Twin, build_twin
 from twin.topology import CollectorSpec, LinkSpec, Placement, Provisioning, SiteSpec, Topology
 
@@ -93,6 +94,11 @@ def test_fifty_identical_requests_do_not_all_pile_onto_one_site() -> None:
     waits = [next(o for o in a.ranked if o.site == "a").wait_s.p50 for a in answers]  # type: ignore[union-attr]
     assert waits[0] == 0 and waits[-1] > waits[0]  # the bookings are load: a's queue grows
     assert len(advisor.ledger) == 50
+    first_a = next(o for o in answers[0].ranked if o.site == "a")
+    assert first_a.reason.startswith("0 jobs ahead, wait ≈ 0 s")  # nothing booked there yet
+    last_a = next(o for o in answers[-1].ranked if o.site == "a")
+    booked = spread["a"] - (answers[-1].recommended == "a")  # the answers before the last that went to a
+    assert last_a.reason.startswith(f"0 jobs ahead + {booked} advised jobs booked ({32 * booked} cores), wait ≈ ")
 
 
 def test_a_preview_books_nothing_and_logs_nothing() -> None:
@@ -106,6 +112,26 @@ def test_a_preview_books_nothing_and_logs_nothing() -> None:
     assert {p.recommended for p in previews} == {"a"} and all(p.advice_id.startswith("preview-") for p in previews)
     assert len(advisor.ledger) == 0 and advisor.log.stats().advised == {}
     assert advisor.advise(job).recommended == "a"  # the first real answer is the one it would have been
+
+
+def test_a_batch_preview_ranks_like_the_batch_but_books_holds_and_logs_nothing() -> None:
+    """POST /v1/advice/batch?preview=true: each job sees the earlier jobs' bookings (the spread the
+    real batch gives), the ledger, the cloud holds and the log stay empty, every id is a preview's."""
+    clock = Clock()
+    cloud = SiteSpec("cloud", "cloud", placement=Placement(quota_cores=64, provisioning=Provisioning(30, 60, 120)))
+    twin, _ = _twin(clock, {"home": 1.0, "a": 1.2, "b": 1.0}, {"home": 64}, clouds=(cloud,))
+    job = JobRequest(cores=32, walltime_s=3600, input=DataSpec(1e9, "home"))
+    advisor = _advisor(twin, clock)
+    previews = advisor.preview_batch([job] * 20)
+    ids = [p.advice_id for p in previews]
+    assert all(i.startswith("preview-") for i in ids) and len(set(ids)) == 20
+    assert len(advisor.ledger) == 0 and advisor.ledger.held("cloud") == [] and advisor.log.stats().advised == {}
+    assert "cloud" in {p.recommended for p in previews}  # the quota is seen filling up within the batch
+    real = advisor.advise_batch([job] * 20)
+    assert [p.recommended for p in previews] == [r.recommended for r in real]
+    for p, r in zip(previews, real, strict=True):
+        assert [(o.site, o.wait_s) for o in p.ranked] == [(o.site, o.wait_s) for o in r.ranked]
+        assert [o.reason for o in p.ranked] == [o.reason for o in r.ranked]
 
 
 def test_a_booking_ends_when_the_job_is_seen_in_the_queue_or_reported_elsewhere() -> None:
@@ -134,7 +160,9 @@ def test_the_answer_is_in_wall_clock_with_data_ages_and_is_logged() -> None:
     clock.now += 20
     advice = advisor.advise(JobRequest(cores=8, walltime_s=600, user="u1"))
     a = next(o for o in advice.ranked if o.site == "a")
-    assert a.start_at_s == pytest.approx(WALL)  # its queue was read at WALL (site clock now = WALL)
+    # its queue was read at WALL, 20 s before the answer: the job starts at the answer, not before
+    assert a.start_at_s == pytest.approx(WALL + 20, abs=1) and a.start_at_s >= advice.created_s
+    assert a.wait_s is not None and a.wait_s.p50 == 0
     assert a.data_age_s["queue"] == pytest.approx(20) and a.data_age_s["state"] == pytest.approx(20)
     row = advisor.log.get(advice.advice_id)
     assert row["recommended"] == "a" and row["ranked"][0]["site"] == "a" and row["request"]["user"] == "u1"
@@ -234,7 +262,7 @@ def test_a_cloud_quota_stays_taken_until_the_advised_jobs_end() -> None:
     third = advisor.advise(job)
     at_cloud = next(o for o in third.ranked if o.site == "cloud")
     assert at_cloud.feasible and at_cloud.wait_s is not None and at_cloud.wait_s.p50 > 3 * 3600 - 700
-    assert "quota full: 32 cores free in" in at_cloud.reason
+    assert "quota full (held by 2 advised jobs, 64 cores): 32 cores free in" in at_cloud.reason
     assert third.recommended == "home"  # home's running job ends sooner than the cloud's instances
     advisor.report(second.advice_id, "home", "77")  # the second ran at home after all: its hold goes
     assert [b.advice_id for b in advisor.ledger.held("cloud")] == [first.advice_id]
@@ -274,3 +302,58 @@ def test_a_restarted_advisor_holds_the_cloud_quota_its_log_sent_there(tmp_path: 
     clock.now = WALL + 5 * 3600  # past every predicted end: nothing to hold
     stats["home/slurm"].last_success_s = clock.now
     assert Advisor(twin, AdviceLog(store, clock), HerdingLedger(600.0, clock), policy, clock=clock).restored_holds == 0
+
+
+def test_a_report_of_a_job_submitted_before_the_advice_is_refused(tmp_path: Path) -> None:
+    """A job the twin knows (live queue, or the store's history) that was queued before the advice
+    was given cannot be the one that followed it: refused, nothing recorded. A minute of clock
+    disagreement is allowed; a job not seen yet is taken as reported."""
+    from telemetry.stores.duckdb_store import DuckDBStore
+
+    store = DuckDBStore(tmp_path / "r.duckdb")
+    clock = Clock()
+    twin, _ = _twin(clock, {"home": 1.0, "a": 1.0}, {"home": 64})  # home runs r1, submitted at WALL - 100
+    done = {"site": "a", "job_id": "d1", "user": "x", "state": "COMPLETED", "submit_s": int(WALL) - 3600,
+            "start_s": int(WALL) - 3590, "end_s": int(WALL) - 10, "req_walltime_s": 7200, "alloc_cores": 1,
+            "observed_s": int(WALL)}  # fmt: skip
+    store.append_jobs(conform_jobs(pl.DataFrame([done])).collect())
+    advisor = Advisor(twin, AdviceLog(store, clock), HerdingLedger(600.0, clock), _policy(), clock=clock)
+    first = advisor.advise(JobRequest(cores=8, walltime_s=600))
+    with pytest.raises(InvalidJobError, match=r"job r1 at home was submitted 2 min before advice"):
+        advisor.report(first.advice_id, "home", "r1")  # already running when the advice was given
+    with pytest.raises(InvalidJobError, match=r"job d1 at a was submitted 1 h before advice"):
+        advisor.report(first.advice_id, "a", "d1")  # in the job history: ended before the advice
+    assert advisor.log.get(first.advice_id)["job_id"] is None  # nothing recorded
+    assert advisor.report(first.advice_id, "a", "new")["job_id"] == "new"  # not seen yet: taken as said
+
+    soon = {"site": "home", "job_id": "s1", "user": "x", "state": "PENDING", "submit_s": int(WALL) + 90,
+            "req_walltime_s": 600, "observed_s": int(WALL) + 100}  # fmt: skip
+    clock.now = WALL + 120
+    twin.state.write_jobs(conform_jobs(pl.DataFrame([soon])).collect())
+    late = advisor.advise(JobRequest(cores=8, walltime_s=600))  # given 30 s after s1 was submitted
+    assert advisor.report(late.advice_id, "home", "s1")["job_id"] == "s1"  # within the clock tolerance
+    advisor.log.close()
+    store.close()
+
+
+def test_one_job_per_advice_a_repeated_report_is_answered_again_a_different_one_refused() -> None:
+    clock = Clock()
+    twin, _ = _twin(clock, {"home": 1.0, "a": 1.0}, {"home": 64})
+    advisor = _advisor(twin, clock)
+    advice = advisor.advise(JobRequest(cores=8, walltime_s=600))
+    first = advisor.report(advice.advice_id, "a", "7", 2.5)
+    clock.now += 5
+    assert advisor.report(advice.advice_id, "a", "7", 2.5) == first  # a retry: the same answer
+    assert advisor.report(advice.advice_id, "a", "7") == first  # the stage-in left out: still the same job
+    for site, job, stage_in in (("a", "8", None), ("home", "7", None), ("a", "7", 9.0)):
+        with pytest.raises(AdviceConflictError, match=r"already reported as job 7 at a \(stage-in 2.5 s\)"):
+            advisor.report(advice.advice_id, site, job, stage_in)
+    ended = {"site": "a", "job_id": "7", "user": "x", "state": "COMPLETED", "submit_s": int(WALL) + 1,
+             "start_s": int(WALL) + 10, "end_s": int(WALL) + 610, "req_walltime_s": 600, "alloc_cores": 8,
+             "observed_s": int(WALL) + 700}  # fmt: skip
+    assert advisor.log.observe("a", conform_jobs(pl.DataFrame([ended])).collect()) == 1
+    joined = advisor.report(advice.advice_id, "a", "7", 2.5)  # after the join: the joined row again
+    assert joined["job_id"] == "7" and joined["outcome"]["realised"]["run_s"] == 600
+    with pytest.raises(AdviceConflictError, match="already reported as job 7 at a"):
+        advisor.report(advice.advice_id, "a", "8")
+    assert advisor.log.get(advice.advice_id)["outcome"]["realised"]["run_s"] == 600  # kept

@@ -3,6 +3,7 @@ ranking by objective and risk, and the stay-home rule."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -12,7 +13,8 @@ from tests.twin.advice.helpers import NOW, batch_site, cloud_site, planner, run
 from twin.advice.outcome import Band
 from twin.advice.profile import FreeProfile
 from twin.advice.rank import AdvicePolicy, evaluate, rank
-from twin.advice.request import Constraints, DataSpec, JobRequest
+from twin.advice.request import Constraints, DataSpec, JobRequest, Weights
+from twin.errors import InvalidJobError
 from twin.sim import Occupancy
 from twin.topology import PartitionLimits, Pricing
 
@@ -192,3 +194,65 @@ def test_a_full_cloud_quota_is_a_queue_until_its_instances_end() -> None:
     assert free.wait_s is not None and free.wait_s.p50 == 60 and "no queue: an instance" in free.reason
     wide = _eval(JobRequest(cores=128, walltime_s=7200), full, run(1800), links)
     assert not wide.feasible and wide.excluded_because in ("capacity", "quota")
+
+
+def test_a_start_is_never_before_the_answer_however_old_the_queue_snapshot() -> None:
+    """The forecast is the queue as its snapshot saw it: an answer given later places the job from
+    the site's clock then. A replayed site (60 site s a wall s), its queue read 5 wall s (300 site s)
+    ago, 16 cores busy until site time 600: a job needing them waits 300 s from now, not 600; one that
+    fits at once starts now + its stage-in, not at the snapshot (the start in the past it was)."""
+    links = planner("home", "hpc")
+    later = NOW + 5
+    site = batch_site("hpc", 32, [(0, 600, 16)], clock_speed=60.0)
+    data = DataSpec(10 * GB, "home")  # 8.01 s at 10 Gb/s
+    kw = {"home": "home", "wall_now_s": later, "policy": POLICY}
+    wide = evaluate(JobRequest(cores=32, walltime_s=7200, input=data), site, run(3600), links, **kw)  # type: ignore[arg-type]
+    assert wide.wait_s is not None and wide.wait_s.p50 == 600 - 300 - 9  # ready at site 309, starts at 600
+    assert wide.start_at_s == pytest.approx(NOW + 600 / 60, abs=0.1)  # the instant does not move
+    narrow = evaluate(JobRequest(cores=8, walltime_s=7200, input=data), site, run(3600), links, **kw)  # type: ignore[arg-type]
+    assert narrow.wait_s is not None and narrow.wait_s == Band(0, 0, 0)
+    assert narrow.start_at_s is not None and narrow.start_at_s >= later + 8.01 / 60
+    assert narrow.start_at_s == pytest.approx(later + 9 / 60, abs=0.02)
+    banded = replace(
+        site,
+        queue=replace(
+            site.queue,  # type: ignore[arg-type]
+            profiles={
+                "p10": FreeProfile.of(Occupancy(*(np.array([v]) for v in (0, 0, 300, 16))), 32, 0),
+                "p50": site.queue.profiles["p50"],  # type: ignore[union-attr]
+                "p90": FreeProfile.of(Occupancy(*(np.array([v]) for v in (0, 0, 1200, 16))), 32, 0),
+            },
+        ),
+    )
+    b = evaluate(JobRequest(cores=32, walltime_s=7200, input=data), banded, run(3600), links, **kw)  # type: ignore[arg-type]
+    assert b.wait_s is not None and b.wait_s.p10 <= b.wait_s.p50 <= b.wait_s.p90  # the band stays ordered
+    assert b.wait_s.p10 == 0 and b.start_at_s is not None and b.start_at_s >= later
+
+
+def test_the_reason_counts_jobs_ahead_and_the_advice_booked_there() -> None:
+    one = _eval(JobRequest(cores=8, walltime_s=7200), batch_site("hpc", 32, pending=1))
+    assert one.reason.startswith("1 job ahead, wait ≈ 0 s")
+    site = batch_site("hpc", 32, [(0, 5000, 32)])
+    booked = replace(site, queue=replace(site.queue, booked_jobs=12, booked_cores=96))  # type: ignore[arg-type]
+    o = _eval(JobRequest(cores=8, walltime_s=7200), booked)
+    assert o.reason.startswith("0 jobs ahead + 12 advised jobs booked (96 cores), wait ≈ 1 h 23 min")
+    single = replace(site, queue=replace(site.queue, booked_jobs=1, booked_cores=8))  # type: ignore[arg-type]
+    assert "+ 1 advised job booked (8 cores)" in _eval(JobRequest(cores=8, walltime_s=7200), single).reason
+
+
+def test_weighted_ranking_needs_a_weight_and_says_its_margin_in_a_unit() -> None:
+    links = planner("home", "fast", "cloud")
+    fast = batch_site("fast", 64, [(0, 600, 64)], pricing=Pricing(0.5))
+    cloud = cloud_site("cloud", price=0.01)
+    nothing = JobRequest(cores=8, walltime_s=7200, objective="weighted", weights=Weights(0, 0, 0, 0))
+    outcomes = [_eval(nothing, fast, links=links), _eval(nothing, cloud, links=links)]
+    with pytest.raises(InvalidJobError, match="at least one weight above 0"):
+        rank(nothing, outcomes, advice_id="a", home="home", wall_now_s=NOW, policy=POLICY)
+    both = replace(nothing, weights=Weights(1, 1, 0, 0))
+    advice = rank(both, outcomes, advice_id="b", home="cloud", wall_now_s=NOW, policy=POLICY)
+    assert advice.recommended == "cloud"
+    assert re.fullmatch(r"run at cloud, [0-9.]+ weighted-score points better than fast", advice.summary)
+    away = rank(both, outcomes, advice_id="c", home="fast", wall_now_s=NOW, policy=POLICY)
+    # the gain is a weighted score, the band's edge a turnaround (the one measure with a band here)
+    assert re.search(r"≈ [0-9.]+ weighted-score points better than staying at fast", away.summary), away.summary
+    assert re.search(r"still ≈ \d+ min better at the edge of the band", away.summary), away.summary
