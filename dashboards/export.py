@@ -38,6 +38,7 @@ from telemetry.export import (
     export_advice,
     export_jobs,
     export_samples,
+    jobs_submitted,
     manifest_path,
     replay_clocks,
     vocabulary_type,
@@ -55,7 +56,7 @@ FORMATS = ("parquet", "csv")
 _ADVICE_COLUMNS = ("advice_id", "created_s", "user", "chosen_site", "job_id", "realised_turnaround_s", "regret_s")
 NO_REPLAY = "Every time is wall clock UTC (no replayed site)."
 REFUSED = "This session may read but not export: sign in with a token that has the export scope."
-_SAMPLE_COLUMNS = (("time", "TIMESTAMP_NS"), ("metric", "VARCHAR"), ("value", "DOUBLE"), ("site", "VARCHAR"))
+_SAMPLE_COLUMNS = (("time", "TIMESTAMPTZ_NS"), ("metric", "VARCHAR"), ("value", "DOUBLE"), ("site", "VARCHAR"))
 
 
 @dataclass(frozen=True)
@@ -109,21 +110,6 @@ def _wall_bounds(choice: Choice, now_s: float) -> tuple[float | None, float | No
     return (None, None) if span is None else (now_s - span, now_s)
 
 
-def _clock_of(clocks: Sequence[ReplayClock], site: str | None) -> ReplayClock | None:
-    return next((c for c in clocks if c.site == site), None)
-
-
-def _job_bounds(choice: Choice, clocks: Sequence[ReplayClock], now_s: float) -> tuple[int | None, int | None]:
-    """Job times are in the site's clock: a wall range maps to trace time on a replayed site."""
-    lo, hi = _wall_bounds(choice, now_s)
-    clock = _clock_of(clocks, choice.site)
-    if lo is None or hi is None:
-        return None, None
-    if clock is not None:
-        lo, hi = clock.trace_of(lo), clock.trace_of(hi)
-    return int(lo), int(hi) + 1
-
-
 def _selection(choice: Choice, now_s: float) -> Selection:
     lo, hi = _wall_bounds(choice, now_s)
     return Selection(
@@ -140,8 +126,8 @@ def estimate_rows(source: ExportSource, choice: Choice, clocks: Sequence[ReplayC
     if choice.table == "advice":
         lo, hi = _wall_bounds(choice, now_s)
         return source.store.advice(created_from_s=lo, created_to_s=hi).height
-    lo_s, hi_s = _job_bounds(choice, clocks, now_s)
-    return source.store.jobs(site=choice.site, submitted_from_s=lo_s, submitted_to_s=hi_s).height
+    lo, hi = _wall_bounds(choice, now_s)  # job times are each site's own: jobs_submitted maps the range
+    return jobs_submitted(source.store, site=choice.site, wall_from_s=lo, wall_to_s=hi, clocks=clocks).height
 
 
 def _columns(choice: Choice) -> list[tuple[str, str]]:
@@ -178,15 +164,15 @@ def build(
             clocks=clocks,
         )
     else:
-        lo_s, hi_s = _job_bounds(choice, clocks, now_s)
+        lo, hi = _wall_bounds(choice, now_s)
         export_jobs(
             source.store,
             path,
             choice.format,
             source.salt,
             site=choice.site,
-            submitted_from_s=lo_s,
-            submitted_to_s=hi_s,
+            wall_from_s=lo,
+            wall_to_s=hi,
             progress=progress,
             clocks=clocks,
         )

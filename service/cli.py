@@ -18,7 +18,7 @@ from collectors import registry
 from service import cli_models as models_cli
 from service.cli_advise import advise
 from service.cli_agent import agent
-from service.cli_common import ConfigOpt, DataDirOpt, JsonOpt, err, out, stop_on_signals
+from service.cli_common import ConfigOpt, DataDirOpt, JsonOpt, err, out, service_url, stop_on_signals
 from service.cli_common import emit_json as _emit_json
 from service.cli_common import fail as _fail
 from service.cli_common import load as _load
@@ -26,16 +26,32 @@ from service.cli_containers import containers_app
 from service.cli_dispatcher import dispatcher
 from service.cli_sbatch import SBATCH_CONTEXT, sbatch
 from service.cli_token import token_app
-from service.compose import build_collectors, build_service, open_store, replay_speeds, resolve_salt
+from service.compose import (
+    StoreBusyError,
+    build_collectors,
+    build_service,
+    open_store,
+    replay_speeds,
+    resolve_salt,
+    topology_of,
+)
 from service.config import ConfigError, LoadedConfig, load_config
 from service.datadir import secure_data_dir
 from service.timeparse import parse_time_ns
-from telemetry.export import export_advice, export_jobs, export_samples, manifest_path, stored_replay_clocks
+from telemetry.export import (
+    check_job_states,
+    export_advice,
+    export_jobs,
+    export_samples,
+    manifest_path,
+    stored_replay_clocks,
+)
 from telemetry.filemodes import private_umask
 from telemetry.pipeline import Pipeline
 from telemetry.redact import install_log_redaction, redact
 from telemetry.schema import Batch
-from telemetry.stores.base import QueryError, Selection
+from telemetry.stores.base import QueryError, Selection, Store, UnknownMetricError, check_metrics
+from twin.errors import UnknownSiteError
 
 app = typer.Typer(
     help="Continuum Twin: telemetry, digital twin and placement advice for the compute continuum.",
@@ -202,17 +218,47 @@ def run(
 
 
 # ---------------------------------------------------------------------------- export
+EXPORT_SUFFIXES: dict[str, Literal["parquet", "csv"]] = {".parquet": "parquet", ".csv": "csv"}
+
+
 def _export_format(output: Path, fmt: str | None) -> Literal["parquet", "csv"]:
-    """--format, else from the file's suffix (.csv: CSV, anything else: Parquet)."""
-    chosen = fmt or ("csv" if output.suffix.lower() == ".csv" else "parquet")
-    if chosen not in ("parquet", "csv"):
-        raise _fail(f"unknown format {chosen!r}: use --format parquet or --format csv")
-    return "csv" if chosen == "csv" else "parquet"
+    """--format, else the file's suffix (.parquet or .csv); refused before anything is read: a
+    suffix that is neither (jobs.txt) without --format, a --format the suffix contradicts (x.csv
+    with --format parquet), a missing directory (never created on a typo's behalf)."""
+    suffix = output.suffix.lower()
+    if fmt is not None and fmt not in ("parquet", "csv"):
+        raise _fail(f"unknown format {fmt!r}: use --format parquet or --format csv")
+    if fmt is None and suffix not in EXPORT_SUFFIXES:
+        raise _fail(f"cannot tell the format of {output}: name it .parquet or .csv, or pass --format parquet|csv")
+    if fmt is not None and suffix in EXPORT_SUFFIXES and EXPORT_SUFFIXES[suffix] != fmt:
+        raise _fail(f"{output} names a {EXPORT_SUFFIXES[suffix]} file but --format {fmt} was asked: change one")
+    if output.is_dir():
+        raise _fail(f"{output} is a directory: give a file name, e.g. {output / ('export.' + (fmt or 'parquet'))}")
+    if not output.parent.is_dir():
+        raise _fail(f"no directory {output.parent}: create it first (mkdir -p {output.parent}) or write elsewhere")
+    return "csv" if (fmt or EXPORT_SUFFIXES[suffix]) == "csv" else "parquet"
+
+
+def _wall_s(text: str | None) -> float | None:
+    """A --start/--end as wall-clock unix seconds (ValueError with the accepted forms)."""
+    return None if not text else parse_time_ns(text) / 1e9
+
+
+def _export_store(loaded: LoadedConfig, data_dir: Path | None, kind: str) -> Store:
+    """The store, read-only; while `ctwin serve` holds it, the error names the API route that
+    exports `kind` from the running service instead."""
+    try:
+        return open_store(loaded, data_dir, read_only=True)
+    except StoreBusyError as exc:
+        raise ValueError(
+            f"{exc}; export through its API instead: GET {service_url(loaded.config.serve)}/v1/export/{kind}"
+            " with a token of the export scope (`ctwin token create NAME --scope export`), or stop the service"
+        ) from None
 
 
 @export_app.command("samples")
 def export_samples_cmd(
-    output: Annotated[Path, typer.Option("--output", "-o", help="File to write")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write (.parquet or .csv)")],
     metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="Metric name (repeatable)")] = None,
     label: Annotated[list[str] | None, typer.Option("--label", "-l", help="key=value (repeatable)")] = None,
     start: Annotated[str | None, typer.Option(help="now, -1h, ISO date or unix seconds")] = None,
@@ -238,10 +284,11 @@ def export_samples_cmd(
             start_ns=parse_time_ns(start) if start else None,
             end_ns=parse_time_ns(end) if end else None,
         )
-        store = open_store(loaded, data_dir, read_only=True)
+        store = _export_store(loaded, data_dir, "samples")
     except (ValueError, QueryError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
     try:
+        check_metrics(store, selection.metrics)  # the export API's 404 unknown_metric
         clocks = stored_replay_clocks(store, replay_speeds(loaded))
         if as_json:
             manifest = export_samples(store, selection, output, fmt_lit, clocks=clocks)
@@ -257,6 +304,8 @@ def export_samples_cmd(
                 manifest = export_samples(
                     store, selection, output, fmt_lit, progress=lambda f: bar.update(task, completed=f), clocks=clocks
                 )
+    except UnknownMetricError as exc:
+        raise _fail(f"{exc} (leave -m out to export every metric)") from None
     except QueryError as exc:
         raise _fail(str(exc)) from None
     finally:
@@ -269,30 +318,31 @@ def export_samples_cmd(
 
 @export_app.command("jobs")
 def export_jobs_cmd(
-    output: Annotated[Path, typer.Option("--output", "-o", help="File to write")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write (.parquet or .csv)")],
     site: Annotated[str | None, typer.Option(help="Only this site")] = None,
     state: Annotated[list[str] | None, typer.Option("--state", help="Only these job states (repeatable)")] = None,
-    start: Annotated[str | None, typer.Option(help="Submitted at or after: now, -30d, ISO date, unix s")] = None,
-    end: Annotated[str | None, typer.Option(help="Submitted before: now, -1d, ISO date, unix s")] = None,
+    start: Annotated[
+        str | None, typer.Option(help="Submitted at or after (wall clock): now, -30d, ISO date, unix s")
+    ] = None,
+    end: Annotated[str | None, typer.Option(help="Submitted before (wall clock): now, -1d, ISO date, unix s")] = None,
     fmt: Annotated[str | None, typer.Option("--format", "-f", help="parquet or csv (default: from suffix)")] = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write the job history with users and groups pseudonymised (salted hash), plus a manifest."""
-    from telemetry.jobs import JOB_STATES
-
+    """Write the job history with users and groups pseudonymised (salted hash), plus a manifest.
+    --start/--end are wall clock, mapped to each replayed site's trace clock like the API's."""
     loaded = _load(config)
     fmt_lit = _export_format(output, fmt)
-    states = [s.upper() for s in state or []]
-    unknown = sorted(set(states) - set(JOB_STATES))
-    if unknown:
-        raise _fail(f"unknown job state(s) {unknown}; valid: {', '.join(JOB_STATES)}")
     try:
-        from_s = parse_time_ns(start) // 1_000_000_000 if start else None
-        to_s = parse_time_ns(end) // 1_000_000_000 if end else None
+        if site is not None:
+            topology_of(loaded).site(site)  # the API's 404: the same configured sites, the same message
+        states = check_job_states(state or [])
+        from_s, to_s = _wall_s(start), _wall_s(end)
         salt = resolve_salt(loaded, data_dir)
-        store = open_store(loaded, data_dir, read_only=True)
+        store = _export_store(loaded, data_dir, "jobs")
+    except UnknownSiteError as exc:
+        raise _fail(f"{exc}; pass one of them to --site, or leave --site out for every site") from None
     except (ValueError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
     try:
@@ -307,8 +357,8 @@ def export_jobs_cmd(
                 salt,
                 site=site,
                 states=states,
-                submitted_from_s=from_s,
-                submitted_to_s=to_s,
+                wall_from_s=from_s,
+                wall_to_s=to_s,
                 progress=lambda f: bar.update(task, completed=f),
                 clocks=stored_replay_clocks(store, replay_speeds(loaded)),
             )
@@ -326,7 +376,7 @@ def export_jobs_cmd(
 
 @export_app.command("advice")
 def export_advice_cmd(
-    output: Annotated[Path, typer.Option("--output", "-o", help="File to write")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write (.parquet or .csv)")],
     start: Annotated[str | None, typer.Option(help="Advised at or after: now, -30d, ISO date, unix s")] = None,
     end: Annotated[str | None, typer.Option(help="Advised before: now, -1d, ISO date, unix s")] = None,
     fmt: Annotated[str | None, typer.Option("--format", "-f", help="parquet or csv (default: from suffix)")] = None,
@@ -338,10 +388,9 @@ def export_advice_cmd(
     loaded = _load(config)
     fmt_lit = _export_format(output, fmt)
     try:
-        from_s = parse_time_ns(start) / 1e9 if start else None
-        to_s = parse_time_ns(end) / 1e9 if end else None
+        from_s, to_s = _wall_s(start), _wall_s(end)
         salt = resolve_salt(loaded, data_dir)
-        store = open_store(loaded, data_dir, read_only=True)
+        store = _export_store(loaded, data_dir, "advice")
     except (ValueError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
     try:

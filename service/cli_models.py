@@ -99,9 +99,12 @@ def load_history(logs: list[str], site: str | None, config: Path | None, data_di
             path = resolve_log(spec)
             frames.append(load_swf(path, site or site_name(path)))
         return pl.concat(frames)
-    from service.compose import open_store
+    from service.compose import StoreBusyError, open_store
 
-    store = open_store(_load(config), data_dir, read_only=True)
+    try:
+        store = open_store(_load(config), data_dir, read_only=True)
+    except StoreBusyError as exc:
+        raise ValueError(f"{exc}; stop the service first, or train from a trace with --log") from None
     try:
         jobs = store.jobs(site=site)
     finally:

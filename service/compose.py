@@ -55,7 +55,12 @@ log = logging.getLogger(__name__)
 
 
 class StoreBusyError(ValueError):
-    """The embedded store is held by another process (DuckDB allows one process per file)."""
+    """The embedded store is held by another process (DuckDB allows one process per file). The
+    message names no way round it: that depends on the command (an export names its API route)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"the store {path} is open in a running ctwin service (one process at a time may open it)")
+        self.path = path
 
 
 def open_store(loaded: LoadedConfig, data_dir: str | Path | None = None, read_only: bool = False) -> Store:
@@ -68,10 +73,7 @@ def open_store(loaded: LoadedConfig, data_dir: str | Path | None = None, read_on
     except duckdb.IOException as exc:
         if "lock" not in str(exc).lower():
             raise
-        raise StoreBusyError(
-            f"the store {path} is open in a running ctwin service; export through its API"
-            " (GET /v1/export/samples or /v1/export/jobs) or stop the service first"
-        ) from None
+        raise StoreBusyError(path) from None
 
 
 def build_collectors(loaded: LoadedConfig) -> list[RunningCollector]:

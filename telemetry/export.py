@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import time
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,7 +26,7 @@ from typing import Any, Literal, Protocol
 import polars as pl
 
 from telemetry.catalog import catalog
-from telemetry.jobs import JOB_JOIN
+from telemetry.jobs import JOB_JOIN, JOB_STATES
 from telemetry.stores.base import ProgressCallback, Selection, Store
 
 __all__ = [
@@ -36,15 +37,18 @@ __all__ = [
     "ExportManifest",
     "ReplayClock",
     "advice_dataset",
+    "check_job_states",
     "column_unit",
     "ctwin_version",
     "export_advice",
     "export_jobs",
     "export_samples",
+    "jobs_submitted",
     "manifest_path",
     "pseudonymise",
     "replay_clocks",
     "salt_fingerprint",
+    "site_submit_bounds",
     "stored_replay_clocks",
     "vocabulary_type",
 ]
@@ -245,6 +249,58 @@ def stored_replay_clocks(store: Store, speeds: Mapping[str, float]) -> list[Repl
     return [ReplayClock(site, ts / 1e9, value, speeds[site]) for site, (ts, value) in sorted(newest.items())]
 
 
+def check_job_states(states: Iterable[str]) -> list[str]:
+    """`states` upper-cased, or ValueError naming the valid ones: the job history holds exactly
+    JOB_STATES (Slurm's states, UNKNOWN for what a source does not say), the API's Literal too."""
+    chosen = [s.upper() for s in states]
+    unknown = sorted(set(chosen) - set(JOB_STATES))
+    if unknown:
+        raise ValueError(f"unknown job state(s) {unknown}; valid: {', '.join(JOB_STATES)}")
+    return chosen
+
+
+def site_submit_bounds(
+    wall_from_s: float | None, wall_to_s: float | None, clock: ReplayClock | None
+) -> tuple[int | None, int | None]:
+    """A wall-clock range [from, to) as the integer `submit_s` bounds of one site: mapped to the
+    site's trace clock when it is replayed (its job times are trace times), else as it is.
+    Both ends are rounded up, so `submit_s >= lo and submit_s < hi` is exactly the range."""
+
+    def side(wall_s: float | None) -> int | None:
+        if wall_s is None:
+            return None
+        return math.ceil(clock.trace_of(wall_s) if clock is not None else wall_s)
+
+    return side(wall_from_s), side(wall_to_s)
+
+
+def jobs_submitted(
+    store: Store,
+    *,
+    site: str | None = None,
+    states: Sequence[str] = (),
+    wall_from_s: float | None = None,
+    wall_to_s: float | None = None,
+    clocks: Sequence[ReplayClock] = (),
+) -> pl.DataFrame:
+    """The jobs submitted in a wall-clock range, each site's range in its own clock
+    (site_submit_bounds): one store query for a site or for all live sites, plus one per replayed
+    site. The export, its row estimate on the Export page and the CLI all select through this."""
+    if wall_from_s is None and wall_to_s is None:
+        return store.jobs(site=site, states=states)
+    by_site = {c.site: c for c in clocks}
+
+    def of(name: str | None, clock: ReplayClock | None) -> pl.DataFrame:
+        lo, hi = site_submit_bounds(wall_from_s, wall_to_s, clock)
+        return store.jobs(site=name, states=states, submitted_from_s=lo, submitted_to_s=hi)
+
+    if site is not None:
+        return of(site, by_site.get(site))
+    live = of(None, None).filter(~pl.col("site").is_in(list(by_site)))
+    parts = [live, *(of(c.site, c) for c in clocks)]
+    return pl.concat(parts).sort(["submit_s", "site", "job_id"], nulls_last=True)
+
+
 def _iso(seconds: float | None) -> str | None:
     if seconds is None:
         return None
@@ -258,46 +314,80 @@ def _clocks_section(clocks: Sequence[ReplayClock]) -> dict[str, Any]:
     }
 
 
+def _resolved(start_s: float | None, end_s: float | None) -> dict[str, Any]:
+    return {
+        "resolved_from": {
+            "start": "requested" if start_s is not None else "data",
+            "end": "requested" if end_s is not None else "data",
+        },
+        "interval": "[start, end): start inclusive, end exclusive",
+    }
+
+
+def _wall(lo: float | None, hi: float | None) -> dict[str, Any]:
+    return {"start_s": lo, "end_s": hi, "start": _iso(lo), "end": _iso(hi)}
+
+
 def _bounds(
     start_s: float | None,
     end_s: float | None,
     data: tuple[float | None, float | None],
-    clock_of_bounds: str,
     clocks: Sequence[ReplayClock],
-    site: str | None = None,
 ) -> dict[str, Any]:
-    """The time bounds used: the requested ones, or where none was given, those of the rows
-    exported (`resolved_from` says which), in wall UTC and in each replayed site's trace time."""
+    """The wall-clock bounds used (samples, advice): the requested ones, or where none was given,
+    those of the rows exported (`resolved_from` says which), and each replayed site's trace time."""
     lo = start_s if start_s is not None else data[0]
     hi = end_s if end_s is not None else data[1]
-    source = {
-        "start": "requested" if start_s is not None else "data",
-        "end": "requested" if end_s is not None else "data",
+    trace = {
+        c.site: {"start_s": None if lo is None else c.trace_of(lo), "end_s": None if hi is None else c.trace_of(hi)}
+        for c in clocks
     }
-    out: dict[str, Any] = {
-        "resolved_from": source,
-        "interval": "[start, end): start inclusive, end exclusive",
-        "trace": {},
+    return {**_resolved(start_s, end_s), "trace": trace, "wall_utc": _wall(lo, hi)}
+
+
+def _job_bounds(
+    wall_from_s: float | None,
+    wall_to_s: float | None,
+    jobs: pl.DataFrame,
+    clocks: Sequence[ReplayClock],
+    site: str | None,
+) -> dict[str, Any]:
+    """The bounds of a job export. They are asked for in wall clock and applied to `submit_s` in
+    each site's own clock (jobs_submitted), so `wall_utc` is the requested range (or the rows'
+    submit times mapped to wall time) and `trace` each replayed site's `submit_s` bounds (the
+    requested range mapped to its trace clock, or its rows' own): never one clock labelled as the other."""
+    by_site = {c.site: c for c in clocks}
+    spans = {
+        row["site"]: (row["lo"], row["hi"] + 1)
+        for row in jobs.filter(pl.col("submit_s").is_not_null())
+        .group_by("site")
+        .agg(lo=pl.col("submit_s").min(), hi=pl.col("submit_s").max())
+        .iter_rows(named=True)
     }
-    replayed = [c for c in clocks if site is None or c.site == site]
-    if clock_of_bounds == "wall":
-        out["wall_utc"] = {"start_s": lo, "end_s": hi, "start": _iso(lo), "end": _iso(hi)}
-        for c in replayed:
-            out["trace"][c.site] = {
-                "start_s": None if lo is None else c.trace_of(lo),
-                "end_s": None if hi is None else c.trace_of(hi),
-            }
-    else:  # bounds in the site's own clock (job times): trace time on a replayed site
-        if site is not None and replayed:
-            c = replayed[0]
-            out["trace"][c.site] = {"start_s": lo, "end_s": hi}
-            wlo = None if lo is None else c.wall_of(lo)
-            whi = None if hi is None else c.wall_of(hi)
-            out["wall_utc"] = {"start_s": wlo, "end_s": whi, "start": _iso(wlo), "end": _iso(whi)}
-        else:
-            out["wall_utc"] = {"start_s": lo, "end_s": hi, "start": _iso(lo), "end": _iso(hi)}
-            if replayed:
-                out["note"] = "jobs of several sites: each site's times are in its own clock (see clocks)"
+
+    def wall(name: str, site_s: float) -> float:
+        clock = by_site.get(name)
+        return clock.wall_of(site_s) if clock is not None else float(site_s)
+
+    walls = [(wall(name, lo), wall(name, hi)) for name, (lo, hi) in spans.items()]
+    lo = wall_from_s if wall_from_s is not None else min((w[0] for w in walls), default=None)
+    hi = wall_to_s if wall_to_s is not None else max((w[1] for w in walls), default=None)
+    trace: dict[str, Any] = {}
+    for c in clocks:
+        if site is not None and c.site != site:
+            continue
+        asked_lo, asked_hi = site_submit_bounds(wall_from_s, wall_to_s, c)
+        data_lo, data_hi = spans.get(c.site, (None, None))
+        trace[c.site] = {
+            "start_s": asked_lo if wall_from_s is not None else data_lo,
+            "end_s": asked_hi if wall_to_s is not None else data_hi,
+        }
+    out: dict[str, Any] = {**_resolved(wall_from_s, wall_to_s), "trace": trace, "wall_utc": _wall(lo, hi)}
+    if site is None and trace:
+        out["note"] = (
+            "submit_s is in each site's own clock: trace time on the replayed sites (their bounds under"
+            " trace, their mapping under clocks), wall clock UTC elsewhere"
+        )
     return out
 
 
@@ -388,7 +478,6 @@ def export_samples(
             None if selection.start_ns is None else selection.start_ns / ns,
             None if selection.end_ns is None else selection.end_ns / ns,
             (secs(row["lo"]), _after(secs(row["hi"]))),
-            "wall",
             clocks,
         ),
         clocks=_clocks_section(clocks),
@@ -437,15 +526,17 @@ def export_jobs(
     *,
     site: str | None = None,
     states: Sequence[str] = (),
-    submitted_from_s: int | None = None,
-    submitted_to_s: int | None = None,
+    wall_from_s: float | None = None,
+    wall_to_s: float | None = None,
     progress: ProgressCallback | None = None,
     clocks: Sequence[ReplayClock] = (),
 ) -> ExportManifest:
     """Write the job history (JOB_SCHEMA) with users and groups pseudonymised, plus a manifest.
-    The salt never reaches the file or the manifest (only its fingerprint does)."""
+    The range is wall clock, as a user gives it; jobs_submitted maps it to each replayed site's
+    trace clock (`clocks`), where its job times are. The salt never reaches the file or the
+    manifest (only its fingerprint does)."""
     started = time.perf_counter()
-    jobs = store.jobs(site=site, states=states, submitted_from_s=submitted_from_s, submitted_to_s=submitted_to_s)
+    jobs = jobs_submitted(store, site=site, states=states, wall_from_s=wall_from_s, wall_to_s=wall_to_s, clocks=clocks)
     if progress:
         progress(0.4)
     jobs = pseudonymise(jobs, salt)
@@ -458,8 +549,6 @@ def export_jobs(
         jobs.write_parquet(path, compression="zstd")
     if progress:
         progress(1.0)
-    lo = jobs["submit_s"].min() if jobs.height else None
-    hi = jobs["submit_s"].max() if jobs.height else None
     manifest = ExportManifest(
         file=path.name,
         format=fmt,
@@ -469,8 +558,8 @@ def export_jobs(
             "kind": "jobs",
             "site": site,
             "states": list(states),
-            "submitted_from_s": submitted_from_s,
-            "submitted_to_s": submitted_to_s,
+            "submitted_from_wall_s": wall_from_s,
+            "submitted_to_wall_s": wall_to_s,
         },
         exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
         duration_s=round(time.perf_counter() - started, 3),
@@ -479,17 +568,7 @@ def export_jobs(
         pseudonymisation=_pseudonymisation(PSEUDONYMISED, salt),
         joins=JOINS,
         ctwin_version=ctwin_version(),
-        time_bounds={
-            "column": "submit_s",
-            **_bounds(
-                submitted_from_s,
-                submitted_to_s,
-                (_num(lo), None if hi is None else _num(hi) + 1),  # type: ignore[operator]
-                "site",
-                clocks,
-                site,
-            ),
-        },
+        time_bounds={"column": "submit_s", **_job_bounds(wall_from_s, wall_to_s, jobs, clocks, site)},
         clocks=_clocks_section(clocks),
         type_vocabulary=TYPE_VOCABULARY,
     )
@@ -621,7 +700,7 @@ def export_advice(
         ctwin_version=ctwin_version(),
         time_bounds={
             "column": "created_s",
-            **_bounds(created_from_s, created_to_s, (_num(lo), _after(_num(hi))), "wall", clocks),
+            **_bounds(created_from_s, created_to_s, (_num(lo), _after(_num(hi))), clocks),
         },
         clocks=_clocks_section(clocks),
         type_vocabulary=TYPE_VOCABULARY,

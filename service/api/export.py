@@ -15,11 +15,11 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from service.api.deps import BAD_REQUEST, EXPORT, NOT_FOUND, Responses, ServiceDep, SiteName, known_site, v1_router
-from service.api.errors import ApiError
+from service.api.errors import ApiError, ErrorBody
 from service.api.params import selection_of, time_ns
 from telemetry.export import ExportManifest, export_advice, export_jobs, export_samples, replay_clocks
 from telemetry.jobs import JOB_SCHEMA, JOB_STATES
-from telemetry.stores.base import QueryError
+from telemetry.stores.base import QueryError, UnknownMetricError, check_metrics
 
 __all__ = ["FILE", "download", "router"]
 
@@ -62,7 +62,7 @@ def exported(kind: str, fmt: str, write: Callable[[Path], ExportManifest]) -> Fi
     "/export/samples",
     dependencies=EXPORT,
     response_class=FileResponse,
-    responses={**BAD_REQUEST, **FILE},
+    responses={**BAD_REQUEST, 404: {"model": ErrorBody, "description": "No such metric in the store"}, **FILE},
     summary="Download samples as Parquet or CSV (one column per label); the manifest is in X-Ctwin-Manifest",
 )
 def export_samples_route(
@@ -74,6 +74,10 @@ def export_samples_route(
     format: Literal["parquet", "csv"] = "parquet",
 ) -> FileResponse:
     selection = selection_of(metric, label, start, end)
+    try:
+        check_metrics(service.store, metric)  # the check `ctwin export samples` makes too
+    except UnknownMetricError as exc:
+        raise ApiError(404, exc.code, exc.message) from None
     clocks = replay_clocks(service.twin.sites())
     try:
         return exported(
@@ -94,8 +98,8 @@ def export_jobs_route(
     service: ServiceDep,
     site: SiteName | None = None,
     state: Annotated[list[Literal[JOB_STATES]], Query()] = [],  # type: ignore[valid-type]  # noqa: B006
-    start: Annotated[str | None, Query(description="Submitted at or after")] = None,
-    end: Annotated[str | None, Query(description="Submitted before")] = None,
+    start: Annotated[str | None, Query(description="Submitted at or after (wall clock, mapped to a replay's)")] = None,
+    end: Annotated[str | None, Query(description="Submitted before (wall clock)")] = None,
     format: Literal["parquet", "csv"] = "parquet",
 ) -> FileResponse:
     known_site(service.twin, site)
@@ -111,8 +115,8 @@ def export_jobs_route(
             service.salt,
             site=site,
             states=list(state),
-            submitted_from_s=None if from_ns is None else from_ns // 1_000_000_000,
-            submitted_to_s=None if to_ns is None else to_ns // 1_000_000_000,
+            wall_from_s=None if from_ns is None else from_ns / 1_000_000_000,
+            wall_to_s=None if to_ns is None else to_ns / 1_000_000_000,
             clocks=clocks,
         ),
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from service.api.deps import BAD_REQUEST, READ, StoreDep, v1_router
 from service.api.errors import ApiError, ErrorBody
 from service.api.latest import dumps
 from service.api.params import selection_of, time_ns
-from telemetry.stores.base import AGGREGATIONS, Selection
+from telemetry.stores.base import AGGREGATIONS, UnknownMetricError, check_metrics
 
 __all__ = ["MAX_POINTS", "MAX_SERIES", "MAX_TOTAL_POINTS", "bucket_count", "bucket_step", "router"]
 
@@ -81,11 +80,10 @@ def query(
     if end_ns <= start_ns:
         raise ApiError(400, "bad_query", f"empty range: end ({end}) is not after start ({start})")
     step_ns = bucket_step(start_ns, end_ns, max_points, int((step or 0) * 1e9))
-    if store.series(selection_of([metric], [], None, None)).is_empty():
-        known = store.series(Selection()).get_column("metric").unique().to_list()
-        close = difflib.get_close_matches(metric, known, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ApiError(404, "unknown_metric", f"no metric named {metric!r} in the store{hint}")
+    try:
+        check_metrics(store, [metric])
+    except UnknownMetricError as exc:
+        raise ApiError(404, exc.code, exc.message) from None
     selection = selection_of([metric], label, start, end)
     series_count = len(store.series(selection))
     if series_count > MAX_SERIES:

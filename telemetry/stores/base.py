@@ -6,9 +6,10 @@ An `append` that returns has made the batch durable: the caller may acknowledge 
 
 from __future__ import annotations
 
+import difflib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -21,7 +22,16 @@ Aggregation = Literal["avg", "min", "max", "last", "sum"]
 AGGREGATIONS: tuple[str, ...] = ("avg", "min", "max", "last", "sum")
 _LABEL_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
-__all__ = ["AGGREGATIONS", "Aggregation", "ExportResult", "QueryError", "Selection", "Store"]
+__all__ = [
+    "AGGREGATIONS",
+    "Aggregation",
+    "ExportResult",
+    "QueryError",
+    "Selection",
+    "Store",
+    "UnknownMetricError",
+    "check_metrics",
+]
 
 
 class QueryError(ValueError):
@@ -168,3 +178,28 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None:
         """Flush and release the backend; idempotent."""
+
+
+class UnknownMetricError(LookupError):
+    """A metric the store has never seen: an export of it would be silently empty."""
+
+    code = "unknown_metric"
+
+    def __init__(self, metric: str, close: Sequence[str] = ()) -> None:
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        self.message = f"no metric named {metric!r} in the store{hint}"
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def check_metrics(store: Store, metrics: Iterable[str]) -> None:
+    """UnknownMetricError (with the closest names) for the first of `metrics` the store has no
+    series of; one check for the query API, the export API and `ctwin export samples`."""
+    known: list[str] | None = None
+    for metric in metrics:
+        if store.series(Selection(metrics=(metric,))).is_empty():
+            if known is None:
+                known = store.series(Selection()).get_column("metric").unique().to_list()
+            raise UnknownMetricError(metric, difflib.get_close_matches(metric, known, n=3))

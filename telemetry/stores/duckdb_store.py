@@ -399,8 +399,14 @@ class DuckDBStore(Store):
         sql = f"SELECT DISTINCT unnest(json_keys(labels)) AS k FROM series WHERE {where} ORDER BY k"
         return [r[0] for r in self._cursor().execute(sql, params).fetchall()]
 
-    def export_sql(self, selection: Selection) -> tuple[str, list[Any]]:
-        """The export query: time as a timestamp, then metric, value and one column per label key."""
+    def export_sql(self, selection: Selection, fmt: Literal["parquet", "csv"] = "parquet") -> tuple[str, list[Any]]:
+        """The export query: time as a UTC instant, then metric, value and one column per label key.
+
+        `time` is a TIMESTAMPTZ_NS made by timezone('UTC', …), not a bare TIMESTAMP_NS: Parquet then
+        marks it adjusted to UTC (readers see a UTC zone, not a naive time), and unlike a cast it
+        does not depend on the session's TimeZone. CSV gets ISO-8601 text ending in Z, written
+        from the naive UTC timestamp, because DuckDB prints a TIMESTAMPTZ_NS in CSV with the
+        session's offset but without converting to it."""
         keys = [k for k in self._label_keys(selection) if k not in _RESERVED]
         where_series, p1 = self._series_filter(selection)
         where_time, p2 = self._time_filter(selection)
@@ -409,8 +415,13 @@ class DuckDBStore(Store):
         # subquery cannot collide with series_id/metric whatever the label keys are called.
         extract = "".join(f", json_extract_string(labels, '$.\"{k}\"') AS l{i}" for i, k in enumerate(keys))
         label_cols = "".join(f', s.l{i} AS "{k}"' for i, k in enumerate(keys))
+        time = (
+            "strftime(make_timestamp_ns(x.ts_ns), '%Y-%m-%dT%H:%M:%S.%nZ')"
+            if fmt == "csv"
+            else "timezone('UTC', make_timestamp_ns(x.ts_ns))"
+        )
         sql = (
-            "SELECT make_timestamp_ns(x.ts_ns) AS time, s.metric, x.value"
+            f"SELECT {time} AS time, s.metric, x.value"
             f"{label_cols} FROM samples x "
             f"JOIN (SELECT series_id, metric{extract} FROM series WHERE {where_series}) s USING (series_id) "
             f"WHERE {where_time}"
@@ -426,12 +437,14 @@ class DuckDBStore(Store):
     ) -> ExportResult:
         if fmt not in ("parquet", "csv"):
             raise QueryError(f"unknown export format {fmt!r}; use parquet or csv")
-        sql, params = self.export_sql(selection)
+        sql, params = self.export_sql(selection, fmt)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         options = "FORMAT parquet, COMPRESSION zstd" if fmt == "parquet" else "FORMAT csv, HEADER true"
         cur = self._cursor()
-        schema = [(str(n), str(t)) for n, t in zip(*_describe(cur, sql, params), strict=True)]
+        # the schema is the instant's, whatever the format: CSV spells the same UTC instant as text
+        typed_sql, typed_params = self.export_sql(selection) if fmt == "csv" else (sql, params)
+        schema = [(str(n), str(t)) for n, t in zip(*_describe(cur, typed_sql, typed_params), strict=True)]
         copy = f"COPY ({sql}) TO '{_sql_str(str(path))}' ({options})"
         rows = _run_with_progress(cur, copy, params, progress)
         return ExportResult(path=path, rows=rows, schema=schema)

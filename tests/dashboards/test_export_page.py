@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import time
 import zipfile
 from collections.abc import Iterator
@@ -87,8 +88,9 @@ def test_jobs_of_a_replayed_site_are_chosen_in_its_trace_clock(
     path = build(source, choice, clocks, now, tmp_path)
     manifest = json.loads((tmp_path / (path.name + ".manifest.json")).read_text())
     trace = manifest["time_bounds"]["trace"]["kth"]
-    assert trace["end_s"] == int(clocks[0].trace_of(now)) + 1  # 7 wall days = 7 × 3600 trace days back
-    assert trace["start_s"] == int(clocks[0].trace_of(now - 7 * 86400))
+    # [start, end) on integer submit_s: both ends rounded up; 7 wall days = 7 × 3600 trace days back
+    assert trace["end_s"] == math.ceil(clocks[0].trace_of(now))
+    assert trace["start_s"] == math.ceil(clocks[0].trace_of(now - 7 * 86400))
     assert manifest["time_bounds"]["wall_utc"]["end_s"] == pytest.approx(now, abs=1)
 
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from telemetry.stores.base import Selection
 from telemetry.stores.duckdb_store import DuckDBStore
@@ -121,7 +122,7 @@ def test_run_until_sigterm_flushes_then_export(tmp_path: Path) -> None:
     assert {
         "name": "time",
         "type": "timestamp_ns",
-        "source_type": "TIMESTAMP_NS",
+        "source_type": "TIMESTAMPTZ_NS",
         "unit": "timestamp (wall clock UTC)",
     } in (manifest["schema"])
 
@@ -241,3 +242,115 @@ def test_export_jobs_rejects_an_unknown_state_with_the_valid_ones(tmp_path: Path
     res = ctwin("export", "jobs", "-o", str(tmp_path / "x.parquet"), "-d", str(data), "--state", "DONE")
     assert res.returncode == 2
     assert "unknown job state" in res.stderr and "COMPLETED" in res.stderr
+
+
+def _replayed_store(data_dir: Path, wall_now_s: float) -> tuple[pl.DataFrame, float]:
+    """KTH SP2 jobs of site kth-sp2 (a replayed site of the default config, ×60) in a store whose
+    replay clock reads, at `wall_now_s`, the last job's submit time, as a replay writes it;
+    and one sample at an instant with nanoseconds. Returns the jobs and that trace instant."""
+    from telemetry.schema import Batch, Sample
+
+    jobs = _store_with_trace_jobs(data_dir)
+    trace_now = float(jobs["submit_s"][-1])  # type: ignore[arg-type]
+    store = DuckDBStore(data_dir / "ctwin.duckdb")
+    wall_ns = int(wall_now_s * 1e9)
+    store.append(
+        Batch.from_samples(
+            [
+                Sample("batch_replay_trace_time_seconds", trace_now, {"site": "kth-sp2"}, wall_ns),
+                Sample("node_load1", 0.5, {"site": "local", "host": "h"}, 1_796_000_000_123_456_789),
+            ]
+        )
+    )
+    store.close()
+    return jobs, trace_now
+
+
+def test_export_jobs_maps_a_relative_range_to_the_replayed_sites_trace_clock(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    wall_now = time.time()
+    jobs, trace_now = _replayed_store(data, wall_now)
+    out = tmp_path / "jobs.parquet"
+    res = ctwin("export", "jobs", "-d", str(data), "-o", str(out), "--site", "kth-sp2", "--start", "-1h", "--json")
+    assert res.returncode == 0, res.stderr
+    manifest, exported = json.loads(res.stdout), pl.read_parquet(out)
+    trace = manifest["time_bounds"]["trace"]["kth-sp2"]
+    # one wall hour at ×60 is 60 trace hours before the replay's instant (the CLI ran a little later)
+    assert trace["start_s"] == pytest.approx(trace_now - 60 * 3600, abs=60 * 30)
+    expected = jobs.filter(pl.col("submit_s") >= trace["start_s"])
+    assert 0 < manifest["rows"] == exported.height == expected.height < jobs.height
+    wall = manifest["time_bounds"]["wall_utc"]
+    assert wall["start_s"] == pytest.approx(wall_now - 3600, abs=30) and wall["start"] < wall["end"]
+    assert wall["end_s"] == pytest.approx(wall_now, abs=1)  # the newest submit time, as wall time: now
+
+
+def test_export_refuses_what_the_api_refuses_with_the_fix(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _replayed_store(data, time.time())
+    out = str(tmp_path / "x.parquet")
+    site = ctwin("export", "jobs", "-d", str(data), "-o", out, "--site", "nowhere")
+    assert site.returncode == 2 and "no site named 'nowhere'" in site.stderr and "--site" in site.stderr
+    metric = ctwin("export", "samples", "-d", str(data), "-o", out, "-m", "node_lod1")
+    assert metric.returncode == 2 and "no metric named 'node_lod1'" in metric.stderr
+    assert "node_load1" in metric.stderr  # the closest name, as the API's 404 gives it
+    state = ctwin("export", "jobs", "-d", str(data), "-o", out, "--state", "DONE")
+    assert state.returncode == 2 and "unknown job state" in state.stderr
+    assert not Path(out).exists()
+    # every state the history holds (the API's Literal is the same JOB_STATES)
+    states = [a for s in ("boot_fail", "DEADLINE", "SUSPENDED", "UNKNOWN", "COMPLETED") for a in ("--state", s)]
+    ok = ctwin("export", "jobs", "-d", str(data), "-o", out, *states, "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["query"]["states"] == ["BOOT_FAIL", "DEADLINE", "SUSPENDED", "UNKNOWN", "COMPLETED"]
+
+
+def test_export_output_names_its_format_and_an_existing_directory(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _replayed_store(data, time.time())
+    txt = tmp_path / "jobs.txt"
+    res = ctwin("export", "jobs", "-d", str(data), "-o", str(txt))
+    assert res.returncode == 2 and ".parquet or .csv" in res.stderr and not txt.exists()
+    res = ctwin("export", "jobs", "-d", str(data), "-o", str(txt), "--format", "csv")  # asked for: honoured
+    assert res.returncode == 0, res.stderr
+    assert pl.read_csv(txt).height > 0
+    res = ctwin("export", "jobs", "-d", str(data), "-o", str(tmp_path / "j.csv"), "--format", "parquet")
+    assert res.returncode == 2 and "names a csv file" in res.stderr
+    missing = tmp_path / "no" / "such" / "x.parquet"
+    res = ctwin("export", "samples", "-d", str(data), "-o", str(missing))
+    assert res.returncode == 2 and "no directory" in res.stderr and "mkdir -p" in res.stderr
+    assert not (tmp_path / "no").exists()
+
+
+def test_export_while_the_service_holds_the_store_names_its_route(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _replayed_store(data, time.time())
+    held = DuckDBStore(data / "ctwin.duckdb")  # as a running `ctwin serve` holds it
+    try:
+        for kind in ("samples", "jobs", "advice"):
+            res = ctwin("export", kind, "-d", str(data), "-o", str(tmp_path / f"{kind}.parquet"))
+            assert res.returncode == 2, res.stderr
+            assert f"GET http://127.0.0.1:8080/v1/export/{kind} " in res.stderr, res.stderr
+            assert "--scope export" in res.stderr
+    finally:
+        held.close()
+
+
+def test_exported_sample_times_are_utc_whatever_the_local_zone(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _replayed_store(data, time.time())
+    env = {**os.environ, "TZ": "Asia/Kolkata"}  # +05:30: a naive or session-zoned time would show it
+    parquet, csv = tmp_path / "load.parquet", tmp_path / "load.csv"
+    for out in (parquet, csv):
+        args = ["export", "samples", "-d", str(data), "-o", str(out), "-m", "node_load1"]
+        res = subprocess.run(
+            [sys.executable, "-m", "service.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=env,
+        )
+        assert res.returncode == 0, res.stderr
+    frame = pl.read_parquet(parquet)
+    assert frame.schema["time"] == pl.Datetime("ns", "UTC")
+    assert frame["time"].dt.epoch("ns").to_list() == [1_796_000_000_123_456_789]
+    assert csv.read_text().splitlines()[1].startswith("2026-11-30T00:53:20.123456789Z,node_load1,0.5")

@@ -25,11 +25,15 @@ from telemetry.export import (
     NAMESPACES,
     TYPE_VOCABULARY,
     ReplayClock,
+    check_job_states,
     export_jobs,
     pseudonymise,
+    replay_clocks,
+    site_submit_bounds,
     stored_replay_clocks,
 )
-from telemetry.jobs import JOB_SCHEMA
+from telemetry.jobs import JOB_SCHEMA, JOB_STATES
+from telemetry.stores.base import Selection
 from tests.dashboards.export_service import CONFIG
 
 SALT = "a-test-salt-of-enough-length"
@@ -182,7 +186,7 @@ def test_the_advice_to_job_join_in_the_manifest_joins_rows(served: tuple) -> Non
 
 def test_export_jobs_without_clocks_says_wall_only(served: tuple, tmp_path: Path) -> None:
     _, _, service = served
-    manifest = export_jobs(service.store, tmp_path / "j.parquet", "parquet", SALT, site="kth", submitted_from_s=0)
+    manifest = export_jobs(service.store, tmp_path / "j.parquet", "parquet", SALT, site="kth", wall_from_s=0)
     assert manifest.clocks == {"default": "wall clock UTC (a live site)", "replayed": []}
     assert manifest.time_bounds is not None and manifest.time_bounds["resolved_from"]["start"] == "requested"
     assert manifest.time_bounds["wall_utc"]["start_s"] == 0
@@ -196,3 +200,93 @@ def test_an_offline_export_reads_the_replay_clock_from_the_store(served: tuple) 
     # the same mapping as the twin's, up to the readings between the two origins
     assert stored.trace_of(kth.trace_wall_s) == pytest.approx(kth.trace_time_s, abs=3600 * 2.0)
     assert stored_replay_clocks(service.store, {}) == [] and stored_replay_clocks(service.store, {"mars": 1.0}) == []
+
+
+# --- a wall-clock range on a replayed site's jobs (their times are trace times) -----------------
+
+
+def _estimate(service: object, site: str | None, range_: str, now_s: float) -> int:
+    """The Export page's row estimate for the same choice (dashboards.export.estimate_rows)."""
+    from dashboards.export import Choice, ExportSource, estimate_rows
+
+    source = ExportSource(service.store, service.salt)  # type: ignore[attr-defined]
+    clocks = replay_clocks(service.twin.sites())  # type: ignore[attr-defined]
+    return estimate_rows(source, Choice("jobs", site, range_, "parquet"), clocks, now_s)
+
+
+@pytest.mark.parametrize("range_", ["1h", "24h"])
+def test_a_relative_range_selects_a_replayed_sites_jobs_in_its_trace_clock(served: tuple, range_: str) -> None:
+    client, auth, service = served
+    now = int(time.time())
+    span = {"1h": 3600, "24h": 86400}[range_]
+    content, manifest = _get(client, "/v1/export/jobs", auth["export"], site="kth", start=str(now - span), end=str(now))
+    jobs = pl.read_parquet(io.BytesIO(content))
+    (clock,) = replay_clocks(service.twin.sites())
+    lo, hi = site_submit_bounds(now - span, now, clock)
+    assert lo is not None and hi is not None and lo < 1e9  # a 1996 trace instant, not the wall time
+    assert jobs.height == manifest["rows"] > 0
+    assert jobs["submit_s"].min() >= lo and jobs["submit_s"].max() < hi  # type: ignore[operator]
+    assert manifest["rows"] == service.store.jobs(site="kth", submitted_from_s=lo, submitted_to_s=hi).height
+    assert manifest["rows"] == _estimate(service, "kth", range_, now)  # what the Export page promised
+    bounds = manifest["time_bounds"]
+    assert bounds["trace"] == {"kth": {"start_s": lo, "end_s": hi}}
+    assert bounds["wall_utc"]["start_s"] == now - span and bounds["wall_utc"]["end_s"] == now
+    assert bounds["wall_utc"]["start"] == datetime.fromtimestamp(now - span, UTC).isoformat(timespec="seconds")
+
+
+def test_an_all_sites_job_export_maps_the_range_per_site_and_labels_wall_as_wall(served: tuple) -> None:
+    client, auth, service = served
+    now = int(time.time())
+    content, manifest = _get(client, "/v1/export/jobs", auth["export"], start=str(now - 86400), end=str(now))
+    jobs = pl.read_parquet(io.BytesIO(content))
+    assert jobs.filter(pl.col("site") == "kth").height > 0  # the replayed site's jobs are in range too
+    assert manifest["rows"] == jobs.height == _estimate(service, None, "24h", now)
+    bounds = manifest["time_bounds"]
+    assert bounds["wall_utc"]["start_s"] == now - 86400 and bounds["wall_utc"]["end_s"] == now
+    assert bounds["trace"]["kth"]["start_s"] < 1e9 < bounds["wall_utc"]["start_s"]
+    assert "own clock" in bounds["note"]
+    # without a range the bounds come from the rows: trace times stay under trace, wall under wall_utc
+    _, whole = _get(client, "/v1/export/jobs", auth["export"])
+    assert whole["time_bounds"]["wall_utc"]["start_s"] > 1.6e9  # not a 1996 trace time labelled UTC
+    assert whole["time_bounds"]["trace"]["kth"]["start_s"] < 1e9
+
+
+def test_the_api_refuses_an_unknown_metric_and_site_and_takes_every_job_state(served: tuple) -> None:
+    client, auth, _ = served
+    res = client.get("/v1/export/samples", params={"metric": "node_lod1"}, headers=auth["export"])
+    assert res.status_code == 404 and res.json()["error"]["code"] == "unknown_metric"
+    assert "did you mean node_load1" in res.json()["error"]["message"]
+    res = client.get("/v1/export/jobs", params={"site": "nowhere"}, headers=auth["export"])
+    assert res.status_code == 404 and "no site named 'nowhere'" in res.json()["error"]["message"]
+    res = client.get("/v1/export/jobs", params={"state": list(JOB_STATES)}, headers=auth["export"])
+    assert res.status_code == 200, res.text  # the states the history holds, as `ctwin export jobs` takes them
+    assert client.get("/v1/export/jobs", params={"state": "DONE"}, headers=auth["export"]).status_code == 422
+    assert check_job_states(["boot_fail", "DEADLINE", "SUSPENDED", "UNKNOWN"]) == [
+        "BOOT_FAIL",
+        "DEADLINE",
+        "SUSPENDED",
+        "UNKNOWN",
+    ]
+    with pytest.raises(ValueError, match="unknown job state"):
+        check_job_states(["DONE"])
+
+
+def test_exported_instants_are_utc_in_parquet_and_csv(served: tuple) -> None:
+    client, auth, service = served
+    metric, end = "batch_replay_trace_time_seconds", int(time.time())  # a fixed end: the replay goes on
+    content, _ = _get(client, "/v1/export/samples", auth["export"], metric=metric, end=str(end))
+    frame = pl.read_parquet(io.BytesIO(content))
+    assert frame.schema["time"] == pl.Datetime("ns", "UTC")
+    stored = service.store.query(Selection(metrics=(metric,), end_ns=end * 1_000_000_000))
+    assert set(frame["time"].dt.epoch("ns").to_list()) == set(stored["ts_ns"].to_list())  # same instants
+    text, _ = _get(client, "/v1/export/samples", auth["export"], metric=metric, end=str(end), format="csv")
+    stamps = [line.split(",")[0] for line in text.decode().splitlines()[1:]]
+    assert stamps and all(s.endswith("Z") and "T" in s for s in stamps)  # ISO-8601 UTC, 9 fraction digits
+    parsed = pl.Series(stamps).str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="ns", time_zone="UTC")
+    assert set(parsed.dt.epoch("ns").to_list()) == set(stored["ts_ns"].to_list())
+    # the job and advice exports carry instants as unix seconds (unit unix_s), never a zone-less datetime
+    for route in ("/v1/export/jobs", "/v1/export/advice"):
+        data, manifest = _get(client, route, auth["export"])
+        schema = pl.read_parquet(io.BytesIO(data)).schema
+        assert not [n for n, t in schema.items() if isinstance(t, pl.Datetime) and t.time_zone is None]
+        assert all(c["type"] != "timestamp_ns" for c in manifest["schema"])
