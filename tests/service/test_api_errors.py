@@ -1,6 +1,6 @@
 """The documented error body for every refusal of the app as `ctwin serve` builds it (the Dash twin
 mounted at "/"): unknown paths, wrong methods, `/redoc`; access decided before a body is read; a
-body not sent as JSON. The real app through its lifespan, on this host's node collector only."""
+body not sent as JSON; the OpenAPI schema of durations. The real app through its lifespan, on this host's node collector only."""
 
 from __future__ import annotations
 
@@ -139,3 +139,15 @@ def test_the_openapi_schema_documents_415_on_every_route_taking_a_body(served: A
         template = next(p for p in spec["paths"] if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", p), path))
         assert "415" in spec["paths"][template][method.lower()]["responses"], (method, template)
     assert "415" not in spec["paths"]["/v1/sites"]["get"]["responses"]
+
+
+# ---------------------------------------------------------------------- durations
+def test_a_walltime_in_the_openapi_schema_is_a_number_or_a_duration_string(served: Any) -> None:
+    """The schema says what the routes take (seconds, or "2h"), with an example, not `number` alone."""
+    client, _ = served
+    spec = client.get("/openapi.json").json()
+    for path in ("/v1/advice", "/v1/sites/{site}/whatif"):
+        ref = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        walltime = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"]["walltime"]
+        text = str(walltime)
+        assert "'type': 'number'" in text and "'type': 'string'" in text and "'2h'" in text, (path, walltime)
