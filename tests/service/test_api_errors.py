@@ -1,6 +1,7 @@
 """The documented error body for every refusal of the app as `ctwin serve` builds it (the Dash twin
 mounted at "/"): unknown paths, wrong methods, `/redoc`; access decided before a body is read; a
-body not sent as JSON; the OpenAPI schema of durations. The real app through its lifespan, on this host's node collector only."""
+body not sent as JSON; the OpenAPI schema of durations; and every `/v1` route the README names
+exists. The real app through its lifespan, on this host's node collector only."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.auth import TokenStore
 from service.config import parse_config
+from tests.conftest import ROOT
 
 CONFIG = """
 sites:
@@ -151,3 +154,76 @@ def test_a_walltime_in_the_openapi_schema_is_a_number_or_a_duration_string(serve
         walltime = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"]["walltime"]
         text = str(walltime)
         assert "'type': 'number'" in text and "'type': 'string'" in text and "'2h'" in text, (path, walltime)
+
+
+# ---------------------------------------------------------------------- the README's routes
+README = ROOT / "README.md"
+MENTION = re.compile(r"(?:\b(GET|POST|PUT|PATCH|DELETE) )?(?<![\w/.])(/v1/[\w{}./*-]*)")
+"""`/v1/...` as the README writes a route, optionally after its method; the path ends where a query
+string, a backtick or a space begins. `/k8s/extender/v1/filter` is not one (served outside the app)."""
+
+NOT_ROUTES: frozenset[str] = frozenset()
+"""Mentions that name no route on purpose (an example of a typo answered 404); none today."""
+
+
+def readme_mentions(text: str) -> list[tuple[str | None, str]]:
+    """Each (method or None, path) the text names; `{param}` kept, what follows an ellipsis or a
+    sentence's full stop cut (`{"job": {...as /v1/advice...}}` names `/v1/advice`)."""
+    out = []
+    for m in MENTION.finditer(text):
+        path = m.group(2).split("...")[0].rstrip(".")
+        while path.count("}") > path.count("{"):
+            path = path[:-1]
+        out.append((m.group(1), path))
+    return out
+
+
+def unknown_routes(mentions: list[tuple[str | None, str]], routes: list[tuple[re.Pattern[str], set[str]]]) -> list[str]:
+    """The mentions no route serves: a path (its `{param}`s filled in) that no route's pattern
+    matches, with the method when one is named; `/v1/export/*` stands for the routes under it."""
+    missing = []
+    for method, path in mentions:
+        if path in NOT_ROUTES:
+            continue
+        if path.endswith("*"):
+            prefix = path.rstrip("*")
+            found = any(pattern.pattern.startswith(f"^{prefix}") for pattern, _ in routes)
+        else:
+            concrete = re.sub(r"\{[^}]+\}", "x", path)
+            found = any(pattern.match(concrete) and (method is None or method in ms) for pattern, ms in routes)
+        if not found:
+            missing.append(f"{method + ' ' if method else ''}{path}")
+    return missing
+
+
+def _app_routes(client: TestClient) -> list[tuple[re.Pattern[str], set[str]]]:
+    app = client.app
+    out = []
+    for route in iter_route_contexts(app.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and route.methods:
+            out.append((regex, set(route.methods)))
+    return out
+
+
+def test_every_v1_route_the_readme_names_is_served(served: Any) -> None:
+    client, _ = served
+    routes = _app_routes(client)
+    mentions = readme_mentions(README.read_text(encoding="utf-8"))
+    assert len(mentions) >= 30 and ("POST", "/v1/advice/{id}/outcome") in mentions
+    assert unknown_routes(mentions, routes) == []
+
+
+def test_the_readme_check_catches_a_route_that_is_not_there(served: Any) -> None:
+    client, _ = served
+    routes = _app_routes(client)
+    text = (
+        "report it (`POST /v1/advice/{id}/report`), `GET /v1/sites/{site}` and `/v1/sites/kth/jobs`, "
+        "`DELETE /v1/advice/{id}`, `/v1/export/*`, {...as /v1/advice...}}, `/v1/jobs` and not `/k8s/extender/v1/filter`"
+    )
+    assert readme_mentions(text)[-2:] == [(None, "/v1/advice"), (None, "/v1/jobs")]
+    assert unknown_routes(readme_mentions(text), routes) == [
+        "POST /v1/advice/{id}/report",
+        "DELETE /v1/advice/{id}",
+        "/v1/jobs",
+    ]
