@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api import v1
@@ -37,7 +38,7 @@ from service.metrics import LimitMetrics, RequestMetrics, TwinMetrics, build_reg
 from service.sessions import SessionStore
 from twin.errors import TwinError
 
-__all__ = ["create_app"]
+__all__ = ["OwnPathsMount", "create_app", "http_error"]
 
 log = logging.getLogger(__name__)
 _FORECAST_EVERY_S = 30.0
@@ -153,7 +154,10 @@ def create_app(
             models=service.models,
             export=ExportSource(service.store, service.salt),
         )
-        app.mount("/", UiAuthMiddleware(dash_app.server, tokens, enabled="/" not in open_eps))
+        ui_app: FastAPI = dash_app.server
+        ui_app.add_exception_handler(StarletteHTTPException, http_error)  # its own 404s (a missing asset) too
+        ui_guard = UiAuthMiddleware(ui_app, tokens, enabled="/" not in open_eps)
+        app.router.routes.append(OwnPathsMount("/", ui_guard, owner=ui_app))
     serve = config.serve
     limits = RequestLimits(
         LatestFastPath(app.fastapi, fastapi_app=app),
@@ -215,6 +219,36 @@ async def _retention_loop(store: Any, retention_s: float) -> None:
         await asyncio.sleep(3600)
 
 
+class OwnPathsMount(Mount):
+    """A mount at "/" that claims only the paths its app (`owner`) routes.
+
+    Why: a plain `Mount("/")` matches every path, so an unknown path (`/v1/typo`, `/redoc`) and a
+    known one asked with the wrong method (`DELETE /v1/advice/{id}`) went to the Dash app, whose
+    FastAPI answered its own `{"detail": "Not Found"}`, never 405. Claiming only the Dash app's
+    own routes leaves the rest to the service's router: 404, or 405 with `Allow`, in the one
+    error body (service/api/errors.py)."""
+
+    def __init__(self, path: str, app: ASGIApp, *, owner: FastAPI) -> None:
+        super().__init__(path, app=app)
+        self.owner = owner
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE:
+            inner = {**scope, **child}
+            if any(route.matches(inner)[0] is not Match.NONE for route in self.owner.router.routes):
+                return match, child
+        return Match.NONE, {}
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's and FastAPI's own refusals (no route: 404; a route without the method: 405 with
+    `Allow`; a body it cannot read: 400) in the one error body, with their headers."""
+    assert isinstance(exc, StarletteHTTPException)
+    code = _CODES.get(exc.status_code, "error")
+    return JSONResponse(error_body(exc.status_code, code, str(exc.detail)), exc.status_code, headers=exc.headers)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     """Every refusal, whatever raised it, leaves as the one error body (service/api/errors.py)."""
 
@@ -239,10 +273,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         message = f"{first['location']}: {first['message']}"
         return JSONResponse(error_body(422, "invalid_request", message, details), 422)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _CODES.get(exc.status_code, "error")
-        return JSONResponse(error_body(exc.status_code, code, str(exc.detail)), exc.status_code, headers=exc.headers)
+    app.add_exception_handler(StarletteHTTPException, http_error)
 
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> JSONResponse:

@@ -30,6 +30,7 @@ import re
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,7 @@ __all__ = [
     "authorize",
     "bearer_from",
     "check_exposure",
+    "guard_scope",
     "is_loopback",
     "login_router",
     "open_endpoints_for",
@@ -481,7 +483,22 @@ def require_scope(scope: ScopeName) -> Callable[..., Awaitable[TokenInfo]]:
         request.state.token = result
         return result
 
+    _GUARD_SCOPES[dependency] = scope
     return dependency
+
+
+_GUARD_SCOPES: weakref.WeakKeyDictionary[Callable[..., Any], ScopeName] = weakref.WeakKeyDictionary()
+
+
+def guard_scope(call: Callable[..., Any] | None) -> ScopeName | None:
+    """The scope a `require_scope` dependency admits (None for any other callable), so a route can
+    decide access before it reads its body (service/api/routing.py)."""
+    if call is None:
+        return None
+    try:
+        return _GUARD_SCOPES.get(call)
+    except TypeError:  # not weak-referenceable, so not one of ours
+        return None
 
 
 # ---------------------------------------------------------------------- ASGI guard

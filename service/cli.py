@@ -18,7 +18,7 @@ from collectors import registry
 from service import cli_models as models_cli
 from service.cli_advise import advise
 from service.cli_agent import agent
-from service.cli_common import ConfigOpt, DataDirOpt, JsonOpt, err, out, service_url, stop_on_signals
+from service.cli_common import ConfigOpt, DataDirOpt, JsonOpt, err, out, print_table, service_url, stop_on_signals
 from service.cli_common import emit_json as _emit_json
 from service.cli_common import fail as _fail
 from service.cli_common import load as _load
@@ -99,7 +99,7 @@ def collect(
         for s in rows:
             labels = ",".join(f"{k}={v}" for k, v in s.labels.items() if k not in ("host",))
             table.add_row(s.metric, labels, f"{s.value:.6g}")
-        out.print(table)
+        print_table(table)
         for name, message in failures.items():
             err.print(f"[yellow]collector {name} failed:[/yellow] {message}", highlight=False)
     if failures and len(failures) == len(pipeline.collectors):
@@ -454,7 +454,7 @@ def plugins(config: ConfigOpt = None, data_dir: DataDirOpt = None, as_json: Json
             "yes" if r["configured"] else "",
             r["description"] if r["available"] else str(r["reason"]),
         )
-    out.print(table)
+    print_table(table)
 
 
 # ---------------------------------------------------------------------------- config

@@ -15,9 +15,9 @@ import httpx
 import typer
 from rich.table import Table
 
-from service.cli_common import ConfigOpt, JsonOpt, api_token, emit_json, err, fail, load, out, service_url
+from service.cli_common import ConfigOpt, JsonOpt, api_token, emit_json, fail, load, out, print_table, service_url
 
-__all__ = ["advise", "parse_data"]
+__all__ = ["advise", "parse_data", "refusal"]
 
 
 def parse_data(text: str | None, what: str) -> dict[str, Any]:
@@ -28,6 +28,21 @@ def parse_data(text: str | None, what: str) -> dict[str, Any]:
     if not size or (sep and not site):
         raise fail(f"--{what} {text!r}: use SIZE or SIZE@SITE, e.g. 20GB@local")
     return {"size": size, **({"site": site} if site else {})}
+
+
+def refusal(response: httpx.Response) -> str:
+    """The reason of an error body (service/api/errors.py), then each per-field problem it does not
+    already say: the service's message is its first detail, which would otherwise print twice."""
+    try:
+        error = response.json()["error"]
+        lines = [str(error["message"])]
+        for detail in error.get("details") or []:
+            line = f"{detail.get('location')}: {detail.get('message')}"
+            if line not in lines:
+                lines.append(line)
+    except (ValueError, KeyError, TypeError):
+        return response.text[:500]
+    return "\n  ".join(lines)
 
 
 def _band(band: dict[str, float] | None, fmt: Any) -> str:
@@ -110,14 +125,7 @@ def advise(
     except httpx.HTTPError as exc:
         raise fail(f"cannot reach the service at {url}: {exc} (is `ctwin serve` running? pass --url)") from None
     if response.status_code != 200:
-        try:
-            error = response.json()["error"]
-            message = error["message"]
-            for detail in error.get("details") or []:
-                message += f"\n  {detail.get('location')}: {detail.get('message')}"
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:500]
-        raise fail(f"the service refused ({response.status_code}): {message}", 1)
+        raise fail(f"the service refused ({response.status_code}): {refusal(response)}", 1)
     advice = response.json()
     if as_json:
         emit_json(advice)
@@ -153,5 +161,6 @@ def _print(advice: dict[str, Any]) -> None:
             start or "—",
             s["reason"],
         )
-    out.print(table)
-    err.print(f"→ {advice['summary']}", highlight=False, markup=False)
+    print_table(table)
+    # the answer itself, so on stdout with the table (`> file` keeps it); never folded at 80 columns
+    out.print(f"→ {advice['summary']}", highlight=False, markup=False, soft_wrap=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape
 
 from service.config import ConfigError, LoadedConfig, ServeConfig, load_config
@@ -30,6 +30,7 @@ __all__ = [
     "fail",
     "load",
     "out",
+    "print_table",
     "service_url",
     "stop_on_signals",
 ]
@@ -67,6 +68,21 @@ def stop_on_signals() -> threading.Event:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     return stop
+
+
+_UNBOUNDED = 100_000
+"""Wider than any table a command prints: the room a table is measured in when nothing limits it."""
+
+
+def print_table(table: RenderableType) -> None:
+    """A table on stdout: at the terminal's width, or, when stdout is a pipe or a file (which has
+    no width; rich would assume 80 columns and fold every cell to fit), at the table's own natural
+    width, so that no cell is cut short or wrapped and `grep`/`> file` see whole rows."""
+    if out.is_terminal:
+        out.print(table)
+        return
+    natural = out.measure(table, options=out.options.update_width(_UNBOUNDED)).maximum
+    Console(file=out.file, width=max(natural, 1), color_system=None).print(table)
 
 
 def emit_json(data: Any) -> None:

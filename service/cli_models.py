@@ -23,7 +23,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from collectors.swf import SwfError, read_swf, strong_filter, to_job_history
-from service.cli_common import ConfigOpt, DataDirOpt, JsonOpt, err, out
+from service.cli_common import ConfigOpt, DataDirOpt, JsonOpt, err, print_table
 from service.cli_common import emit_json as _emit_json
 from service.cli_common import fail as _fail
 from service.cli_common import load as _load
@@ -215,7 +215,7 @@ def train(
     table = Table("kind", "artefact", "jobs", "sha256", title=f"models written to {target_dir}", title_justify="left")
     for w in written:
         table.add_row(w["kind"], Path(w["path"]).name, f"{w['jobs']:,}", w["sha256"][:16] + "…")
-    out.print(table)
+    print_table(table)
 
 
 # ---------------------------------------------------------------------------- evaluate
@@ -295,9 +295,9 @@ def evaluate(
         )
     else:
         for kind, protocol, table in results:
-            out.print(_rich_table(table, f"{kind} — {protocol}"))
+            print_table(_rich_table(table, f"{kind} — {protocol}"))
         if published is not None:
-            out.print(_rich_table(published, "baselines over whole logs vs the published numbers"))
+            print_table(_rich_table(published, "baselines over whole logs vs the published numbers"))
         err.print(f"{len(figures)} figure files in {plots}", highlight=False)
     if markdown is not None:
         markdown.parent.mkdir(parents=True, exist_ok=True)

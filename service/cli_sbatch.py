@@ -35,7 +35,7 @@ import httpx
 import typer
 from rich.table import Table
 
-from service.cli_common import api_token, err, out, service_url
+from service.cli_common import api_token, err, out, print_table, service_url
 from service.config import ConfigError, LoadedConfig, load_config
 from service.config_schedulers import SlurmHookConfig
 from service.hooks.sbatch_advice import (
@@ -473,14 +473,14 @@ def _dry_run(
                 continue
             table.add_row(str(rank), s["site"], site.cluster, part,
                           _band(s["wait_s"]), _band(s["run_s"]), _band(s["turnaround_s"]))  # fmt: skip
-        out.print(table)
+        print_table(table)
         if place is not None:
             out.print(
                 f"ctwin advises:  -M {place.cluster}" + (f" -p {place.partition}" if place.partition else "")
                 + f"  ({advice.get('summary')})",
-                highlight=False, markup=False,
+                highlight=False, markup=False, soft_wrap=True,
             )  # fmt: skip
-    out.print(_describe_pick(pick, clusters), highlight=False, markup=False)
+    out.print(_describe_pick(pick, clusters), highlight=False, markup=False, soft_wrap=True)
     return done.returncode
 
 

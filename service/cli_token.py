@@ -19,7 +19,7 @@ import typer
 from rich.table import Table
 
 from service.auth import SCOPES, AuthError, TokenInfo, TokenSpecError, TokenStore
-from service.cli_common import ConfigOpt, DataDirOpt, JsonOpt, err, out
+from service.cli_common import ConfigOpt, DataDirOpt, JsonOpt, err, print_table
 from service.cli_common import emit_json as _emit_json
 from service.cli_common import fail as _fail
 from service.cli_common import load as _load
@@ -115,7 +115,7 @@ def list_tokens(config: ConfigOpt = None, data_dir: DataDirOpt = None, as_json: 
             _when(info.revoked_s),
             status if status == "active" else f"[yellow]{status}[/yellow]",
         )
-    out.print(table)
+    print_table(table)
 
 
 @token_app.command("revoke")

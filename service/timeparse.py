@@ -1,16 +1,34 @@
 """Times on the command line and in the API: "now", relative ("-1h", "-30m", "+4h"), ISO-8601, or unix seconds.
-Sizes ("20GB", "512MiB") are read by telemetry.schema.parse_size, re-exported here for the API."""
+Sizes ("20GB", "512MiB") and durations ("2h", "30m", seconds) are read by telemetry.schema's
+parse_size and parse_duration, re-exported here for the API; `Walltime` is a job's requested time
+as every route that takes one reads it."""
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import Annotated
 
-from telemetry.schema import parse_duration, parse_size
+from pydantic import AfterValidator
 
-__all__ = ["parse_size", "parse_time_ns"]
+from telemetry.schema import Duration, parse_duration, parse_size
+
+__all__ = ["MAX_WALLTIME_S", "Walltime", "parse_duration", "parse_size", "parse_time_ns"]
 
 _MAX_NS = 2**62  # about year 2116; keeps every later arithmetic inside Int64
+
+MAX_WALLTIME_S = 366 * 86400
+"""No scheduler grants a longer kill limit; beyond it a request is a typo (seconds meant as ms)."""
+
+
+def _at_most_a_year(seconds: float) -> float:
+    if seconds > MAX_WALLTIME_S:
+        raise ValueError("walltime must be at most 366 days")
+    return seconds
+
+
+Walltime = Annotated[Duration, AfterValidator(_at_most_a_year)]
+"""A job's requested time (its kill limit), in seconds: a number, or "2h", "30m" (parse_duration)."""
 
 
 def parse_time_ns(text: str, now_ns: int | None = None) -> int:

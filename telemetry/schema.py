@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import polars as pl
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
 
 __all__ = [
     "BATCH_SCHEMA",
+    "DURATION_JSON_SCHEMA",
     "MAX_DURATION_S",
     "Batch",
     "ByteSize",
@@ -73,8 +74,18 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-"""Seconds; config files may write "5s", "2m", "30d"."""
+DURATION_JSON_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "number", "exclusiveMinimum": 0, "description": "seconds"},
+        {"type": "string", "pattern": _DURATION.pattern, "description": "seconds, or with a unit: ms, s, m, h, d, w"},
+    ],
+    "examples": ["2h", "30m", 7200],
+}
+"""What a Duration accepts, as JSON Schema: without it the schema (the OpenAPI one too) would say
+`number` only, and a client reading it would never send the "2h" every route takes."""
+
+Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(DURATION_JSON_SCHEMA, mode="validation")]
+"""Seconds; config files and API bodies may write "5s", "2m", "30d"."""
 
 
 _SIZE_UNITS = {

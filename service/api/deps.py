@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from service.api.errors import ErrorBody
+from service.api.routing import GuardedRoute
 from service.auth import AUTH_RESPONSES, require_scope
 from service.compose import Service
 from telemetry.stores.base import Store
@@ -49,7 +50,12 @@ def v1_router(tag: str) -> APIRouter:
     """A resource's router under /v1. The prefix is the router's own, not added when the app
     includes it: FastAPI includes routers lazily, and only a router's own prefix is part of the
     route template that request metrics label by (`/v1/nodes`, never the raw path)."""
-    return APIRouter(prefix="/v1", tags=[tag], responses={**AUTH_RESPONSES, 422: {"model": ErrorBody}})
+    return APIRouter(
+        prefix="/v1",
+        tags=[tag],
+        responses={**AUTH_RESPONSES, 422: {"model": ErrorBody}},
+        route_class=GuardedRoute,  # access decided before a body is read (service/api/routing.py)
+    )
 
 
 def service(request: Request) -> Service:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 import polars as pl
 from fastapi import Query
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from service.api.deps import ADVISE, BAD_REQUEST, NO_QUEUE, NOT_FOUND, READ, TwinDep, v1_router
 from service.api.latest import dumps
 from service.api.sites import json_response
+from service.timeparse import MAX_WALLTIME_S, Walltime
 from twin.live import Twin
 from twin.sim import Job
 
@@ -62,12 +64,30 @@ class ForecastOut(BaseModel):
 
 
 class WhatIfIn(BaseModel):
+    """The job, its requested time written as `/v1/advice` takes it (`walltime`: seconds or "2h")
+    or, as this route first took it, `walltime_s` (whole seconds); exactly one of the two."""
+
     model_config = {"extra": "forbid"}
 
     cores: int = Field(ge=1, le=10_000_000, description="CPUs the job needs")
-    walltime_s: int = Field(ge=1, le=366 * 86400, description="Requested time (its kill limit)")
+    walltime: Walltime | None = Field(None, description='Requested time (its kill limit): seconds, or "2h", "30m"')
+    walltime_s: int | None = Field(None, ge=1, le=MAX_WALLTIME_S, description="The same in whole seconds")
     user: str | None = Field(None, max_length=128, description="For the user's history (ave2)")
     predictor: Literal["auto", "learned", "ave2", "requested"] = "auto"
+
+    @model_validator(mode="after")
+    def _one_walltime(self) -> WhatIfIn:
+        if (self.walltime is None) == (self.walltime_s is None):
+            raise ValueError('give the requested time once: walltime (seconds, or "2h", "30m") or walltime_s')
+        return self
+
+    @property
+    def requested_s(self) -> int:
+        """Whole seconds, rounded up (a job asking for 1.5 s is killed after 2, not 1)."""
+        if self.walltime_s is not None:
+            return self.walltime_s
+        assert self.walltime is not None
+        return max(1, math.ceil(self.walltime))
 
 
 class WhatIfOut(BaseModel):
@@ -131,7 +151,7 @@ def site_forecast(
     summary="When would a job like this start at this site, behind the current queue?",
 )
 def site_whatif(twin: TwinDep, site: str, job: WhatIfIn) -> Response:
-    hypothetical = Job("whatif", 0, None, job.walltime_s, job.cores, user=job.user)  # submitted at the site's now
+    hypothetical = Job("whatif", 0, None, job.requested_s, job.cores, user=job.user)  # submitted at the site's now
     result = twin.forecast(site, job.predictor, [hypothetical])
     row = result.jobs.filter(pl.col("hypothetical")).row(0, named=True)
     body = {

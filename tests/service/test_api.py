@@ -364,6 +364,26 @@ def test_forecast_and_whatif_of_a_replayed_site(served: tuple[TestClient, dict, 
     assert unknown.status_code == 422
 
 
+def test_site_whatif_takes_the_walltime_as_advice_does_and_walltime_s_still(
+    served: tuple[TestClient, dict, Path],
+) -> None:
+    client, tokens, _ = served
+    asked = {}
+    for walltime in ({"walltime": "1h"}, {"walltime": 3600}, {"walltime": "59.5m"}, {"walltime_s": 3600}):
+        answer = client.post("/v1/sites/kth/whatif", json={"cores": 8, **walltime}, headers=_auth(tokens["advise"]))
+        assert answer.status_code == 200, (walltime, answer.text)
+        asked[str(walltime)] = answer.json()
+    assert all(a["predicted_start_s"] >= a["now_s"] for a in asked.values())
+    for wrong, says in (
+        ({"walltime": "soon"}, "invalid duration"),
+        ({"walltime": "400d"}, "at most 366 days"),
+        ({"walltime": "1h", "walltime_s": 3600}, "give the requested time once"),
+        ({}, "give the requested time once"),
+    ):
+        refused = client.post("/v1/sites/kth/whatif", json={"cores": 8, **wrong}, headers=_auth(tokens["advise"]))
+        assert refused.status_code == 422 and says in refused.json()["error"]["message"], (wrong, refused.text)
+
+
 def test_forecasts_are_scored_when_the_jobs_start(served: tuple[TestClient, dict, Path]) -> None:
     """The replay runs at one trace hour per second: forecasts made now are scored within seconds."""
     client, tokens, _ = served

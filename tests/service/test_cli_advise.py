@@ -32,8 +32,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 def advise(served: Served, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run it as a script would: stdout and stderr are pipes, and no COLUMNS says how wide they are."""
     command = [sys.executable, "-m", "service.cli", "advise", *args, "--url", served.url, "--token", served.token]
-    env = {**os.environ, "COLUMNS": "240"}  # a wide terminal: rich folds the table to 80 columns in a pipe
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "FORCE_COLOR", "TTY_COMPATIBLE")}
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False, env=env)
 
 
@@ -42,7 +43,18 @@ def test_the_table_ranks_every_site_with_the_reason_and_the_recommendation(serve
     assert done.returncode == 0, done.stderr
     assert "kth-sp2" in done.stdout and "jobs ahead" in done.stdout
     assert "needs 64 cores; local has" in done.stdout  # excluded, with why
-    assert "→ run at kth-sp2" in done.stderr
+    assert "→ run at kth-sp2" in done.stdout and "→" not in done.stderr  # the answer is output, not a diagnostic
+
+
+def test_in_a_pipe_the_table_is_as_wide_as_its_rows_not_folded_to_80_columns(served: Served) -> None:
+    done = advise(served, *JOB)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if "kth-sp2" in line or " local " in line]
+    kth = next(line for line in rows if "kth-sp2" in line and "hpc" in line)
+    local = next(line for line in rows if "needs 64 cores; local has" in line)
+    assert "jobs ahead" in kth and "edge" in local  # each site's whole row on one line
+    assert "…" not in done.stdout  # no cell cut short
+    assert max(len(line) for line in done.stdout.splitlines()) > 80
 
 
 def test_json_is_the_api_answer_and_a_preview_books_and_logs_nothing(served: Served) -> None:
@@ -80,6 +92,7 @@ def test_bad_input_is_refused_with_the_reason(served: Served, args: list[str], s
     base = ["--cores", "4", "--walltime", "1h"]
     done = advise(served, *base, *args)
     assert done.returncode != 0 and says in done.stderr, (done.returncode, done.stderr)
+    assert done.stderr.count(says) == 1, done.stderr  # the reason once, not again as its detail
 
 
 def test_a_service_that_is_not_there_is_named_with_the_fix(tmp_path: Path) -> None:

@@ -121,3 +121,14 @@ def test_config_tokens_file_is_honoured(runner: CliRunner, tmp_path: Path) -> No
     res = runner.invoke(app, ["token", "create", "ci", "-c", str(cfg), "--json"])
     assert res.exit_code == 0, res.output
     assert TokenStore(tokens).verify(json.loads(res.stdout)["token"]) is not None
+
+
+def test_list_in_a_pipe_keeps_every_row_whole(runner: CliRunner, tmp_path: Path) -> None:
+    """Not a terminal (CliRunner's stdout, like `| grep`): the table is as wide as its rows, not 80 columns."""
+    name = "a-rather-long-token-name-for-the-nightly-export-job-on-cluster-7"
+    data = ["--data-dir", str(tmp_path)]
+    assert runner.invoke(app, ["token", "create", name, "--scope", "read", "--scope", "export", *data]).exit_code == 0
+    listed = runner.invoke(app, ["token", "list", *data], env={"COLUMNS": ""})
+    assert listed.exit_code == 0, listed.output
+    row = next(line for line in listed.stdout.splitlines() if name in line)
+    assert "read,export" in row and "active" in row and "never" in row
