@@ -27,7 +27,7 @@ from twin.advice.profile import FreeProfile
 from twin.advice.request import JobRequest
 from twin.advice.transfer import TransferPlanner
 from twin.errors import InvalidJobError
-from twin.topology import SiteSpec
+from twin.topology import Placement, SiteSpec
 from twin.view import State
 
 __all__ = [
@@ -163,6 +163,17 @@ def _limits(request: JobRequest, candidate: Candidate, cores: int) -> tuple[str,
     return None
 
 
+def _unchecked(request: JobRequest, place: Placement) -> list[str]:
+    """What the request asks that this site's config cannot confirm: said, not silently passed, so
+    a caller sees that "feasible" did not cover it."""
+    notes = []
+    if request.memory_bytes and not place.memory_per_node_bytes:
+        notes.append(f"{request.memory_bytes / 2**30:.0f} GiB per node not checked (node memory not configured here)")
+    if request.partition is not None and not place.partitions:
+        notes.append(f"partition {request.partition!r} not checked (no partitions configured here)")
+    return notes
+
+
 def evaluate(
     request: JobRequest,
     candidate: Candidate,
@@ -274,6 +285,7 @@ def evaluate(
     parts.append(f"runs ≈ {human_duration(run.p50)} ({runtime.source})")
     if request.input.size_bytes > 0 and stage_route.hops:
         parts.append(stage_route.describe(request.input.size_bytes).replace(" over ", " in over ", 1))
+    parts.extend(_unchecked(request, place))
     turnaround = stage_in + wait + run + stage_out
     hours = run.scaled(1 / 3600)
     rate = cores * place.pricing.core_hour + request.gpus * place.pricing.gpu_hour

@@ -57,6 +57,19 @@ def test_a_site_that_cannot_take_the_job_says_why(request_, candidate, word, say
     assert not outcome.feasible and outcome.excluded_because == word and says in outcome.reason
 
 
+def test_what_the_site_cannot_confirm_is_said_not_passed_silently() -> None:
+    """Memory or a partition the site's config does not describe: feasible, and the reason says it
+    was not checked; where the config describes them, nothing is added."""
+    request = JobRequest(cores=4, walltime_s=3600, memory_bytes=1000 * 2**40, partition="big")
+    o = _eval(request, batch_site("hpc", 32))
+    assert o.feasible
+    assert "1024000 GiB per node not checked (node memory not configured here)" in o.reason
+    assert "partition 'big' not checked (no partitions configured here)" in o.reason
+    known = batch_site("hpc", 32, memory_per_node_bytes=2000 * 2**40, partitions=(PartitionLimits("big"),))
+    assert "not checked" not in _eval(request, known).reason
+    assert "not checked" not in _eval(JobRequest(cores=4, walltime_s=3600), batch_site("hpc", 32)).reason
+
+
 def test_down_stale_and_unreachable_sites_are_excluded() -> None:
     from dataclasses import replace
 
