@@ -62,8 +62,9 @@ STATE_COLOURS: Mapping[State, str] = {
     "starting": "#7a8699",
     "stale": "#d99a00",
     "down": "#d64545",
+    "configured": "#4a7fb5",
 }
-_STATE_ORDER: tuple[State, ...] = ("ok", "starting", "stale", "down")
+_STATE_ORDER: tuple[State, ...] = ("ok", "configured", "starting", "stale", "down")
 _KIND_ORDER = {"hpc": 0, "htc": 1, "cloud": 2, "edge": 3}
 _MUTED = "#6b7280"
 _PALETTE: Sequence[str] = qualitative.Plotly
@@ -261,7 +262,7 @@ def continuum_figure(sites: Sequence[SiteView], links: Sequence[LinkView], *, se
                 line={
                     "color": STATE_COLOURS.get(link.state, _MUTED),
                     "width": _link_width(link.bandwidth_bps),
-                    "dash": "solid" if link.state == "ok" else "dot",
+                    "dash": "solid" if link.state in ("ok", "configured") else "dot",
                 },
                 hoverinfo="skip",
                 showlegend=False,

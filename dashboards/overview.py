@@ -163,7 +163,8 @@ def render_click(click_data: dict[str, Any] | None, search: str | None = None) -
 
 
 def _summary(sites: Sequence[SiteView], now_s: float) -> str:
-    counts = {s: sum(1 for v in sites if v.state == s) for s in ("ok", "stale", "down", "starting")}
+    order = ("ok", "stale", "down", "starting", "configured")  # a config-only site is counted, not as a fault
+    counts = {s: sum(1 for v in sites if v.state == s) for s in order}
     states = " · ".join(f"{n} {s}" for s, n in counts.items() if n)
     updated = time.strftime("%H:%M:%S UTC", time.gmtime(now_s))
     return f"{len(sites)} sites" + (f" · {states}" if states else "") + f" · updated {updated}"

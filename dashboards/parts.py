@@ -100,7 +100,7 @@ def site_card(site: SiteView, *, selected: bool, prefix: str, range_: RangeKey =
         html.Dl([part for k, v in _facts(site) for part in (html.Dt(k), html.Dd(v))], className="facts"),
         html.Div(f"data {fmt.age(site.data_age_s)}", className="age"),
     ]
-    if not site.collectors and not site.hosts:  # "starting" forever would read as a fault
+    if site.state == "configured":  # nothing to measure: say where its figures come from, not "data –"
         body[-1] = html.Div(
             "no collectors: known from its configuration only (price, quota, provisioning delay)", className="age"
         )
@@ -147,7 +147,7 @@ def links_table(links: Sequence[LinkView]) -> Component:
                 html.Td(fmt.seconds_short(lk.latency_s), className="num"),
                 html.Td(fmt.bits_per_s(lk.rx_bps), className="num"),
                 html.Td(fmt.bits_per_s(lk.tx_bps), className="num"),
-                html.Td(fmt.age(lk.data_age_s)),
+                html.Td("from config" if lk.state == "configured" else fmt.age(lk.data_age_s)),
             ]
         )
         for lk in links

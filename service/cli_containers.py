@@ -175,7 +175,7 @@ def advise(
     nodes: Annotated[int, typer.Option(help="Hosts the job spans")] = 1,
     client_batch: Annotated[int | None, typer.Option(help="Inference: the client's batch size")] = None,
     server_batch: Annotated[int | None, typer.Option(help="Inference: the server's batch size")] = None,
-    top: Annotated[int, typer.Option(help="Show this many alternatives")] = 10,
+    top: Annotated[int, typer.Option(min=1, help="Show this many alternatives (table and JSON)")] = 10,
     models_dir: Annotated[
         Path | None, typer.Option("--models", help="Use the newest trained artefact here (default: built-in)")
     ] = None,
@@ -183,7 +183,7 @@ def advise(
 ) -> None:
     """How should this job be containerised? Alternatives ranked by predicted throughput."""
     from models.artifacts import ModelRegistry
-    from models.containers.config import ContainerConfig
+    from models.containers.config import CAVEAT, ContainerConfig
     from twin.advice.containers import ContainerEffects
 
     try:
@@ -204,16 +204,45 @@ def advise(
         client_batch=client_batch,
         server_batch=server_batch,
     )
+    node = _node_size(cores_per_node)
+    shown = rows[:top]
     if as_json:
         _emit_json(
             {
                 "model": used.source,
-                "alternatives": [a.as_dict() for a in rows],
+                "workload": {
+                    "nodes": nodes,
+                    "cores_per_node": cores_per_node,
+                    "client_batch": client_batch,
+                    "server_batch": server_batch,
+                },
+                "node_size": node,
+                "caveat": CAVEAT,
+                "alternatives_total": len(rows),
+                "alternatives": [a.as_dict() for a in shown],
             }
         )
         return
     view = Table("configuration", "throughput vs now (p50)", "p10–p90", title=f"alternatives ({used.source})")
-    for a in rows[:top]:
+    for a in shown:
         mark = " (now)" if a.current else ""
         view.add_row(a.config.describe() + mark, f"×{a.p50:.2f}", f"×{a.p10:.2f}–{a.p90:.2f}")
     out.print(view)
+    if len(shown) < len(rows):
+        out.print(f"the best {len(shown)} of {len(rows)} alternatives (--top to see more)", highlight=False)
+    out.print(f"node: {node}", highlight=False)
+    out.print(f"caveat: {CAVEAT}", highlight=False)
+
+
+def _node_size(cores_per_node: int | None) -> str:
+    """What the answer assumed of the node, said in it: without --cores-per-node the model is not
+    told the CPUs per container, and container counts up to 32 (the published runs' nodes) are compared."""
+    from models.containers.whatif import CONTAINER_COUNTS
+
+    if cores_per_node is not None:
+        return f"{cores_per_node} CPUs (--cores-per-node)"
+    counts = ", ".join(str(n) for n in CONTAINER_COUNTS)
+    return (
+        f"size not given: {counts} containers per node compared (the published runs' nodes have 32 CPUs), "
+        "CPUs per container unknown to the model; pass --cores-per-node for yours"
+    )

@@ -15,6 +15,7 @@ import duckdb
 
 from collectors import registry
 from collectors.kube_api import KubeClient
+from collectors.link_probe import LinkProbeConfig
 from collectors.link_probe_wire import parse_address
 from models.containers.config import ContainerConfig
 from service.config import CloudConfig, LoadedConfig, ProbeConfig, SiteConfig
@@ -297,6 +298,7 @@ def topology_of(loaded: LoadedConfig) -> Topology:
         )
         for s in loaded.config.sites
     )
+    probed = {frozenset(spec.config.between) for spec in loaded.collectors if isinstance(spec.config, LinkProbeConfig)}
     links = tuple(
         LinkSpec(
             a=link.between[0],
@@ -305,6 +307,7 @@ def topology_of(loaded: LoadedConfig) -> Topology:
             bandwidth_bps=link.bandwidth_gbps * 1e9 if link.bandwidth_gbps is not None else None,
             latency_s=link.latency_ms / 1e3 if link.latency_ms is not None else None,
             interface=link.interface,
+            probed=frozenset(link.between) in probed,
         )
         for link in loaded.config.links
     )

@@ -23,6 +23,7 @@ from telemetry.catalog import catalog
 from telemetry.catalog import mirror as mm
 from telemetry.catalog import node as nm
 from telemetry.catalog import selfmetrics as sm
+from twin.view import STATES
 
 __all__ = ["LimitMetrics", "RequestMetrics", "TwinMetrics", "build_registry"]
 
@@ -129,7 +130,16 @@ class TwinMetrics(Collector):
 
     def _sites(self) -> Iterator[Any]:
         labels = ["site", "kind"]
-        up = GaugeMetricFamily("ctwin_site_up", "1 when every collector of the site is fresh, else 0.", labels=labels)
+        up = GaugeMetricFamily(
+            "ctwin_site_up",
+            "1 when every collector of the site is fresh, else 0; absent for a site no collector feeds.",
+            labels=labels,
+        )
+        state = GaugeMetricFamily(
+            "ctwin_site_state",
+            "1 for the site's state (ok, stale, down, starting, configured: known from config only), else 0.",
+            labels=["site", "kind", "state"],
+        )
         age = GaugeMetricFamily(
             "ctwin_site_data_age_seconds", "Seconds since the site's newest successful collection.", labels=labels
         )
@@ -137,7 +147,10 @@ class TwinMetrics(Collector):
         jobs = GaugeMetricFamily("ctwin_site_jobs", "Jobs of a batch site by state.", labels=["site", "kind", "state"])
         for site in self.twin.sites():
             key = [site.name, site.kind]
-            up.add_metric(key, 1.0 if site.state == "ok" else 0.0)
+            if site.state != "configured":  # nothing measures it: an `up` of 0 would alert forever, 1 would lie
+                up.add_metric(key, 1.0 if site.state == "ok" else 0.0)
+            for name in STATES:
+                state.add_metric([*key, name], 1.0 if site.state == name else 0.0)
             if site.data_age_s is not None:
                 age.add_metric(key, site.data_age_s)
             if site.load is not None:
@@ -146,7 +159,7 @@ class TwinMetrics(Collector):
                 jobs.add_metric([*key, "running"], site.jobs_running)
             if site.jobs_pending is not None:
                 jobs.add_metric([*key, "pending"], site.jobs_pending)
-        yield from (up, age, load, jobs)
+        yield from (up, state, age, load, jobs)
         yield from self._accuracy()
 
     def _accuracy(self) -> Iterator[Any]:

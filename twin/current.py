@@ -16,7 +16,7 @@ from telemetry.catalog import network as netm
 from telemetry.catalog import node as nm
 from twin.health import Health, site_state
 from twin.state import LiveState, Point, SnapshotIndex
-from twin.topology import SiteSpec, Topology
+from twin.topology import LinkSpec, SiteSpec, Topology
 from twin.view import Aging, ContainerView, LinkView, NodeView, SiteView, State
 
 __all__ = ["CurrentViews"]
@@ -174,14 +174,13 @@ class CurrentViews:
         index = self.state.index()
         out = []
         for link in self.topology.links:
-            end_states = [self.health.site_state(end, now) for end in (link.a, link.b) if _known(self.topology, end)]
-            measured = index.interfaces.get(link.interface or "") if link.interface else None
-            rx = measured.get(netm.NET_RX_BYTES.name) if measured else None
-            tx = measured.get(netm.NET_TX_BYTES.name) if measured else None
+            counters = index.interfaces.get(link.interface or "") if link.interface else None
+            rx = counters.get(netm.NET_RX_BYTES.name) if counters else None
+            tx = counters.get(netm.NET_TX_BYTES.name) if counters else None
             rx_rate, tx_rate = (rx.rate() if rx else None), (tx.rate() if tx else None)
             newest = max((p.ts_ns for p in (rx, tx) if p is not None), default=None)
-            state: State = "ok" if all(s == "ok" for s in end_states) else ("down" if "down" in end_states else "stale")
             probed = index.links.get((link.a, link.b) if link.a <= link.b else (link.b, link.a), {})
+            state = self._link_state(link, bool(probed), now)
             out.append(
                 LinkView(
                     a=link.a,
@@ -202,6 +201,20 @@ class CurrentViews:
                 )
             )
         return out
+
+    def _link_state(self, link: LinkSpec, probe_seen: bool, now: float) -> State:
+        """`configured` when nothing measures the link (no interface, no probe): its figures are the
+        config's and cannot age. A measured link is as fresh as the measured ends it joins; an end
+        that is itself only configured says nothing about the link, so it is left out."""
+        if link.interface is None and not link.probed and not probe_seen:
+            return "configured"
+        ends = [self.health.site_state(end, now) for end in (link.a, link.b) if _known(self.topology, end)]
+        measured = [s for s in ends if s != "configured"]
+        worst_first: tuple[State, ...] = ("down", "stale", "starting")
+        for worst in worst_first:
+            if worst in measured:
+                return worst
+        return "ok"
 
 
 def _known(topology: Topology, site: str) -> bool:

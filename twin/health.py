@@ -2,7 +2,9 @@
 
 A collector is `starting` before its first collection finishes, `down` when it never succeeded,
 `stale` when its last collection failed or its data is older than `stale_after_intervals` of its
-interval, else `ok`. A site is `ok` only when all its collectors are (twin.view.State).
+interval, else `ok`. A site is `ok` only when all its collectors are (twin.view.State). A site
+without collectors (a cloud region known by its price, quota and provisioning delay) is
+`configured`: it is not waiting for data, so it must not read as `starting` forever.
 """
 
 from __future__ import annotations
@@ -31,8 +33,11 @@ HealthSource = Mapping[str, CollectorStatsLike]
 
 
 def site_state(collectors: tuple[CollectorHealth, ...]) -> State:
+    """The site's state from its collectors': the one rule every view (API, /metrics, Dash) shares."""
+    if not collectors:
+        return "configured"
     states = {c.state for c in collectors}
-    if not states or states == {"starting"}:
+    if states == {"starting"}:
         return "starting"
     if states <= {"ok"}:
         return "ok"

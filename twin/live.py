@@ -104,7 +104,7 @@ def build_twin(
     background_refresh: bool = False,
 ) -> Twin:
     """The twin's parts, wired: `store` for history and the users' finished jobs (None: no
-    history), `health` the collectors' stats (None: every site `starting`), `models` the learned
+    history), `health` the collectors' stats (None: every collected site `starting`), `models` the learned
     model registry (None: AVE2); `job_observers` see every hand-over of job rows after the twin's
     own scoreboard (the advice log joins outcomes there)."""
     scores = Scoreboard()

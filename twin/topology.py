@@ -119,6 +119,9 @@ class LinkSpec:
     bandwidth_bps: float | None = None
     latency_s: float | None = None
     interface: str | None = None
+    """A local network device whose counters measure the link's traffic."""
+    probed: bool = False
+    """A `link_probe` collector measures this link (its state then follows its measurements)."""
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Generic, Literal, Protocol, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar, get_args
 
 import polars as pl
 
 __all__ = [
+    "STATES",
     "Aging",
     "CollectorHealth",
     "ContainerView",
@@ -28,9 +29,13 @@ __all__ = [
 ]
 
 SiteKind = Literal["hpc", "htc", "cloud", "edge"]
-State = Literal["ok", "stale", "down", "starting"]
+State = Literal["ok", "stale", "down", "starting", "configured"]
 """ok: fresh data; stale: data older than 3 collection intervals or the last collection failed;
-down: never collected successfully and failing; starting: no collection finished yet."""
+down: never collected successfully and failing; starting: no collection finished yet;
+configured: nothing measures it (a site without collectors, a link without an interface or a
+probe), so everything known comes from the config and can neither go stale nor down."""
+STATES: tuple[State, ...] = get_args(State)
+"""Every state, in `State`'s order (a Prometheus state set needs them all)."""
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,25 @@ import polars as pl
 
 from models.containers.effect import CONFIG_FEATURES
 
-__all__ = ["AFFINITIES", "EFFECT_KIND", "NETWORKS", "Affinity", "ContainerConfig", "Network", "config_features"]
+__all__ = [
+    "AFFINITIES",
+    "CAVEAT",
+    "EFFECT_KIND",
+    "NETWORKS",
+    "Affinity",
+    "ContainerConfig",
+    "Network",
+    "config_features",
+]
 
 EFFECT_KIND = "container_effect"
 """The model registry's key for the container-effect model."""
+CAVEAT = (
+    "Learned from published MLPerf-inference runs (ResNet50 on TF-Serving, 32-CPU nodes): effects of other"
+    " applications may differ."
+)
+"""What every what-if answer says of the model's reach (the API's and the CLI's; here, not beside the
+model, so importing it loads no scikit-learn)."""
 
 Affinity = Literal["none", "cpu", "cpu+memory"]
 Network = Literal["host", "private"]

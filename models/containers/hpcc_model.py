@@ -32,6 +32,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 
 from models.containers.hpcc import FACTORS
 from models.containers.hpcc_effects import REFERENCE, REPORTED, factor_effects
+from models.threads import one_thread
 
 __all__ = ["HELD_OUT_SHARE", "NOISE", "HpccVerdict", "evaluate_hpcc", "held_out_reps", "studies", "verdict_markdown"]
 
@@ -54,15 +55,16 @@ def predict_figure(train: pl.DataFrame, test: pl.DataFrame, metric: str) -> np.n
     # one code per factor level seen in either frame, the same for both
     both = pl.concat([train.select(FACTORS), test.select(FACTORS)])
     codes = {f: {v: float(i) for i, v in enumerate(sorted(both[f].cast(pl.String).unique()))} for f in FACTORS}
-    model = HistGradientBoostingRegressor(
-        loss="absolute_error",
-        max_iter=100,
-        learning_rate=0.2,
-        min_samples_leaf=2,
-        categorical_features=[True] * len(FACTORS) + [False] * len(CONTEXT),
-        random_state=0,
-    ).fit(_matrix(rows, codes), np.log(rows[metric].to_numpy()))
-    return np.exp(model.predict(_matrix(test, codes)))
+    with one_thread():  # a few hundred rows (models.threads)
+        model = HistGradientBoostingRegressor(
+            loss="absolute_error",
+            max_iter=100,
+            learning_rate=0.2,
+            min_samples_leaf=2,
+            categorical_features=[True] * len(FACTORS) + [False] * len(CONTEXT),
+            random_state=0,
+        ).fit(_matrix(rows, codes), np.log(rows[metric].to_numpy()))
+        return np.exp(model.predict(_matrix(test, codes)))
 
 
 def _side(ratio: float, floor: float) -> int:

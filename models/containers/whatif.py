@@ -21,6 +21,7 @@ from models.containers.evaluation import HELD_OUT, evaluate_held_out
 from models.containers.published import PUBLISHED_RUNS, load_published_runs
 
 __all__ = [
+    "CONTAINER_COUNTS",
     "EFFECT_KIND",
     "Alternative",
     "default_alternatives",
@@ -29,6 +30,7 @@ __all__ = [
 ]
 
 CONTAINER_COUNTS = (1, 2, 4, 8, 16, 32)
+"""The counts compared by default: those the published runs measured (on 32-CPU nodes)."""
 
 
 def train_effect_model(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from fastapi.responses import Response
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
+from models.containers.config import CAVEAT
 from service.api.advice import ContainerIn
 from service.api.deps import ADVISE, NO_QUEUE, ServiceDep, v1_router
 from service.api.errors import ApiError
@@ -39,12 +40,26 @@ class WhatIfIn(BaseModel):
         description="Configurations to compare; empty: every container count dividing the node × every affinity",
     )
 
+    @field_validator("alternatives")
+    @classmethod
+    def _alternatives_fit_the_node(cls, alternatives: list[ContainerIn], info: ValidationInfo) -> list[ContainerIn]:
+        """Names the entry that does not fit: in a list of hundreds, "one of them" is no answer."""
+        workload = info.data.get("workload")
+        cores = workload.cores_per_node if isinstance(workload, WorkloadIn) else None
+        for i, c in enumerate(alternatives):
+            if cores is not None and c.containers_per_node is not None and c.containers_per_node > cores:
+                raise ValueError(
+                    f"alternatives[{i}]: {c.containers_per_node} containers per node do not fit {cores} cores per node"
+                )
+        return alternatives
+
     @model_validator(mode="after")
     def _fits_the_node(self) -> WhatIfIn:
-        cores = self.workload.cores_per_node
-        for c in (self.configuration, *self.alternatives):
-            if cores is not None and c.containers_per_node is not None and c.containers_per_node > cores:
-                raise ValueError(f"{c.containers_per_node} containers per node do not fit {cores} cores per node")
+        cores, c = self.workload.cores_per_node, self.configuration
+        if cores is not None and c.containers_per_node is not None and c.containers_per_node > cores:
+            raise ValueError(
+                f"configuration: {c.containers_per_node} containers per node do not fit {cores} cores per node"
+            )
         return self
 
 
@@ -65,12 +80,6 @@ class WhatIfOut(BaseModel):
     model: str = Field(description="Which model answered: an artefact, or the built-in one")
     alternatives: list[AlternativeOut] = Field(description="Best first")
     caveat: str
-
-
-CAVEAT = (
-    "Learned from published MLPerf-inference runs (ResNet50 on TF-Serving, 32-CPU nodes): effects of other"
-    " applications may differ."
-)
 
 
 @router.post(

@@ -397,3 +397,64 @@ def test_forecasts_are_scored_when_the_jobs_start(served: tuple[TestClient, dict
         time.sleep(0.5)
     assert accuracy["scored"] >= 5, accuracy
     assert 0 <= accuracy["within_1h"] <= 1 and accuracy["median_abs_error_s"] >= 0
+
+
+def test_a_config_only_site_and_its_links_say_configured_not_starting_or_stale(tmp_path: Path) -> None:
+    """The default continuum's cloud-eu has no collector: it is `configured` (not `starting` forever),
+    has no `ctwin_site_up` to alert on, and links whose figures are only configured say so."""
+    from dashboards.overview import _summary
+    from service.config import load_config
+
+    loaded = load_config(None)
+    token = TokenStore(loaded.tokens_path(tmp_path)).create("t", ["read"])[1]
+    with TestClient(create_app(loaded, tmp_path, ui=False)) as client:
+
+        def collected(body: dict) -> bool:
+            return all(s["state"] == "ok" for s in body["items"] if s["name"] != "cloud-eu")
+
+        sites = {s["name"]: s for s in _wait(client, _auth(token), collected)["items"]}
+        cloud = client.get("/v1/sites/cloud-eu", headers=_auth(token)).json()
+        links = {(lk["a"], lk["b"]): lk for lk in client.get("/v1/links", headers=_auth(token)).json()["items"]}
+        metrics = client.get("/metrics").text
+        summary = _summary(client.app.state.service.twin.sites(), time.time())  # type: ignore[attr-defined]
+    assert sites["cloud-eu"]["state"] == cloud["state"] == "configured"
+    assert cloud["collectors"] == [] and cloud["data_age_s"] is None
+    assert set(links) == {("local", "kth-sp2"), ("local", "sdsc-sp2"), ("local", "cloud-eu")}
+    for link in links.values():  # no interface, no probe: the configured figures, which cannot age
+        assert link["state"] == "configured" and link["data_age_s"] is None, link
+        assert link["bandwidth_bps"] and link["latency_s"]
+    assert 'ctwin_site_up{kind="edge",site="local"} 1.0' in metrics
+    assert 'ctwin_site_up{kind="hpc",site="kth-sp2"} 1.0' in metrics
+    assert 'site="cloud-eu"' not in "".join(line for line in metrics.splitlines() if line.startswith("ctwin_site_up"))
+    assert 'ctwin_site_state{kind="cloud",site="cloud-eu",state="configured"} 1.0' in metrics
+    assert 'ctwin_site_state{kind="cloud",site="cloud-eu",state="starting"} 0.0' in metrics
+    assert 'ctwin_site_state{kind="edge",site="local",state="ok"} 1.0' in metrics
+    assert "4 sites · 3 ok · 1 configured · updated" in summary and "starting" not in summary
+
+
+def test_a_measured_link_to_a_config_only_site_follows_the_measuring_end(tmp_path: Path) -> None:
+    """A link whose traffic an interface measures keeps its freshness: `ok` with a data age while the
+    measuring site is fresh, whatever the config-only end (which measures nothing) says."""
+    config = """
+sites:
+  - name: local
+    kind: edge
+    collectors: [{type: interconnect, interval: 0.3s}]
+  - name: cloud
+    kind: cloud
+    cloud: {quota_cores: 64}
+links:
+  - {between: [local, cloud], bandwidth_gbps: 1, latency_ms: 25, interface: lo}
+"""
+    loaded = parse_config(config)
+    token = TokenStore(loaded.tokens_path(tmp_path)).create("t", ["read"])[1]
+    with TestClient(create_app(loaded, tmp_path, ui=False)) as client:
+        _wait(client, _auth(token), lambda b: any(s["state"] == "ok" for s in b["items"]))
+        deadline = time.monotonic() + 10
+        while True:
+            (link,) = client.get("/v1/links", headers=_auth(token)).json()["items"]
+            if link["rx_bps"] is not None or time.monotonic() > deadline:  # a rate needs two readings
+                break
+            time.sleep(0.1)
+    assert link["state"] == "ok", link
+    assert link["data_age_s"] is not None and 0 <= link["data_age_s"] < 5 and link["rx_bps"] is not None

@@ -70,7 +70,14 @@ def test_whatif_ranks_every_alternative_against_the_current_configuration(tmp_pa
 @pytest.mark.parametrize(
     ("body", "says"),
     [
-        ({"configuration": {"containers_per_node": 64}, "workload": {"cores_per_node": 32}}, "do not fit"),
+        ({"configuration": {"containers_per_node": 64}, "workload": {"cores_per_node": 32}}, "configuration: 64"),
+        (
+            {
+                "workload": {"cores_per_node": 8},
+                "alternatives": [{"containers_per_node": 4}, {"containers_per_node": 2}, {"containers_per_node": 16}],
+            },
+            "alternatives[2]: 16 containers per node do not fit 8 cores per node",
+        ),
         ({"configuration": {"affinity": "numa"}}, "affinity"),
         ({"configuration": {"containers_per_node": 0}}, "containers_per_node"),
         ({"configuration": {}, "colour": "blue"}, "colour"),

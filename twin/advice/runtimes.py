@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from functools import cache
 from typing import Any, Protocol
 
 import numpy as np
 import polars as pl
 
+from models.threads import one_thread
 from telemetry.jobs import JOB_SCHEMA
 from twin.advice.outcome import Band
 from twin.advice.rank import RuntimeGuess
@@ -64,17 +64,6 @@ def request_rows(requests: Sequence[JobRequest]) -> pl.DataFrame:
     given: dict[str, list[Any]] = {c: [k[j] for k in keys] for j, c in enumerate(_KEY_COLUMNS)}
     given |= {"job_id": [f"advice-{i}" for i in range(n)], "state": ["PENDING"] * n}
     return pl.DataFrame({c: given.get(c, [None] * n) for c in JOB_SCHEMA}, schema=JOB_SCHEMA)
-
-
-@cache
-def _controller() -> Any:
-    from threadpoolctl import ThreadpoolController  # with scikit-learn; found once (a scan of loaded libraries)
-
-    return ThreadpoolController()
-
-
-def _one_thread() -> Any:
-    return _controller().limit(limits=1, user_api="openmp")
 
 
 def _ave2(base: RuntimeSource, request: JobRequest) -> RuntimeGuess:
@@ -125,7 +114,7 @@ def _learned(bases: Sequence[RuntimeSource], requests: Sequence[JobRequest]) -> 
         columns = {c: [k[j] for k in todo_keys] for j, c in enumerate(_KEY_COLUMNS)}
         submits = [t for (_, _, n), t in zip(sites, nows, strict=True) for _ in range(n)]
         features = hypothetical_features(columns, submits, np.vstack(matrices))
-        with _one_thread():
+        with one_thread():
             quantiles = model.predict_quantiles(features)
         p10, p50, p90 = (np.asarray(a, dtype=np.float64).tolist() for a in quantiles)
         j = 0

@@ -62,3 +62,38 @@ def test_unknown_fold_is_a_clear_error(effects: pl.DataFrame) -> None:
 
 def test_no_effect_is_one() -> None:
     assert (NoEffect().fit(np.zeros((3, 2))).predict(np.zeros((4, 2))) == 1.0).all()
+
+
+def test_the_effect_model_fits_and_predicts_on_one_openmp_thread(effects: pl.DataFrame) -> None:
+    """Oversubscribed OpenMP made these fits 40-50x slower with a core busy elsewhere: each boosted
+    fit and predict of the model must run inside the one-thread limit (models.threads), whatever the
+    caller's setting. The boosters record what they saw; the model's own code runs unchanged."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    seen: list[tuple[str, set[int]]] = []
+
+    def openmp() -> set[int]:
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"}
+
+    class Observed(HistGradientBoostingRegressor):
+        def fit(self, X: object, y: object, sample_weight: object = None) -> Observed:
+            seen.append(("fit", openmp()))
+            return super().fit(X, y, sample_weight)
+
+        def predict(self, X: object) -> np.ndarray:
+            seen.append(("predict", openmp()))
+            return super().predict(X)
+
+    class Model(ContainerEffectRegressor):
+        def _booster(self) -> HistGradientBoostingRegressor:
+            return Observed(**super()._booster().get_params())
+
+    X, y = effect_features(effects), effects["ratio"].to_numpy()
+    with threadpool_limits(limits=4, user_api="openmp"):  # the caller allows more than one
+        model = Model().fit(X, y)
+        model.predict_quantiles(X.head(5))
+        after = openmp()
+    assert [step for step, _ in seen] == ["fit", "predict", "fit", "predict"]  # calibration, served, what-if
+    assert all(threads == {1} for _, threads in seen), seen
+    assert after == {4}  # and the caller's setting is back
