@@ -12,7 +12,7 @@ import polars as pl
 import typer
 from rich.table import Table
 
-from service.cli_common import ConfigOpt, DataDirOpt, JsonOpt, err, out
+from service.cli_common import ConfigOpt, DataDirOpt, JsonOpt, err, out, print_table
 from service.cli_common import emit_json as _emit_json
 from service.cli_common import fail as _fail
 from service.cli_common import load as _load
@@ -65,7 +65,7 @@ def evaluate_containers(
         skipped = [{"path": p.path, "reason": p.reason} for p in loaded.problems]
         _emit_json({**summary, "rows": table.to_dicts(), "plots": [str(p) for p in figures], "skipped": skipped})
     else:
-        out.print(_rich(table, f"container effect on held-out container counts (targets judged on {HELD_OUT})"))
+        print_table(_rich(table, f"container effect on held-out container counts (targets judged on {HELD_OUT})"))
         err.print(
             f"{summary['runs']} runs read, {summary['skipped_files']} files skipped (run with --json to list them); "
             f"{summary['effect_rows']} Offline runs compared with their workload's reference; "
@@ -227,7 +227,7 @@ def advise(
     for a in shown:
         mark = " (now)" if a.current else ""
         view.add_row(a.config.describe() + mark, f"×{a.p50:.2f}", f"×{a.p10:.2f}–{a.p90:.2f}")
-    out.print(view)
+    print_table(view)
     if len(shown) < len(rows):
         out.print(f"the best {len(shown)} of {len(rows)} alternatives (--top to see more)", highlight=False)
     out.print(f"node: {node}", highlight=False)
