@@ -78,6 +78,11 @@ class ContainerConfig:
         changes = {f.name: getattr(forced, f.name) for f in fields(forced) if getattr(forced, f.name) is not None}
         return replace(self, **changes)
 
+    def as_run(self) -> ContainerConfig:
+        """The configuration as it runs: an unset container count is one container, unset affinity
+        none (what the model reads them as). Two requests that run alike compare equal this way."""
+        return replace(self, containers_per_node=self.containers_per_node or 1, affinity=self.affinity or "none")
+
     def describe(self) -> str:
         parts = [
             f"{self.containers_per_node or 1} container{'s' if (self.containers_per_node or 1) > 1 else ''}/node",

@@ -114,7 +114,8 @@ def whatif(
     server_batch: int | None = None,
 ) -> list[Alternative]:
     """Each alternative's predicted effect relative to `current`, best first (current included)."""
-    configs = [current, *[a for a in alternatives if a != current]]
+    now = current.as_run()
+    configs = [current, *[a for a in alternatives if a.as_run() != now]]
     features = config_features(
         configs, hosts=hosts, cores_per_node=cores_per_node, client_batch=client_batch, server_batch=server_batch
     )

@@ -56,6 +56,12 @@ def test_whatif_ranks_every_alternative_against_the_current_configuration(tmp_pa
         assert best["configuration"]["containers_per_node"] > 1 and 1.15 < best["effect"]["p50"] < 1.8
         assert all(r["effect"]["p10"] <= r["effect"]["p50"] <= r["effect"]["p90"] for r in rows)
 
+        # an unset count and affinity run as one container without pinning: no second "current" row
+        unset = client.post("/v1/containers/whatif", json={"configuration": {}, "workload": WORKLOAD}, headers=auth)
+        assert unset.status_code == 200, unset.text
+        assert len(unset.json()["alternatives"]) == 6 * 3
+        assert sum(r["current"] for r in unset.json()["alternatives"]) == 1
+
         chosen = {
             "configuration": {"containers_per_node": 4, "affinity": "cpu+memory"},
             "workload": WORKLOAD,
