@@ -95,6 +95,7 @@ def test_serve_then_export_keep_every_file_in_the_data_dir_owner_only(tmp_path: 
     assert not_private(data) == []
 
     out = tmp_path / "out"
+    out.mkdir(mode=0o700)  # export writes into a directory that exists (it creates none)
     for args in (("jobs", "-o", str(out / "jobs.parquet")), ("samples", "-o", str(out / "samples.csv"))):
         res = ctwin("export", *args, "--data-dir", str(data))  # samples: written by DuckDB's COPY
         assert res.returncode == 0, res.stderr
