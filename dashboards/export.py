@@ -34,6 +34,7 @@ from telemetry.export import (
     JOINS,
     ExportManifest,
     ReplayClock,
+    ReplayClockUnknownError,
     column_unit,
     export_advice,
     export_jobs,
@@ -119,7 +120,9 @@ def _selection(choice: Choice, now_s: float) -> Selection:
     )
 
 
-def estimate_rows(source: ExportSource, choice: Choice, clocks: Sequence[ReplayClock], now_s: float) -> int:
+def estimate_rows(
+    source: ExportSource, choice: Choice, clocks: Sequence[ReplayClock], now_s: float, replayed: Sequence[str] = ()
+) -> int:
     """Rows the export would write (a count in the store, not the export itself)."""
     if choice.table == "samples":
         return source.store.count(_selection(choice, now_s))
@@ -127,7 +130,9 @@ def estimate_rows(source: ExportSource, choice: Choice, clocks: Sequence[ReplayC
         lo, hi = _wall_bounds(choice, now_s)
         return source.store.advice(created_from_s=lo, created_to_s=hi).height
     lo, hi = _wall_bounds(choice, now_s)  # job times are each site's own: jobs_submitted maps the range
-    return jobs_submitted(source.store, site=choice.site, wall_from_s=lo, wall_to_s=hi, clocks=clocks).height
+    return jobs_submitted(
+        source.store, site=choice.site, wall_from_s=lo, wall_to_s=hi, clocks=clocks, replayed=replayed
+    ).height
 
 
 def _columns(choice: Choice) -> list[tuple[str, str]]:
@@ -145,6 +150,7 @@ def build(
     now_s: float,
     out: Path,
     progress: ProgressCallback | None = None,
+    replayed: Sequence[str] = (),
 ) -> Path:
     """Export `choice` into `out`; returns the dataset's path (its manifest is beside it)."""
     stamp = int(now_s)
@@ -175,6 +181,7 @@ def build(
             wall_to_s=hi,
             progress=progress,
             clocks=clocks,
+            replayed=replayed,
         )
     return path
 
@@ -245,7 +252,11 @@ def render_preview(
         return form, [*notes, html.P("No store behind this page: nothing to export.", className="empty")]
     now = time.time() if now_s is None else now_s
     clocks = replay_clocks(views)
-    rows = estimate_rows(source, choice, clocks, now)
+    try:
+        rows = estimate_rows(source, choice, clocks, now, [s.name for s in views if s.is_replay])
+    except ReplayClockUnknownError as exc:  # the API's 409: said here the same way
+        notes.append(html.P(str(exc), className="error"))
+        rows = 0
     columns = _columns(choice)
     head = html.Tr([html.Th("column"), html.Th("type"), html.Th("unit")])
     body = [
@@ -341,11 +352,14 @@ def download(
     def hook(fraction: float) -> None:
         PROGRESS[key] = fraction
 
+    replayed = [s.name for s in views if s.is_replay]
     try:
         with tempfile.TemporaryDirectory(prefix="ctwin-export-") as tmp:
-            path = build(source, choice, replay_clocks(views), time.time(), Path(tmp), hook)
+            path = build(source, choice, replay_clocks(views), time.time(), Path(tmp), hook, replayed)
             manifest = ExportManifest(**json.loads(manifest_path(path).read_text(encoding="utf-8")))
             payload = zipped(path)
+    except ReplayClockUnknownError as exc:
+        return dash.no_update, str(exc)
     finally:
         PROGRESS.pop(key, None)
     name = path.with_suffix(path.suffix + ".zip").name

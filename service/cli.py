@@ -39,6 +39,7 @@ from service.config import ConfigError, LoadedConfig, load_config
 from service.datadir import secure_data_dir
 from service.timeparse import parse_time_ns
 from telemetry.export import (
+    ReplayClockUnknownError,
     check_job_states,
     export_advice,
     export_jobs,
@@ -361,7 +362,10 @@ def export_jobs_cmd(
                 wall_to_s=to_s,
                 progress=lambda f: bar.update(task, completed=f),
                 clocks=stored_replay_clocks(store, replay_speeds(loaded)),
+                replayed=list(replay_speeds(loaded)),
             )
+    except ReplayClockUnknownError as exc:
+        raise _fail(str(exc)) from None
     finally:
         store.close()
     if as_json:

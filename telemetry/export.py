@@ -36,6 +36,7 @@ __all__ = [
     "TYPE_VOCABULARY",
     "ExportManifest",
     "ReplayClock",
+    "ReplayClockUnknownError",
     "advice_dataset",
     "check_job_states",
     "column_unit",
@@ -259,6 +260,12 @@ def check_job_states(states: Iterable[str]) -> list[str]:
     return chosen
 
 
+def unmapped_replays(clocks: Sequence[ReplayClock], replayed: Sequence[str]) -> list[str]:
+    """The replayed sites among `replayed` with no known clock."""
+    known = {c.site for c in clocks}
+    return sorted(set(replayed) - known)
+
+
 def site_submit_bounds(
     wall_from_s: float | None, wall_to_s: float | None, clock: ReplayClock | None
 ) -> tuple[int | None, int | None]:
@@ -274,6 +281,19 @@ def site_submit_bounds(
     return side(wall_from_s), side(wall_to_s)
 
 
+class ReplayClockUnknownError(ValueError):
+    """A wall-clock range asked of a replayed site whose trace clock is not known yet (the replay
+    has shown no trace instant): its job times cannot be compared with the range."""
+
+    def __init__(self, site: str) -> None:
+        self.site = site
+        super().__init__(
+            f"{site} is replayed and its trace clock is not known yet (the replay has shown no trace "
+            "instant), so a wall-clock range cannot be mapped to its job times; retry once the replay "
+            "runs, or leave out the start and end"
+        )
+
+
 def jobs_submitted(
     store: Store,
     *,
@@ -282,13 +302,20 @@ def jobs_submitted(
     wall_from_s: float | None = None,
     wall_to_s: float | None = None,
     clocks: Sequence[ReplayClock] = (),
+    replayed: Sequence[str] = (),
 ) -> pl.DataFrame:
     """The jobs submitted in a wall-clock range, each site's range in its own clock
     (site_submit_bounds): one store query for a site or for all live sites, plus one per replayed
-    site. The export, its row estimate on the Export page and the CLI all select through this."""
+    site. The export, its row estimate on the Export page and the CLI all select through this.
+    `replayed` names every replayed site: one among them without a clock is not read as a live
+    site (its trace times against a wall range): asked for alone it raises
+    ReplayClockUnknownError, in an all-sites export it is left out (unmapped_replays says which)."""
     if wall_from_s is None and wall_to_s is None:
         return store.jobs(site=site, states=states)
     by_site = {c.site: c for c in clocks}
+    unmapped = unmapped_replays(clocks, replayed)
+    if site is not None and site in unmapped:
+        raise ReplayClockUnknownError(site)
 
     def of(name: str | None, clock: ReplayClock | None) -> pl.DataFrame:
         lo, hi = site_submit_bounds(wall_from_s, wall_to_s, clock)
@@ -296,7 +323,7 @@ def jobs_submitted(
 
     if site is not None:
         return of(site, by_site.get(site))
-    live = of(None, None).filter(~pl.col("site").is_in(list(by_site)))
+    live = of(None, None).filter(~pl.col("site").is_in([*by_site, *unmapped]))
     parts = [live, *(of(c.site, c) for c in clocks)]
     return pl.concat(parts).sort(["submit_s", "site", "job_id"], nulls_last=True)
 
@@ -307,11 +334,17 @@ def _iso(seconds: float | None) -> str | None:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
 
-def _clocks_section(clocks: Sequence[ReplayClock]) -> dict[str, Any]:
-    return {
+def _clocks_section(clocks: Sequence[ReplayClock], unmapped: Sequence[str] = ()) -> dict[str, Any]:
+    section: dict[str, Any] = {
         "default": "wall clock UTC (a live site)",
         "replayed": [c.describe() for c in clocks],
     }
+    if unmapped:
+        section["unmapped_replays"] = {
+            "sites": list(unmapped),
+            "why": "replayed, with no trace clock known yet: left out of a wall-clock range",
+        }
+    return section
 
 
 def _resolved(start_s: float | None, end_s: float | None) -> dict[str, Any]:
@@ -530,13 +563,24 @@ def export_jobs(
     wall_to_s: float | None = None,
     progress: ProgressCallback | None = None,
     clocks: Sequence[ReplayClock] = (),
+    replayed: Sequence[str] = (),
 ) -> ExportManifest:
     """Write the job history (JOB_SCHEMA) with users and groups pseudonymised, plus a manifest.
     The range is wall clock, as a user gives it; jobs_submitted maps it to each replayed site's
     trace clock (`clocks`), where its job times are. The salt never reaches the file or the
     manifest (only its fingerprint does)."""
     started = time.perf_counter()
-    jobs = jobs_submitted(store, site=site, states=states, wall_from_s=wall_from_s, wall_to_s=wall_to_s, clocks=clocks)
+    jobs = jobs_submitted(
+        store,
+        site=site,
+        states=states,
+        wall_from_s=wall_from_s,
+        wall_to_s=wall_to_s,
+        clocks=clocks,
+        replayed=replayed,
+    )
+    ranged = wall_from_s is not None or wall_to_s is not None
+    left_out = unmapped_replays(clocks, replayed) if ranged and site is None else []
     if progress:
         progress(0.4)
     jobs = pseudonymise(jobs, salt)
@@ -569,7 +613,7 @@ def export_jobs(
         joins=JOINS,
         ctwin_version=ctwin_version(),
         time_bounds={"column": "submit_s", **_job_bounds(wall_from_s, wall_to_s, jobs, clocks, site)},
-        clocks=_clocks_section(clocks),
+        clocks=_clocks_section(clocks, left_out),
         type_vocabulary=TYPE_VOCABULARY,
     )
     manifest_path(path).write_text(manifest.to_json() + "\n", encoding="utf-8")

@@ -17,7 +17,15 @@ from starlette.background import BackgroundTask
 from service.api.deps import BAD_REQUEST, EXPORT, NOT_FOUND, Responses, ServiceDep, SiteName, known_site, v1_router
 from service.api.errors import ApiError, ErrorBody
 from service.api.params import selection_of, time_ns
-from telemetry.export import ExportManifest, export_advice, export_jobs, export_samples, replay_clocks
+from telemetry.export import (
+    ExportManifest,
+    ReplayClockUnknownError,
+    export_advice,
+    export_jobs,
+    export_samples,
+    replay_clocks,
+    unmapped_replays,
+)
 from telemetry.jobs import JOB_SCHEMA, JOB_STATES
 from telemetry.stores.base import QueryError, UnknownMetricError, check_metrics
 
@@ -91,7 +99,12 @@ def export_samples_route(
     "/export/jobs",
     dependencies=EXPORT,
     response_class=FileResponse,
-    responses={**BAD_REQUEST, **NOT_FOUND, **FILE},
+    responses={
+        **BAD_REQUEST,
+        **NOT_FOUND,
+        409: {"model": ErrorBody, "description": "A replayed site whose trace clock is not known yet, with a range"},
+        **FILE,
+    },
     summary="Download the job history with users and groups pseudonymised (salted hash)",
 )
 def export_jobs_route(
@@ -104,7 +117,11 @@ def export_jobs_route(
 ) -> FileResponse:
     known_site(service.twin, site)
     from_ns, to_ns = time_ns(start, "start", None), time_ns(end, "end", None)
-    clocks = replay_clocks(service.twin.sites())
+    sites = service.twin.sites()
+    clocks = replay_clocks(sites)
+    replayed = [s.name for s in sites if s.is_replay]
+    if site is not None and (from_ns is not None or to_ns is not None) and site in unmapped_replays(clocks, replayed):
+        raise ApiError(409, "replay_clock_unknown", str(ReplayClockUnknownError(site)))
     return exported(
         "jobs",
         format,
@@ -118,6 +135,7 @@ def export_jobs_route(
             wall_from_s=None if from_ns is None else from_ns / 1_000_000_000,
             wall_to_s=None if to_ns is None else to_ns / 1_000_000_000,
             clocks=clocks,
+            replayed=replayed,
         ),
     )
 

@@ -25,8 +25,10 @@ from telemetry.export import (
     NAMESPACES,
     TYPE_VOCABULARY,
     ReplayClock,
+    ReplayClockUnknownError,
     check_job_states,
     export_jobs,
+    jobs_submitted,
     pseudonymise,
     replay_clocks,
     site_submit_bounds,
@@ -249,6 +251,33 @@ def test_an_all_sites_job_export_maps_the_range_per_site_and_labels_wall_as_wall
     _, whole = _get(client, "/v1/export/jobs", auth["export"])
     assert whole["time_bounds"]["wall_utc"]["start_s"] > 1.6e9  # not a 1996 trace time labelled UTC
     assert whole["time_bounds"]["trace"]["kth"]["start_s"] < 1e9
+
+
+def test_a_replayed_site_whose_clock_is_unknown_is_not_read_as_wall_time(served: tuple, tmp_path: Path) -> None:
+    """Before its replay has shown a trace instant, a replayed site's job times cannot be put
+    against a wall-clock range: asked alone, refused with the reason (the CLI and the API's 409
+    say the same); in an all-sites export it is left out, and the manifest says so."""
+    from dashboards.export import Choice, ExportSource, estimate_rows
+
+    _, _, service = served
+    now = time.time()
+    with pytest.raises(ReplayClockUnknownError, match="kth is replayed and its trace clock is not known yet"):
+        jobs_submitted(service.store, site="kth", wall_from_s=now - 86400, wall_to_s=now, replayed=["kth"])
+    source = ExportSource(service.store, service.salt)
+    with pytest.raises(ReplayClockUnknownError):
+        estimate_rows(source, Choice("jobs", "kth", "24h", "parquet"), [], now, ["kth"])
+    as_wall = jobs_submitted(service.store, wall_from_s=0, wall_to_s=now)  # not told kth is replayed
+    assert "kth" in set(as_wall["site"])  # its 1996 trace times read as wall instants "since 1970"
+    every = jobs_submitted(service.store, wall_from_s=0, wall_to_s=now, replayed=["kth"])
+    assert "kth" not in set(every["site"])
+    manifest = export_jobs(
+        service.store, tmp_path / "j.parquet", "parquet", SALT, wall_from_s=0, wall_to_s=now, replayed=["kth"]
+    )
+    assert manifest.rows == every.height
+    assert manifest.clocks is not None and manifest.clocks["unmapped_replays"]["sites"] == ["kth"]
+    # without a range nothing needs mapping: every row, no note
+    whole = export_jobs(service.store, tmp_path / "w.parquet", "parquet", SALT, replayed=["kth"])
+    assert "unmapped_replays" not in (whole.clocks or {}) and whole.rows > every.height
 
 
 def test_the_api_refuses_an_unknown_metric_and_site_and_takes_every_job_state(served: tuple) -> None:
