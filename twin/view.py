@@ -79,6 +79,15 @@ class SiteView:
     """For a replayed site: trace seconds per wall second (its replay's configured `speed`): with
     `trace_wall_s` it maps any wall instant to the site's trace clock."""
 
+    def clock_at(self, wall_s: float) -> float | None:
+        """The site's own clock at wall instant `wall_s`: the wall itself at a live site, the trace
+        instant at a replayed one (None while its replay has shown none)."""
+        if not self.is_replay:
+            return wall_s
+        if self.trace_time_s is None or self.trace_wall_s is None:
+            return None
+        return self.trace_time_s + (wall_s - self.trace_wall_s) * (self.trace_speed or 1.0)
+
 
 @dataclass(frozen=True)
 class NodeView:

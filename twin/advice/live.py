@@ -275,10 +275,9 @@ class Advisor:
         the site's own clock (a replayed site's trace time)."""
         submit = self._submit_s(site, job_id)
         created = float(row["created_s"])  # type: ignore[arg-type]
-        clock = self._site_clock(site)
-        if submit is None or clock is None:
+        created_site = self.twin.current.site(site).clock_at(created)
+        if submit is None or created_site is None:
             return
-        created_site = clock(created)
         if submit < created_site - REPORT_TOLERANCE_S:
             before = human_duration(created_site - submit)
             raise InvalidJobError(
@@ -297,17 +296,6 @@ class Advisor:
             if found.len():
                 return float(found.min())  # type: ignore[arg-type]
         return None
-
-    def _site_clock(self, site: str) -> Callable[[float], float] | None:
-        """Wall instant → the site's clock: itself at a live site; at a replayed one from the
-        trace instant it last showed (None while it has shown none)."""
-        view = self.twin.current.site(site)
-        if not view.is_replay:
-            return lambda wall: wall
-        if view.trace_time_s is None or view.trace_wall_s is None:
-            return None
-        trace_s, wall_s, speed = view.trace_time_s, view.trace_wall_s, view.trace_speed or 1.0
-        return lambda wall: trace_s + (wall - wall_s) * speed
 
     def speeds(self, bases: dict[str, QueueBase] | None = None) -> dict[str, float]:
         """Learned speeds of the sites without a configured one (from the finished jobs their
